@@ -1,0 +1,97 @@
+"""Where cli-telemetry keeps its files: the only module that knows.
+
+platformdirs is the authority on per-user directories, but importing it costs ~7-20 ms, more
+than the whole budget of a command's overhead. On Linux and the BSDs the answer is fixed by
+the XDG Base Directory specification, and on macOS (with no XDG variable set) it is
+``~/Library/Application Support/<tool>``, so those cases are computed here with no import;
+everything else (Windows, a relative or missing HOME, XDG variables on macOS) asks
+platformdirs. ``tests/test_paths.py`` checks the shortcut against platformdirs' own classes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The files of one tool's telemetry.
+
+    ``state_dir`` (``<user state dir>/<tool>/telemetry``) holds everything that
+    ``telemetry disable`` deletes: the ids, the spool and its counters.
+    """
+
+    config_file: str
+    state_dir: str
+
+    @property
+    def ids_file(self) -> str:
+        return os.path.join(self.state_dir, "ids.json")
+
+    @property
+    def spool_dir(self) -> str:
+        return os.path.join(self.state_dir, "spool")
+
+
+def resolve(tool: str, environ: Mapping[str, str] | None = None) -> Paths:
+    """Return the paths for ``tool``, importing platformdirs only where it must."""
+    env = os.environ if environ is None else environ
+    dirs = _fast_dirs(tool, env, sys.platform) or _platformdirs(tool)
+    config_dir, state_dir = dirs
+    return Paths(
+        config_file=os.path.join(config_dir, "telemetry.json"),
+        state_dir=os.path.join(state_dir, "telemetry"),
+    )
+
+
+def _fast_dirs(tool: str, env: Mapping[str, str], platform: str) -> tuple[str, str] | None:
+    """(config dir, state dir) without platformdirs, or None where it should decide."""
+    home = env.get("HOME", "")
+    if not os.path.isabs(home) or platform == "win32":
+        return None
+    if platform == "darwin":
+        if any(env.get(var) for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME")):
+            return None
+        app_support = os.path.join(home, "Library", "Application Support", tool)
+        return app_support, app_support
+    if platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        config = _xdg(env, "XDG_CONFIG_HOME", home, ".config")
+        state = _xdg(env, "XDG_STATE_HOME", home, ".local/state")
+        return os.path.join(config, tool), os.path.join(state, tool)
+    return None
+
+
+def _xdg(env: Mapping[str, str], var: str, home: str, default: str) -> str:
+    # The spec: a relative value is invalid and must be ignored.
+    value = env.get(var, "")
+    return value if os.path.isabs(value) else os.path.join(home, default)
+
+
+def _platformdirs(tool: str) -> tuple[str, str]:
+    import platformdirs
+
+    dirs = platformdirs.PlatformDirs(tool, appauthor=False)
+    return dirs.user_config_dir, dirs.user_state_dir
+
+
+def make_private_dir(path: str) -> None:
+    """Create ``path`` and any missing parents with mode 0700, as the XDG spec asks.
+
+    ``os.makedirs`` would apply the mode to the leaf only.
+    """
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        parent = os.path.dirname(path)
+        if parent == path:
+            raise
+        make_private_dir(parent)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass

@@ -1,0 +1,185 @@
+"""What an invocation turns into: flags, closed-set values, outcome, platform, CI.
+
+Everything here reads; nothing writes. Privacy is decided here, by construction: option
+*names* are taken from the command's declared parameters (never from argv), values only from
+closed sets, exceptions only by class name.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+import click
+from click.core import ParameterSource
+
+from .events import ClosedValue, Outcome
+
+_GIVEN_BY_USER: Final = frozenset({ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT})
+
+
+def option_name(param: click.Option) -> str:
+    """The name a user knows an option by: its first long form, e.g. ``--dry-run``."""
+    for opt in param.opts:
+        if opt.startswith("--"):
+            return opt
+    return param.opts[0] if param.opts else f"--{param.name}"
+
+
+def flags_and_values(
+    contexts: Iterable[click.Context],
+) -> tuple[list[str], dict[str, ClosedValue]]:
+    """The options a user gave (command line or environment), and closed-set values.
+
+    ``contexts`` are the parsed contexts from the root to the invoked command, so a group's
+    options count too. Defaults, prompts and default maps are not the user's flags.
+    """
+    flags: list[str] = []
+    values: dict[str, ClosedValue] = {}
+    for ctx in contexts:
+        for param in ctx.command.params:
+            if not isinstance(param, click.Option) or param.name is None:
+                continue
+            if ctx.get_parameter_source(param.name) not in _GIVEN_BY_USER:
+                continue
+            name = option_name(param)
+            if name in flags:
+                continue
+            flags.append(name)
+            if param.name in ctx.params and _is_closed(param):
+                value = _closed_value(ctx.params[param.name])
+                if value is not _NOT_CLOSED:
+                    values[name] = value
+    return flags, values
+
+
+def _is_closed(param: click.Option) -> bool:
+    # A count option is an unbounded int, so it is not closed even though it is a "flag".
+    if param.count:
+        return False
+    return param.is_flag or isinstance(param.type, (click.Choice, click.types.BoolParamType))
+
+
+_NOT_CLOSED: Final = object()
+
+
+def _closed_value(value: object) -> ClosedValue | object:
+    if isinstance(value, enum.Enum):
+        return value.name
+    if value is None or isinstance(value, (bool, str, int, float)):
+        return value
+    if isinstance(value, (list, tuple)):
+        items = [_closed_value(item) for item in value]
+        if any(item is _NOT_CLOSED or isinstance(item, list) for item in items):
+            return _NOT_CLOSED
+        return items
+    return _NOT_CLOSED
+
+
+def classify(exc: BaseException | None, exit_code: int) -> tuple[Outcome, str | None]:
+    """Outcome and error type (a class name, never a message) of an invocation.
+
+    ``exc`` is the first exception seen leaving the command, before click turns
+    KeyboardInterrupt into Abort and everything into SystemExit.
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", None
+    if isinstance(exc, (click.Abort, EOFError)):
+        return "aborted", None
+    if isinstance(exc, click.UsageError):
+        return "usage_error", type(exc).__name__
+    if isinstance(exc, (click.exceptions.Exit, SystemExit)) or exc is None:
+        return ("success" if exit_code == 0 else "error"), None
+    return "error", type(exc).__name__
+
+
+def exit_code_of(exc: BaseException | None) -> int:
+    """The process exit status that ``exc`` leads to, as Python and click compute it."""
+    if exc is None:
+        return 0
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        if code is None:
+            return 0
+        return code if isinstance(code, int) else 1
+    if isinstance(exc, click.exceptions.Exit):
+        return exc.exit_code
+    if isinstance(exc, click.ClickException):
+        return exc.exit_code
+    return 1
+
+
+# Checked in order; the first variable present names the provider. Generic CI last.
+_CI_VARIABLES: Final = (
+    ("GITHUB_ACTIONS", "github_actions"),
+    ("GITLAB_CI", "gitlab"),
+    ("CIRCLECI", "circleci"),
+    ("TRAVIS", "travis"),
+    ("BUILDKITE", "buildkite"),
+    ("JENKINS_URL", "jenkins"),
+    ("TF_BUILD", "azure_pipelines"),
+    ("BITBUCKET_BUILD_NUMBER", "bitbucket"),
+    ("TEAMCITY_VERSION", "teamcity"),
+    ("CODEBUILD_BUILD_ID", "aws_codebuild"),
+    ("DRONE", "drone"),
+    ("APPVEYOR", "appveyor"),
+    ("SEMAPHORE", "semaphore"),
+    ("CIRRUS_CI", "cirrus"),
+    ("CI", "generic"),
+)
+
+
+def detect_ci(env: Mapping[str, str] | None = None) -> str | None:
+    """The CI provider's name, "generic" for an unnamed one, or None outside CI."""
+    environ = os.environ if env is None else env
+    for var, name in _CI_VARIABLES:
+        value = environ.get(var, "")
+        if value and value.lower() not in ("0", "false"):
+            return name
+    return None
+
+
+_VERSION_PREFIX: Final = re.compile(r"\d+(?:\.\d+)*")
+
+
+def platform_fields() -> dict[str, str]:
+    """os, os_version, arch and python_version.
+
+    On POSIX, ``os.uname()`` answers without importing ``platform``; only its ``sysname``,
+    ``release`` and ``machine`` are read (never ``nodename``, the host name). The release
+    is cut to its leading dotted number so a custom kernel name cannot carry anything
+    personal.
+    """
+    if hasattr(os, "uname"):
+        uname = os.uname()
+        system, release, machine = uname.sysname, uname.release, uname.machine
+    else:  # Windows
+        import platform
+
+        system, release, machine = "Windows", platform.version(), platform.machine()
+    match = _VERSION_PREFIX.match(release)
+    return {
+        "os": {"Darwin": "macos"}.get(system, system.lower()),
+        "os_version": match.group(0) if match else "",
+        "arch": machine.lower(),
+        "python_version": "{}.{}.{}".format(*sys.version_info[:3]),
+    }
+
+
+def is_interactive() -> bool:
+    """stdin and stderr are both terminals (a person is probably there)."""
+    try:
+        return bool(sys.stdin and sys.stdin.isatty() and sys.stderr and sys.stderr.isatty())
+    except (ValueError, OSError):  # closed or detached streams
+        return False
+
+
+def stderr_is_tty() -> bool:
+    try:
+        return bool(sys.stderr and sys.stderr.isatty())
+    except (ValueError, OSError):
+        return False

@@ -1,0 +1,133 @@
+"""``<tool> telemetry status|enable|disable``: the end user's controls.
+
+These commands are the user's explicit request, so unlike the recording path they do report
+their own failures (on stderr, with exit code 1): a ``disable`` that silently failed to
+write its setting would be a broken promise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING
+
+import click
+
+from . import _paths
+from ._settings import EnvSettings, load_config, save_config, Config, ConfigError
+from .instrument import INTERNAL
+
+if TYPE_CHECKING:
+    from .telemetry import Telemetry
+
+
+def telemetry_group(telemetry: Telemetry, name: str) -> click.Group:
+    tool = telemetry.tool
+
+    @click.group(name, help=f"Show or change what {tool} records about its use.")
+    def group() -> None:
+        pass
+
+    @group.command(help="Say whether telemetry is on, why, and what is stored.")
+    @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead.")
+    def status(as_json: bool) -> None:
+        state = telemetry.status()
+        if as_json:
+            click.echo(json.dumps(state.to_json(), indent=2))
+            return
+        click.echo(f"Telemetry for {tool} is {'on' if state.enabled else 'off'}: {state.reason}.")
+        click.echo(f"Install id:  {state.install_id or '(none: created with the first recorded event)'}")
+        click.echo(f"Config file: {state.config_file}")
+        click.echo(f"Spool:       {state.spool_dir}")
+        click.echo(f"Waiting:     {state.pending} event(s); dropped when full: {state.dropped}")
+        if state.enabled:
+            click.echo(f"Turn it off with `{tool} telemetry disable` or DO_NOT_TRACK=1.")
+
+    @group.command(help="Turn telemetry on.")
+    def enable() -> None:
+        paths = _paths.resolve(tool)
+        before = _explicit_choice(paths.config_file)
+        config = _config_or_empty(paths.config_file)
+        _write(paths.config_file, config.with_choice(True, telemetry.policy_version))
+        word = "was already" if before is True else "is now"
+        click.echo(f"Telemetry for {tool} {word} enabled (in {paths.config_file}).")
+        _warn_overrides(telemetry)
+
+    @group.command(help="Turn telemetry off and delete every pending event and the ids.")
+    def disable() -> None:
+        paths = _paths.resolve(tool)
+        config = _config_or_empty(paths.config_file)
+        _write(paths.config_file, config.with_choice(False, telemetry.policy_version))
+        deleted = _delete_state(telemetry, paths)
+        click.echo(
+            f"Telemetry for {tool} is now disabled; deleted {deleted} pending event(s)"
+            " and the anonymous ids."
+        )
+
+    for command in (group, status, enable, disable):
+        setattr(command, INTERNAL, True)
+    return group
+
+
+def _explicit_choice(path: str) -> bool | None:
+    try:
+        return load_config(path).enabled
+    except ConfigError:
+        return None
+
+
+def _config_or_empty(path: str) -> Config:
+    # A corrupt file is replaced: the user has just told us what they want.
+    try:
+        return load_config(path)
+    except ConfigError:
+        return Config()
+
+
+def _write(path: str, config: Config) -> None:
+    try:
+        save_config(path, config)
+    except OSError as exc:
+        raise click.ClickException(
+            f"could not write {path} ({exc.strerror or type(exc).__name__});"
+            " set DO_NOT_TRACK=1 to turn telemetry off without it"
+        ) from None
+
+
+def _delete_state(telemetry: Telemetry, paths: _paths.Paths) -> int:
+    """Delete the spool, the counters and the ids; leave no file of ours behind."""
+    deleted = 0
+    if os.path.isdir(paths.spool_dir):
+        deleted = telemetry.spool(paths).purge()
+    _unlink(paths.ids_file)
+    _unlink(os.path.join(paths.spool_dir, ".lock"))
+    # Directories go only if empty: a file someone else put there is not ours to delete.
+    for directory in ("new", "claimed", "tmp", ""):
+        try:
+            os.rmdir(os.path.join(paths.spool_dir, directory))
+        except OSError:
+            pass
+    try:
+        os.rmdir(paths.state_dir)
+    except OSError:
+        pass
+    return deleted
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise click.ClickException(
+            f"could not delete {path} ({exc.strerror or type(exc).__name__})"
+        ) from None
+
+
+def _warn_overrides(telemetry: Telemetry) -> None:
+    env = EnvSettings.read(telemetry.env_prefix)
+    if env.do_not_track:
+        click.echo("Note: DO_NOT_TRACK is set, and it still turns telemetry off.", err=True)
+    elif env.disabled:
+        click.echo(f"Note: {env.disabled_var} is set, and it still turns telemetry off.", err=True)

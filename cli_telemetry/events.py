@@ -1,0 +1,112 @@
+"""The event schema, version 1: the one definition of what cli-telemetry collects.
+
+`Event` is the source of truth. PRIVACY.md's field table is checked against it by
+``tests/test_privacy_doc.py``, and the end-to-end tests check that real events carry exactly
+these keys, so the promise to end users and the code cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Final, Literal, NotRequired, TypedDict, Union
+
+SCHEMA_VERSION: Final = 1
+
+Outcome = Literal["success", "error", "usage_error", "aborted", "interrupted"]
+"""How an invocation ended; see `capture.classify` for the mapping from exceptions."""
+
+Scalar = Union[str, int, float, bool, None]
+"""A JSON scalar: the only kind of value a custom event's properties may hold."""
+
+ClosedValue = Union[str, int, float, bool, None, list[Union[str, int, float, bool, None]]]
+"""A value from a closed set (a Choice or a flag); lists come from ``multiple=True``."""
+
+COMMAND_EVENT: Final = "command"
+
+
+class Event(TypedDict):
+    """One flat JSON object: a command invocation (``event == "command"``) or a custom event.
+
+    Fields marked NotRequired appear only on one of the two kinds (``machine_id`` only
+    where the operating system has a machine id); every other field is always present,
+    possibly null.
+    """
+
+    schema_version: int
+    event_id: str
+    event: str
+    timestamp: str
+    tool: str
+    tool_version: str
+    install_id: str
+    machine_id: NotRequired[str]
+    command: str
+    flags: NotRequired[list[str]]
+    values: NotRequired[dict[str, ClosedValue]]
+    exit_code: NotRequired[int]
+    outcome: NotRequired[Outcome]
+    error_type: NotRequired[str | None]
+    duration_ms: NotRequired[int]
+    os: str
+    os_version: str
+    arch: str
+    python_version: str
+    ci: str | None
+    interactive: bool
+    properties: NotRequired[dict[str, Scalar]]
+
+
+COMMAND_ONLY_FIELDS: Final = frozenset(
+    {"flags", "values", "exit_code", "outcome", "error_type", "duration_ms"}
+)
+"""Fields that only command events carry."""
+
+CUSTOM_ONLY_FIELDS: Final = frozenset({"properties"})
+"""Fields that only custom events carry."""
+
+MAX_PROPERTIES: Final = 32
+MAX_KEY_LENGTH: Final = 64
+MAX_STRING_LENGTH: Final = 256
+MAX_EVENT_BYTES: Final = 8192
+"""An encoded event larger than this is dropped; it keeps the spool's byte bound honest."""
+
+_EVENT_NAME = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+
+
+def check_custom_event(name: object, properties: object) -> dict[str, Scalar]:
+    """Validate a custom event, returning a copy of its properties.
+
+    Raises TypeError for a value of the wrong kind and ValueError for one out of bounds, so
+    an author sees a precise message. At an end user's run time the caller catches these
+    and drops the event instead (see `Telemetry.track`).
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"event name must be a str, not {type(name).__name__}")
+    if not _EVENT_NAME.fullmatch(name) or name == COMMAND_EVENT:
+        raise ValueError(
+            f"event name {name!r} must match {_EVENT_NAME.pattern} and not be {COMMAND_EVENT!r}"
+        )
+    if properties is None:
+        return {}
+    if not isinstance(properties, dict):
+        raise TypeError(f"properties must be a dict, not {type(properties).__name__}")
+    if len(properties) > MAX_PROPERTIES:
+        raise ValueError(f"at most {MAX_PROPERTIES} properties, got {len(properties)}")
+    checked: dict[str, Scalar] = {}
+    for key, value in properties.items():
+        if not isinstance(key, str):
+            raise TypeError(f"property names must be str, not {type(key).__name__}")
+        if not 0 < len(key) <= MAX_KEY_LENGTH:
+            raise ValueError(f"property name {key[:80]!r} must be 1 to {MAX_KEY_LENGTH} characters")
+        if value is not None and type(value) not in (str, int, float, bool):
+            raise TypeError(
+                f"property {key!r} must be a JSON scalar (str, int, float, bool or None),"
+                f" not {type(value).__name__}"
+            )
+        if isinstance(value, str) and len(value) > MAX_STRING_LENGTH:
+            raise ValueError(f"property {key!r} is longer than {MAX_STRING_LENGTH} characters")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"property {key!r} must be a finite number")
+        checked[key] = value
+    return checked

@@ -1,0 +1,157 @@
+"""Hooking a click command: what ran, with which options, and how it ended.
+
+click turns every ending into ``SystemExit`` inside ``Command.main``, and builds the
+subcommands' contexts inside ``Group.invoke``, so a wrapper around ``main`` alone could tell
+neither a usage error from an error nor ``acme deploy start`` from ``acme``. The hooks are
+therefore instance attributes on the instrumented objects only (no global patching of click):
+
+- ``main`` of the root: times the run and records it afterwards, whatever happened;
+- ``make_context``: keeps each parsed context (the root's, then each subcommand's as it is
+  resolved), the source of flags and values;
+- ``invoke`` of the root: sees the first exception, before click converts it;
+- ``resolve_command`` of each group: the canonical name of the subcommand, and hooks it
+  (lazily, so commands added after instrumenting, or lazy groups, are covered too).
+
+The current `Run` travels in ``ctx.meta``, which click shares across a context tree, so a
+subcommand object shared with another, uninstrumented tool records nothing there.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import click
+
+from .events import Scalar
+
+if TYPE_CHECKING:
+    from .telemetry import Telemetry
+
+RUN_KEY: Final = "cli_telemetry.run"
+INTERNAL: Final = "_cli_telemetry_internal"
+"""Marks the ``telemetry`` command group: its own use is never recorded."""
+_HOOKED: Final = "_cli_telemetry_hooked"
+
+
+@dataclass
+class Run:
+    """One invocation of an instrumented command, filled in as click works."""
+
+    started: float
+    timestamp: str
+    path: list[str] = field(default_factory=list)
+    contexts: list[click.Context] = field(default_factory=list)
+    exception: BaseException | None = None
+    final: BaseException | None = None
+    parsed: bool = False
+    internal: bool = False
+    custom: list[tuple[str, dict[str, Scalar], str]] = field(default_factory=list)
+
+    def contexts_with(self, exc: BaseException | None) -> list[click.Context]:
+        """The parsed contexts, plus the one a usage error was raised in (partly parsed)."""
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            if all(ctx is not exc.ctx for ctx in self.contexts):
+                return [*self.contexts, exc.ctx]
+        return self.contexts
+
+
+def instrument(command: click.Command, telemetry: Telemetry) -> None:
+    if not isinstance(command, click.Command):
+        raise TypeError(
+            f"instrument() takes a click command or group, not {type(command).__name__};"
+            " put @telemetry.instrument above @click.group()/@click.command()"
+        )
+    if getattr(command, _HOOKED, False):
+        return
+    from .telemetry import _iso_now
+
+    original_main = command.main
+    original_make_context = command.make_context
+    original_invoke = command.invoke
+
+    def main(*args: Any, **kwargs: Any) -> Any:
+        run = Run(started=time.perf_counter(), timestamp=_iso_now())
+        telemetry._runs.append(run)
+        try:
+            result = original_main(*args, **kwargs)
+        except BaseException as exc:
+            run.final = exc
+            telemetry._runs.remove(run)
+            telemetry._finish(run)
+            raise
+        telemetry._runs.remove(run)
+        telemetry._finish(run)
+        return result
+
+    def make_context(info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any) -> click.Context:
+        run = telemetry._runs[-1] if telemetry._runs else None
+        # Shell completion parses "resiliently" to suggest words; that is not a use.
+        if run is not None and not extra.get("resilient_parsing") and parent is None:
+            run.parsed = True
+        try:
+            ctx = original_make_context(info_name, args, parent=parent, **extra)
+        except BaseException as exc:
+            if run is not None and run.exception is None:
+                run.exception = exc
+            raise
+        if run is not None:
+            ctx.meta[RUN_KEY] = run
+            run.contexts.append(ctx)
+        return ctx
+
+    def invoke(ctx: click.Context) -> Any:
+        try:
+            return original_invoke(ctx)
+        except BaseException as exc:
+            run = ctx.meta.get(RUN_KEY)
+            if isinstance(run, Run) and run.exception is None:
+                run.exception = exc
+            raise
+
+    command.main = main  # type: ignore[method-assign]
+    command.make_context = make_context  # type: ignore[method-assign]
+    command.invoke = invoke  # type: ignore[method-assign]
+    setattr(command, _HOOKED, True)
+    if isinstance(command, click.Group):
+        _hook_group(command)
+
+
+def _hook_group(group: click.Group) -> None:
+    if getattr(group, "_cli_telemetry_group_hooked", False):
+        return
+    original_resolve = group.resolve_command
+
+    def resolve_command(
+        ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, cmd, rest = original_resolve(ctx, args)
+        run = ctx.meta.get(RUN_KEY)
+        if isinstance(run, Run) and cmd is not None:
+            # The registered name, never the word typed (an alias or prefix match).
+            run.path.append(cmd.name or "?")
+            if getattr(cmd, INTERNAL, False):
+                run.internal = True
+            _hook_subcommand(cmd)
+        return name, cmd, rest
+
+    group.resolve_command = resolve_command  # type: ignore[method-assign]
+    setattr(group, "_cli_telemetry_group_hooked", True)
+
+
+def _hook_subcommand(command: click.Command) -> None:
+    if not getattr(command, "_cli_telemetry_context_hooked", False) and not getattr(command, _HOOKED, False):
+        original_make_context = command.make_context
+
+        def make_context(info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any) -> click.Context:
+            ctx = original_make_context(info_name, args, parent=parent, **extra)
+            run = ctx.meta.get(RUN_KEY)
+            if isinstance(run, Run):
+                run.contexts.append(ctx)
+            return ctx
+
+        command.make_context = make_context  # type: ignore[method-assign]
+        setattr(command, "_cli_telemetry_context_hooked", True)
+    if isinstance(command, click.Group):
+        _hook_group(command)

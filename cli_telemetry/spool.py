@@ -1,0 +1,358 @@
+"""The on-disk spool: append on the hot path, claim/acknowledge/release for the uploader.
+
+Layout, all owner-only (0700 directories, 0600 files)::
+
+    spool/
+      tmp/                 events being written
+      new/                 one event per file, named <time_ns>-<random>.json (sorts oldest first)
+      claimed/<batch id>/  events an uploader is sending
+      stats.json           counters: events dropped by the bounds, corrupt files removed
+      .lock                the filelock that serialises whole-spool operations
+
+Why a file per event: ``append`` writes the event to ``tmp/`` and renames it into ``new/``.
+A rename is atomic, so a reader sees a whole event or nothing, concurrent writers never
+touch the same file, and a crash mid-write leaves at most one stray temp file. The hot path
+therefore needs no lock, and no filelock import (~17-30 ms). The lock serialises the
+operations that move or delete many files: trim, claim, acknowledge, release and purge.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from ._paths import make_private_dir
+from .events import MAX_EVENT_BYTES
+
+_EVENT_FILE: Final = re.compile(r"\d{20}-[0-9a-f]{12}\.json")
+
+DEFAULT_MAX_EVENTS: Final = 1000
+DEFAULT_MAX_BYTES: Final = 2_000_000
+LOW_WATER: Final = 0.9
+"""Trimming goes down to 90% of a bound, so a full spool pays the lock once per ~10% of its
+capacity instead of on every invocation."""
+
+STALE_TMP_SECONDS: Final = 3600.0
+DEFAULT_CLAIM_TIMEOUT: Final = 600.0
+"""A claimed batch older than this belonged to an uploader that died: put it back. It is far
+longer than the uploader's own total deadline, so a live uploader never loses its batch."""
+
+
+def _ignore(message: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Events claimed by one uploader; ``ack`` or ``release`` it exactly once."""
+
+    batch_id: str
+    events: list[dict[str, Any]]
+    names: list[str] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SpoolStats:
+    pending: int
+    dropped: int
+    corrupt: int
+
+
+class Spool:
+    """One tool's spool directory. ``report`` receives debug messages (skips, drops)."""
+
+    def __init__(
+        self,
+        directory: str,
+        *,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        claim_timeout: float = DEFAULT_CLAIM_TIMEOUT,
+        report: Callable[[str], None] = _ignore,
+    ) -> None:
+        self.directory = directory
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self.claim_timeout = claim_timeout
+        self.report = report
+        self._tmp = os.path.join(directory, "tmp")
+        self._new = os.path.join(directory, "new")
+        self._claimed = os.path.join(directory, "claimed")
+        self._stats = os.path.join(directory, "stats.json")
+
+    # -- the hot path: no lock, no import ------------------------------------------------
+
+    def append(self, events: list[bytes]) -> None:
+        """Add encoded events atomically, then keep the spool within its bounds."""
+        for data in events:
+            name = f"{time.time_ns():020d}-{os.urandom(6).hex()}.json"
+            tmp = os.path.join(self._tmp, name)
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileNotFoundError:
+                self._create_dirs()
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, os.path.join(self._new, name))
+            except BaseException:
+                _unlink(tmp)
+                raise
+        if self._over_bounds(self._new_names(), 1.0):
+            self.trim(wait=False)
+
+    def _create_dirs(self) -> None:
+        for path in (self._tmp, self._new, self._claimed):
+            make_private_dir(path)
+
+    def _new_names(self) -> list[str]:
+        try:
+            return sorted(n for n in os.listdir(self._new) if _EVENT_FILE.fullmatch(n))
+        except FileNotFoundError:
+            return []
+
+    def _over_bounds(self, names: list[str], fraction: float) -> bool:
+        if len(names) > self.max_events * fraction:
+            return True
+        # Events are at most MAX_EVENT_BYTES, so the sizes only need adding up (a stat per
+        # file) once there are enough files to possibly exceed the byte bound.
+        if len(names) * MAX_EVENT_BYTES <= self.max_bytes * fraction:
+            return False
+        total = sum(_size(os.path.join(self._new, name)) for name in names)
+        return total > self.max_bytes * fraction
+
+    # -- whole-spool operations, under the lock ----------------------------------------
+
+    @contextmanager
+    def _locked(self, timeout: float) -> Iterator[bool]:
+        """Hold the spool lock; yields False (without the lock) if it could not be had."""
+        from filelock import FileLock, Timeout
+
+        make_private_dir(self.directory)
+        lock = FileLock(os.path.join(self.directory, ".lock"), timeout=timeout, mode=0o600)
+        try:
+            lock.acquire()
+        except Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+
+    def trim(self, *, wait: bool = True) -> int:
+        """Drop the oldest events until the spool is back under its low-water mark.
+
+        Returns how many were dropped. With ``wait=False`` (the hot path) a busy lock means
+        another process is already working on the spool, and this one moves on.
+        """
+        with self._locked(5.0 if wait else 0.0) as held:
+            if not held:
+                return 0
+            names = self._new_names()
+            sizes = [_size(os.path.join(self._new, name)) for name in names]
+            total = sum(sizes)
+            keep_events = int(self.max_events * LOW_WATER)
+            keep_bytes = self.max_bytes * LOW_WATER
+            oldest_kept = 0
+            while oldest_kept < len(names) and (
+                len(names) - oldest_kept > keep_events or total > keep_bytes
+            ):
+                total -= sizes[oldest_kept]
+                oldest_kept += 1
+            dropped = sum(_unlink(os.path.join(self._new, n)) for n in names[:oldest_kept])
+            if dropped:
+                self.report(f"spool full: dropped the {dropped} oldest events")
+                self._add_stats(dropped=dropped)
+            return dropped
+
+    def claim(self, max_events: int = 100, max_bytes: int = 500_000) -> Batch | None:
+        """Move the oldest events into a new claimed batch; None when there are none.
+
+        Corrupt or truncated event files are removed (and counted); files that are not ours
+        are left alone. Both are reported.
+        """
+        with self._locked(10.0) as held:
+            if not held:
+                self.report("spool lock busy; not claiming")
+                return None
+            self._release_stale()
+            self._remove_stale_tmp()
+            batch_id = f"{time.time_ns():020d}-{os.urandom(4).hex()}"
+            claim_dir = os.path.join(self._claimed, batch_id)
+            events: list[dict[str, Any]] = []
+            names: list[str] = []
+            size = 0
+            corrupt = 0
+            for name in self._new_names():
+                if len(events) >= max_events:
+                    break
+                path = os.path.join(self._new, name)
+                event, length = _read_event(path)
+                if event is None:
+                    self.report(f"skipped corrupt spool file {name}")
+                    corrupt += _unlink(path)
+                    continue
+                if events and size + length > max_bytes:
+                    break
+                if not names:
+                    make_private_dir(claim_dir)
+                os.replace(path, os.path.join(claim_dir, name))
+                events.append(event)
+                names.append(name)
+                size += length
+            self._report_foreign()
+            if corrupt:
+                self._add_stats(corrupt=corrupt)
+            if not events:
+                return None
+            return Batch(batch_id, events, names)
+
+    def ack(self, batch: Batch) -> None:
+        """The batch was delivered: delete it."""
+        with self._locked(10.0):
+            claim_dir = os.path.join(self._claimed, batch.batch_id)
+            for name in batch.names:
+                _unlink(os.path.join(claim_dir, name))
+            _rmdir(claim_dir)
+
+    def release(self, batch: Batch) -> None:
+        """The batch was not delivered: put its events back, in their original order."""
+        with self._locked(10.0):
+            self._release_dir(os.path.join(self._claimed, batch.batch_id))
+
+    def purge(self) -> int:
+        """Delete every event, pending or claimed, and the counters. Returns the count."""
+        with self._locked(10.0):
+            count = 0
+            for name in self._new_names():
+                count += _unlink(os.path.join(self._new, name))
+            for batch_dir in _listdir(self._claimed):
+                path = os.path.join(self._claimed, batch_dir)
+                for name in _listdir(path):
+                    count += _unlink(os.path.join(path, name))
+                _rmdir(path)
+            for name in _listdir(self._tmp):
+                _unlink(os.path.join(self._tmp, name))
+            _unlink(self._stats)
+            return count
+
+    # -- reading -----------------------------------------------------------------------
+
+    def stats(self) -> SpoolStats:
+        counters = self._read_stats()
+        pending = len(self._new_names())
+        for batch_dir in _listdir(self._claimed):
+            pending += sum(
+                1 for n in _listdir(os.path.join(self._claimed, batch_dir)) if _EVENT_FILE.fullmatch(n)
+            )
+        return SpoolStats(pending, counters.get("dropped", 0), counters.get("corrupt", 0))
+
+    # -- helpers (callers hold the lock) -----------------------------------------------
+
+    def _release_stale(self) -> None:
+        now = time.time()
+        for batch_dir in _listdir(self._claimed):
+            path = os.path.join(self._claimed, batch_dir)
+            try:
+                age = now - os.stat(path).st_mtime
+            except OSError:
+                continue
+            if age > self.claim_timeout:
+                self.report(f"released batch {batch_dir} left by an uploader that stopped")
+                self._release_dir(path)
+
+    def _release_dir(self, claim_dir: str) -> None:
+        for name in _listdir(claim_dir):
+            try:
+                os.replace(os.path.join(claim_dir, name), os.path.join(self._new, name))
+            except OSError:
+                pass
+        _rmdir(claim_dir)
+
+    def _remove_stale_tmp(self) -> None:
+        # A writer that crashed between open and rename leaves its temp file behind.
+        cutoff = time.time() - STALE_TMP_SECONDS
+        for name in _listdir(self._tmp):
+            path = os.path.join(self._tmp, name)
+            try:
+                if os.stat(path).st_mtime < cutoff:
+                    _unlink(path)
+            except OSError:
+                pass
+
+    def _report_foreign(self) -> None:
+        for name in _listdir(self._new):
+            if not _EVENT_FILE.fullmatch(name):
+                self.report(f"ignored foreign file in spool: {name}")
+
+    def _read_stats(self) -> dict[str, int]:
+        try:
+            with open(self._stats, encoding="utf-8") as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError):
+            self.report("spool stats file is corrupt; counting from zero")
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {k: v for k, v in data.items() if isinstance(k, str) and type(v) is int}
+
+    def _add_stats(self, **increments: int) -> None:
+        counters = self._read_stats()
+        for key, value in increments.items():
+            counters[key] = counters.get(key, 0) + value
+        tmp = self._stats + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(counters, f)
+        os.replace(tmp, self._stats)
+
+
+def _read_event(path: str) -> tuple[dict[str, Any] | None, int]:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        event = json.loads(data)
+    except (OSError, ValueError):
+        return None, 0
+    if not isinstance(event, dict) or not isinstance(event.get("event_id"), str):
+        return None, 0
+    return event, len(data)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
+
+
+def _unlink(path: str) -> int:
+    try:
+        os.unlink(path)
+        return 1
+    except OSError:
+        return 0
+
+
+def _rmdir(path: str) -> None:
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass

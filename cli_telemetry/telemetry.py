@@ -1,0 +1,334 @@
+"""`Telemetry`: the object a CLI author creates, and what happens after each invocation.
+
+The order of work after a command is deliberate: nothing runs before the command (so a
+broken telemetry set-up cannot stop it), and after it the environment is read first, so that
+DO_NOT_TRACK costs no file access; then the config file; then, only if recording, the ids
+and one atomic file per event. Every step is inside one ``try`` whose failures go to the
+debug output and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import click
+
+from . import _paths, capture
+from ._ids import Ids, hashed_machine_id, load_or_create_ids, read_ids
+from ._settings import (
+    Config,
+    ConsentMode,
+    Decision,
+    EnvSettings,
+    Source,
+    decide,
+    load_config,
+    save_config,
+)
+from .errors import ConfigurationError
+from .events import COMMAND_EVENT, MAX_EVENT_BYTES, SCHEMA_VERSION, Event, Scalar, check_custom_event
+from .spool import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Spool
+
+if TYPE_CHECKING:
+    from .instrument import Run
+
+C = TypeVar("C", bound=click.Command)
+
+_TOOL_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+DEBUG_PREFIX: Final = "cli-telemetry: "
+
+
+@dataclass(frozen=True)
+class Status:
+    """What ``<tool> telemetry status`` reports; also useful to authors in tests."""
+
+    enabled: bool
+    source: Source
+    reason: str
+    install_id: str | None
+    config_file: str
+    spool_dir: str
+    pending: int
+    dropped: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "source": self.source,
+            "reason": self.reason,
+            "install_id": self.install_id,
+            "config_file": self.config_file,
+            "spool_dir": self.spool_dir,
+            "pending": self.pending,
+            "dropped": self.dropped,
+        }
+
+
+@dataclass
+class _Pending:
+    """Custom events tracked during a run, recorded with it once consent is known."""
+
+    events: list[tuple[str, dict[str, Scalar], str]] = field(default_factory=list)
+
+
+class Telemetry:
+    """Usage telemetry for one click tool.
+
+    ``tool`` names the tool's directories and its environment prefix (``acme`` →
+    ``ACME_TELEMETRY_DISABLED``, ``ACME_TELEMETRY_DEBUG``). ``consent="notice"`` is opt-out
+    after a one-time notice; ``"prompt"`` is opt-in, asked once. Raising
+    ``policy_version`` shows the notice (or asks) again. ``strict=True`` (or
+    ``<PREFIX>_TELEMETRY_STRICT=1``, for an author's test suite) makes `track` raise on bad
+    properties instead of dropping them.
+    """
+
+    def __init__(
+        self,
+        tool: str,
+        *,
+        version: str,
+        endpoint: str | None = None,
+        consent: ConsentMode = "notice",
+        privacy_url: str | None = None,
+        policy_version: int = 1,
+        strict: bool = False,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        if not isinstance(tool, str) or not _TOOL_NAME.fullmatch(tool):
+            raise ConfigurationError(
+                f"tool name {tool!r} must be 1-64 lowercase letters, digits, '-' or '_'"
+            )
+        if consent not in ("notice", "prompt"):
+            raise ConfigurationError(f"consent must be 'notice' or 'prompt', not {consent!r}")
+        if type(policy_version) is not int or policy_version < 1:
+            raise ConfigurationError("policy_version must be a whole number of at least 1")
+        if not isinstance(version, str) or not version:
+            raise ConfigurationError("version must be a non-empty string")
+        if max_events < 1 or max_bytes < MAX_EVENT_BYTES:
+            raise ConfigurationError(
+                f"max_events must be at least 1 and max_bytes at least {MAX_EVENT_BYTES}"
+            )
+        self.tool = tool
+        self.version = version
+        self.endpoint = endpoint
+        self.consent: ConsentMode = consent
+        self.privacy_url = privacy_url
+        self.policy_version = policy_version
+        self.strict = strict
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self.env_prefix = re.sub(r"[^A-Z0-9]", "_", tool.upper())
+        self._runs: list[Run] = []
+
+    # -- the author's API --------------------------------------------------------------
+
+    def instrument(self, command: C) -> C:
+        """Record every invocation of ``command`` (a click command or group); returns it."""
+        from .instrument import instrument
+
+        instrument(command, self)
+        return command
+
+    def command(self, name: str = "telemetry") -> click.Group:
+        """The ``telemetry status|enable|disable`` group, to add to the tool's group."""
+        from .command import telemetry_group
+
+        return telemetry_group(self, name)
+
+    def track(self, event: str, properties: dict[str, Scalar] | None = None) -> None:
+        """Record a custom event with JSON-scalar properties.
+
+        Inside an instrumented command the event is recorded after the command, under the
+        same consent; outside one it is recorded at once if telemetry is on. Bad arguments
+        raise TypeError/ValueError only in strict mode; an end user's run drops the event
+        and says why in the debug output.
+        """
+        env = EnvSettings.read(self.env_prefix)
+        try:
+            checked = check_custom_event(event, properties)
+        except (TypeError, ValueError) as exc:
+            if self.strict or env.strict:
+                raise
+            self._debug(env, f"dropped custom event: {exc}")
+            return
+        timestamp = _iso_now()
+        if self._runs:
+            self._runs[-1].custom.append((event, checked, timestamp))
+            return
+        with self._guard(env):
+            paths = _paths.resolve(self.tool)
+            decision = self._decide(env, paths)
+            base = self._base_fields(self.tool, timestamp)
+            self._deliver(env, paths, decision, [self._custom_event(base, event, checked, timestamp)])
+
+    def status(self) -> Status:
+        """The current decision, ids and spool, as ``telemetry status`` shows them."""
+        env = EnvSettings.read(self.env_prefix)
+        paths = _paths.resolve(self.tool)
+        decision = self._decide(env, paths)
+        ids = read_ids(paths.ids_file)
+        stats = self.spool(paths).stats()
+        return Status(
+            enabled=decision.enabled,
+            source=decision.source,
+            reason=decision.reason,
+            install_id=ids.install_id if ids else None,
+            config_file=paths.config_file,
+            spool_dir=paths.spool_dir,
+            pending=stats.pending,
+            dropped=stats.dropped,
+        )
+
+    def spool(self, paths: _paths.Paths | None = None) -> Spool:
+        paths = paths or _paths.resolve(self.tool)
+        env = EnvSettings.read(self.env_prefix)
+        return Spool(
+            paths.spool_dir,
+            max_events=self.max_events,
+            max_bytes=self.max_bytes,
+            report=lambda message: self._debug(env, message),
+        )
+
+    # -- the end of an invocation (called by instrument.py) ----------------------------
+
+    def _finish(self, run: Run) -> None:
+        env = EnvSettings.read(self.env_prefix)
+        with self._guard(env):
+            if run.internal or not run.parsed:
+                return
+            exc = run.exception or run.final
+            exit_code = capture.exit_code_of(run.final)
+            outcome, error_type = capture.classify(exc, exit_code)
+            flags, values = capture.flags_and_values(run.contexts_with(exc))
+            base = self._base_fields(" ".join([self.tool, *run.path]), run.timestamp)
+            command_event = dict(base)
+            command_event.update(
+                flags=flags,
+                values=values,
+                exit_code=exit_code,
+                outcome=outcome,
+                error_type=error_type,
+                duration_ms=int((time.perf_counter() - run.started) * 1000),
+            )
+            events = [command_event] + [
+                self._custom_event(base, name, props, ts) for name, props, ts in run.custom
+            ]
+            paths = _paths.resolve(self.tool)
+            decision = self._decide(env, paths)
+            if not env.debug and decision.pending:
+                decision = self._settle_consent(paths, decision)
+            self._deliver(env, paths, decision, events)
+
+    def _decide(self, env: EnvSettings, paths: _paths.Paths) -> Decision:
+        return decide(
+            env,
+            lambda: load_config(paths.config_file),
+            self.consent,
+            self.policy_version,
+            self.tool,
+        )
+
+    def _settle_consent(self, paths: _paths.Paths, decision: Decision) -> Decision:
+        """Show the notice or ask the question, if a person can see it; store the result."""
+        from . import consent
+
+        config = decision.config or Config()
+        if decision.pending == "notice":
+            if capture.stderr_is_tty():
+                consent.show_notice(self.tool, self.privacy_url)
+                save_config(paths.config_file, Config(config.enabled, config.consent_policy, self.policy_version))
+            return decision  # nothing is recorded on the run that shows the notice
+        if not capture.is_interactive() or capture.detect_ci() is not None:
+            return decision
+        yes = consent.ask(self.tool, self.privacy_url)
+        save_config(paths.config_file, config.with_choice(yes, self.policy_version))
+        if not yes:
+            return Decision(False, "config", "you answered no to the question", config=config)
+        return Decision(True, "config", "you answered yes to the question", config=config)
+
+    def _deliver(
+        self, env: EnvSettings, paths: _paths.Paths, decision: Decision, events: list[dict[str, Any]]
+    ) -> None:
+        if env.debug:
+            ids = read_ids(paths.ids_file) or Ids("(created on the first recorded event)", hashed_machine_id(self.tool))
+            verdict = "would record" if decision.enabled else "would not record"
+            self._debug(env, f"{verdict}: telemetry is {'on' if decision.enabled else 'off'} ({decision.reason}); debug mode records and sends nothing")
+            for event in events:
+                _with_ids(event, ids)
+                sys.stderr.write(json.dumps(event, separators=(",", ":")) + "\n")
+            return
+        if not decision.enabled:
+            return
+        ids = load_or_create_ids(paths.ids_file, self.tool)
+        encoded = []
+        for event in events:
+            _with_ids(event, ids)
+            data = json.dumps(event, separators=(",", ":")).encode()
+            if len(data) > MAX_EVENT_BYTES:
+                self._debug(env, f"dropped event {event['event']!r}: {len(data)} bytes is over the limit")
+                continue
+            encoded.append(data)
+        self.spool(paths).append(encoded)
+
+    def _base_fields(self, command: str, timestamp: str) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "event_id": "",
+            "event": COMMAND_EVENT,
+            "timestamp": timestamp,
+            "tool": self.tool,
+            "tool_version": self.version,
+            "install_id": "",
+            "command": command,
+        }
+        fields.update(capture.platform_fields())
+        fields["ci"] = capture.detect_ci()
+        fields["interactive"] = capture.is_interactive()
+        return fields
+
+    @staticmethod
+    def _custom_event(
+        base: dict[str, Any], name: str, properties: dict[str, Scalar], timestamp: str
+    ) -> dict[str, Any]:
+        event = dict(base)
+        event.update(event=name, timestamp=timestamp, properties=properties)
+        return event
+
+    @contextmanager
+    def _guard(self, env: EnvSettings) -> Iterator[None]:
+        """Swallow every failure of ours (even Ctrl-C during our few ms), reporting it in debug."""
+        try:
+            yield
+        except (Exception, KeyboardInterrupt) as exc:
+            self._debug(env, f"internal error, ignored: {type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _debug(env: EnvSettings, message: str) -> None:
+        if env.debug:
+            try:
+                sys.stderr.write(DEBUG_PREFIX + message + "\n")
+            except (OSError, ValueError):
+                pass
+
+
+def _with_ids(event: dict[str, Any], ids: Ids) -> None:
+    event["event_id"] = str(uuid.uuid4())
+    event["install_id"] = ids.install_id
+    if ids.machine_id:
+        event["machine_id"] = ids.machine_id
+
+
+def _iso_now() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+

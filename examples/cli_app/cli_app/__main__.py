@@ -1,0 +1,3 @@
+from cli_app.cli import main
+
+main()
