@@ -51,14 +51,26 @@ def demo() -> int:
 
         def run(*args: str, extra: dict[str, str] | None = None, note: str = "") -> None:
             shown = " ".join(f"{k}={v}" for k, v in (extra or {}).items())
-            print(f"\n$ {shown + ' ' if shown else ''}cli-app {' '.join(args)}" + (f"   # {note}" if note else ""), flush=True)
+            print(
+                f"\n$ {shown + ' ' if shown else ''}cli-app {' '.join(args)}"
+                + (f"   # {note}" if note else ""),
+                flush=True,
+            )
             subprocess.run([str(BIN / "cli-app"), *args], env={**env, **(extra or {})}, check=False)
 
         debug = {"CLI_APP_TELEMETRY_DEBUG": "1"}
         print(f"A throwaway HOME for this demo: {home}")
-        run("hello", "--name", "Ada", extra=debug, note="debug mode: print the event, record nothing")
+        run(
+            "hello",
+            "--name",
+            "Ada",
+            extra=debug,
+            note="debug mode: print the event, record nothing",
+        )
         run("deploy", "start", "web", "--env", "staging", "--dry-run", extra=debug)
-        run("telemetry", "status", note="off until the one-time notice has been shown on a terminal")
+        run(
+            "telemetry", "status", note="off until the one-time notice has been shown on a terminal"
+        )
         run("telemetry", "enable")
         run("hello", "--shout")
         run("deploy", "start", "web", "--replicas", "3", extra={"CLI_APP_ENV": "prod"})
@@ -96,7 +108,7 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("demo", "test"):
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs on the system Python
         print("cli-telemetry needs Python 3.11 or newer", file=sys.stderr)
         return 2
     ensure_venv()

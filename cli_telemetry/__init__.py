@@ -1,12 +1,12 @@
 """cli-telemetry: private, fast usage telemetry for click command-line tools.
 
-    telemetry = Telemetry("acme", version="1.4.0", endpoint="https://...", consent="notice")
+telemetry = Telemetry("acme", version="1.4.0", endpoint="https://...", consent="notice")
 
-    @telemetry.instrument
-    @click.group()
-    def cli(): ...
+@telemetry.instrument
+@click.group()
+def cli(): ...
 
-    cli.add_command(telemetry.command())
+cli.add_command(telemetry.command())
 """
 
 from __future__ import annotations

@@ -80,7 +80,8 @@ def _platformdirs(tool: str) -> tuple[str, str]:
 def make_private_dir(path: str) -> None:
     """Create ``path`` and any missing parents with mode 0700, as the XDG spec asks.
 
-    ``os.makedirs`` would apply the mode to the leaf only.
+    ``os.makedirs`` would apply the mode to the leaf only. A missing home directory is not
+    ours to create: then nothing is.
     """
     try:
         os.mkdir(path, 0o700)
@@ -88,10 +89,28 @@ def make_private_dir(path: str) -> None:
         pass
     except FileNotFoundError:
         parent = os.path.dirname(path)
-        if parent == path:
+        if parent == path or parent == os.path.normpath(os.path.expanduser("~")):
             raise
         make_private_dir(parent)
         try:
             os.mkdir(path, 0o700)
         except FileExistsError:
             pass
+
+
+def unwritable(path: str) -> str | None:
+    """Why files could not be created under ``path``, or None if they probably can.
+
+    Debug mode writes nothing, so it uses this look (no writes) to show what would fail.
+    """
+    probe = path
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return f"{path} has no existing parent"
+        probe = parent
+    if not os.path.isdir(probe):
+        return f"{probe} is not a directory"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable"
+    return None

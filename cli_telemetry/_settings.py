@@ -189,8 +189,7 @@ def decide(
     return Decision(
         False,
         "default",
-        "off until you answer the one-time question (or run"
-        f" `{tool} telemetry enable`)",
+        f"off until you answer the one-time question (or run `{tool} telemetry enable`)",
         pending="prompt",
         config=config,
     )

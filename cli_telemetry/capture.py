@@ -51,9 +51,9 @@ def flags_and_values(
                 continue
             flags.append(name)
             if param.name in ctx.params and _is_closed(param):
-                value = _closed_value(ctx.params[param.name])
-                if value is not _NOT_CLOSED:
-                    values[name] = value
+                closed = _closed_value(ctx.params[param.name])
+                if closed is not None:
+                    values[name] = closed[0]
     return flags, values
 
 
@@ -64,20 +64,23 @@ def _is_closed(param: click.Option) -> bool:
     return param.is_flag or isinstance(param.type, (click.Choice, click.types.BoolParamType))
 
 
-_NOT_CLOSED: Final = object()
-
-
-def _closed_value(value: object) -> ClosedValue | object:
+def _closed_value(value: object) -> tuple[ClosedValue] | None:
+    """``(value,)`` as JSON can hold it, or None for a shape we do not record."""
     if isinstance(value, enum.Enum):
-        return value.name
+        return (value.name,)
     if value is None or isinstance(value, (bool, str, int, float)):
-        return value
+        return (value,)
     if isinstance(value, (list, tuple)):
-        items = [_closed_value(item) for item in value]
-        if any(item is _NOT_CLOSED or isinstance(item, list) for item in items):
-            return _NOT_CLOSED
-        return items
-    return _NOT_CLOSED
+        items: list[str | int | float | bool | None] = []
+        for item in value:
+            if isinstance(item, enum.Enum):
+                items.append(item.name)
+            elif item is None or isinstance(item, (bool, str, int, float)):
+                items.append(item)
+            else:
+                return None
+        return (items,)
+    return None
 
 
 def classify(exc: BaseException | None, exit_code: int) -> tuple[Outcome, str | None]:

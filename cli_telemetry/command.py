@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from . import _paths
-from ._settings import EnvSettings, load_config, save_config, Config, ConfigError
+from ._settings import Config, ConfigError, EnvSettings, load_config, save_config
 from .instrument import INTERNAL
 
 if TYPE_CHECKING:
@@ -36,7 +36,9 @@ def telemetry_group(telemetry: Telemetry, name: str) -> click.Group:
             click.echo(json.dumps(state.to_json(), indent=2))
             return
         click.echo(f"Telemetry for {tool} is {'on' if state.enabled else 'off'}: {state.reason}.")
-        click.echo(f"Install id:  {state.install_id or '(none: created with the first recorded event)'}")
+        click.echo(
+            f"Install id:  {state.install_id or '(none: created with the first recorded event)'}"
+        )
         click.echo(f"Config file: {state.config_file}")
         click.echo(f"Spool:       {state.spool_dir}")
         click.echo(f"Waiting:     {state.pending} event(s); dropped when full: {state.dropped}")

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Final, Literal, NotRequired, TypedDict, Union
+from typing import Final, Literal, NotRequired, TypedDict
 
 SCHEMA_VERSION: Final = 1
 
 Outcome = Literal["success", "error", "usage_error", "aborted", "interrupted"]
 """How an invocation ended; see `capture.classify` for the mapping from exceptions."""
 
-Scalar = Union[str, int, float, bool, None]
+Scalar = str | int | float | bool | None
 """A JSON scalar: the only kind of value a custom event's properties may hold."""
 
-ClosedValue = Union[str, int, float, bool, None, list[Union[str, int, float, bool, None]]]
+ClosedValue = str | int | float | bool | None | list[str | int | float | bool | None]
 """A value from a closed set (a Choice or a flag); lists come from ``multiple=True``."""
 
 COMMAND_EVENT: Final = "command"

@@ -33,6 +33,8 @@ RUN_KEY: Final = "cli_telemetry.run"
 INTERNAL: Final = "_cli_telemetry_internal"
 """Marks the ``telemetry`` command group: its own use is never recorded."""
 _HOOKED: Final = "_cli_telemetry_hooked"
+_GROUP_HOOKED: Final = "_cli_telemetry_group_hooked"
+_CONTEXT_HOOKED: Final = "_cli_telemetry_context_hooked"
 
 
 @dataclass
@@ -51,9 +53,12 @@ class Run:
 
     def contexts_with(self, exc: BaseException | None) -> list[click.Context]:
         """The parsed contexts, plus the one a usage error was raised in (partly parsed)."""
-        if isinstance(exc, click.UsageError) and exc.ctx is not None:
-            if all(ctx is not exc.ctx for ctx in self.contexts):
-                return [*self.contexts, exc.ctx]
+        if (
+            isinstance(exc, click.UsageError)
+            and exc.ctx is not None
+            and all(ctx is not exc.ctx for ctx in self.contexts)
+        ):
+            return [*self.contexts, exc.ctx]
         return self.contexts
 
 
@@ -80,12 +85,15 @@ def instrument(command: click.Command, telemetry: Telemetry) -> None:
             run.final = exc
             telemetry._runs.remove(run)
             telemetry._finish(run)
-            raise
+            _hide_own_frames(exc)
+            raise  # a bare raise adds no frame of ours back
         telemetry._runs.remove(run)
         telemetry._finish(run)
         return result
 
-    def make_context(info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any) -> click.Context:
+    def make_context(
+        info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
         run = telemetry._runs[-1] if telemetry._runs else None
         # Shell completion parses "resiliently" to suggest words; that is not a use.
         if run is not None and not extra.get("resilient_parsing") and parent is None:
@@ -118,8 +126,25 @@ def instrument(command: click.Command, telemetry: Telemetry) -> None:
         _hook_group(command)
 
 
+def _hide_own_frames(exc: BaseException) -> None:
+    """Unlink this module's frames from ``exc``'s traceback.
+
+    A crash of the tool must print the same traceback with telemetry as without it, so the
+    wrappers above take themselves out of it (traceback links are writable since 3.7).
+    """
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    exc.__traceback__ = tb
+    while tb is not None and tb.tb_next is not None:
+        if tb.tb_next.tb_frame.f_code.co_filename == __file__:
+            tb.tb_next = tb.tb_next.tb_next
+        else:
+            tb = tb.tb_next
+
+
 def _hook_group(group: click.Group) -> None:
-    if getattr(group, "_cli_telemetry_group_hooked", False):
+    if getattr(group, _GROUP_HOOKED, False):
         return
     original_resolve = group.resolve_command
 
@@ -137,14 +162,19 @@ def _hook_group(group: click.Group) -> None:
         return name, cmd, rest
 
     group.resolve_command = resolve_command  # type: ignore[method-assign]
-    setattr(group, "_cli_telemetry_group_hooked", True)
+    setattr(group, _GROUP_HOOKED, True)
 
 
 def _hook_subcommand(command: click.Command) -> None:
-    if not getattr(command, "_cli_telemetry_context_hooked", False) and not getattr(command, _HOOKED, False):
+    if not getattr(command, _CONTEXT_HOOKED, False) and not getattr(command, _HOOKED, False):
         original_make_context = command.make_context
 
-        def make_context(info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any) -> click.Context:
+        def make_context(
+            info_name: str | None,
+            args: list[str],
+            parent: click.Context | None = None,
+            **extra: Any,
+        ) -> click.Context:
             ctx = original_make_context(info_name, args, parent=parent, **extra)
             run = ctx.meta.get(RUN_KEY)
             if isinstance(run, Run):
@@ -152,6 +182,6 @@ def _hook_subcommand(command: click.Command) -> None:
             return ctx
 
         command.make_context = make_context  # type: ignore[method-assign]
-        setattr(command, "_cli_telemetry_context_hooked", True)
+        setattr(command, _CONTEXT_HOOKED, True)
     if isinstance(command, click.Group):
         _hook_group(command)

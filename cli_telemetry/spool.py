@@ -85,13 +85,14 @@ class Spool:
         self._new = os.path.join(directory, "new")
         self._claimed = os.path.join(directory, "claimed")
         self._stats = os.path.join(directory, "stats.json")
+        self._last_ns = 0
 
     # -- the hot path: no lock, no import ------------------------------------------------
 
     def append(self, events: list[bytes]) -> None:
         """Add encoded events atomically, then keep the spool within its bounds."""
         for data in events:
-            name = f"{time.time_ns():020d}-{os.urandom(6).hex()}.json"
+            name = f"{self._next_ns():020d}-{os.urandom(6).hex()}.json"
             tmp = os.path.join(self._tmp, name)
             try:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -101,15 +102,27 @@ class Spool:
             try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
-                os.replace(tmp, os.path.join(self._new, name))
+                try:
+                    os.replace(tmp, os.path.join(self._new, name))
+                except FileNotFoundError:
+                    # tmp/ existed but new/ did not (yet): another process is creating
+                    # them, or one died between the two mkdirs.
+                    self._create_dirs()
+                    os.replace(tmp, os.path.join(self._new, name))
             except BaseException:
                 _unlink(tmp)
                 raise
         if self._over_bounds(self._new_names(), 1.0):
             self.trim(wait=False)
 
+    def _next_ns(self) -> int:
+        # Strictly increasing within this process, so the events of one invocation keep
+        # their order even where the clock is coarse (Windows before 3.13: ~15.6 ms).
+        self._last_ns = max(time.time_ns(), self._last_ns + 1)
+        return self._last_ns
+
     def _create_dirs(self) -> None:
-        for path in (self._tmp, self._new, self._claimed):
+        for path in (self._new, self._claimed, self._tmp):
             make_private_dir(path)
 
     def _new_names(self) -> list[str]:
@@ -179,6 +192,8 @@ class Spool:
         Corrupt or truncated event files are removed (and counted); files that are not ours
         are left alone. Both are reported.
         """
+        if not os.path.isdir(self.directory):
+            return None
         with self._locked(10.0) as held:
             if not held:
                 self.report("spool lock busy; not claiming")
@@ -230,6 +245,8 @@ class Spool:
 
     def purge(self) -> int:
         """Delete every event, pending or claimed, and the counters. Returns the count."""
+        if not os.path.isdir(self.directory):
+            return 0
         with self._locked(10.0):
             count = 0
             for name in self._new_names():
@@ -251,7 +268,9 @@ class Spool:
         pending = len(self._new_names())
         for batch_dir in _listdir(self._claimed):
             pending += sum(
-                1 for n in _listdir(os.path.join(self._claimed, batch_dir)) if _EVENT_FILE.fullmatch(n)
+                1
+                for n in _listdir(os.path.join(self._claimed, batch_dir))
+                if _EVENT_FILE.fullmatch(n)
             )
         return SpoolStats(pending, counters.get("dropped", 0), counters.get("corrupt", 0))
 

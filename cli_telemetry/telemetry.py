@@ -10,7 +10,6 @@ debug output and nowhere else.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import time
@@ -35,7 +34,13 @@ from ._settings import (
     save_config,
 )
 from .errors import ConfigurationError
-from .events import COMMAND_EVENT, MAX_EVENT_BYTES, SCHEMA_VERSION, Event, Scalar, check_custom_event
+from .events import (
+    COMMAND_EVENT,
+    MAX_EVENT_BYTES,
+    SCHEMA_VERSION,
+    Scalar,
+    check_custom_event,
+)
 from .spool import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Spool
 
 if TYPE_CHECKING:
@@ -169,7 +174,9 @@ class Telemetry:
             paths = _paths.resolve(self.tool)
             decision = self._decide(env, paths)
             base = self._base_fields(self.tool, timestamp)
-            self._deliver(env, paths, decision, [self._custom_event(base, event, checked, timestamp)])
+            self._deliver(
+                env, paths, decision, [self._custom_event(base, event, checked, timestamp)]
+            )
 
     def status(self) -> Status:
         """The current decision, ids and spool, as ``telemetry status`` shows them."""
@@ -246,7 +253,10 @@ class Telemetry:
         if decision.pending == "notice":
             if capture.stderr_is_tty():
                 consent.show_notice(self.tool, self.privacy_url)
-                save_config(paths.config_file, Config(config.enabled, config.consent_policy, self.policy_version))
+                save_config(
+                    paths.config_file,
+                    Config(config.enabled, config.consent_policy, self.policy_version),
+                )
             return decision  # nothing is recorded on the run that shows the notice
         if not capture.is_interactive() or capture.detect_ci() is not None:
             return decision
@@ -257,15 +267,29 @@ class Telemetry:
         return Decision(True, "config", "you answered yes to the question", config=config)
 
     def _deliver(
-        self, env: EnvSettings, paths: _paths.Paths, decision: Decision, events: list[dict[str, Any]]
+        self,
+        env: EnvSettings,
+        paths: _paths.Paths,
+        decision: Decision,
+        events: list[dict[str, Any]],
     ) -> None:
         if env.debug:
-            ids = read_ids(paths.ids_file) or Ids("(created on the first recorded event)", hashed_machine_id(self.tool))
+            ids = read_ids(paths.ids_file) or Ids(
+                "(created on the first recorded event)", hashed_machine_id(self.tool)
+            )
+            state = "on" if decision.enabled else "off"
             verdict = "would record" if decision.enabled else "would not record"
-            self._debug(env, f"{verdict}: telemetry is {'on' if decision.enabled else 'off'} ({decision.reason}); debug mode records and sends nothing")
+            self._debug(
+                env,
+                f"{verdict}: telemetry is {state} ({decision.reason});"
+                " debug mode records and sends nothing",
+            )
             for event in events:
                 _with_ids(event, ids)
                 sys.stderr.write(json.dumps(event, separators=(",", ":")) + "\n")
+            problem = _paths.unwritable(paths.spool_dir)
+            if problem:
+                self._debug(env, f"cannot record: {problem}")
             return
         if not decision.enabled:
             return
@@ -275,7 +299,9 @@ class Telemetry:
             _with_ids(event, ids)
             data = json.dumps(event, separators=(",", ":")).encode()
             if len(data) > MAX_EVENT_BYTES:
-                self._debug(env, f"dropped event {event['event']!r}: {len(data)} bytes is over the limit")
+                self._debug(
+                    env, f"dropped event {event['event']!r}: {len(data)} bytes is over the limit"
+                )
                 continue
             encoded.append(data)
         self.spool(paths).append(encoded)
@@ -331,4 +357,3 @@ def _with_ids(event: dict[str, Any], ids: Ids) -> None:
 def _iso_now() -> str:
     now = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
-

@@ -15,7 +15,7 @@ telemetry = Telemetry(
     version=__version__,
     endpoint=os.environ.get("CLI_APP_DEMO_ENDPOINT", "http://127.0.0.1:8787/v1/events"),
     consent="notice",
-    privacy_url="https://github.com/cli-telemetry/cli-telemetry/blob/main/PRIVACY.md",
+    privacy_url="https://cli-app.example/privacy",
 )
 
 
@@ -88,6 +88,17 @@ def reset() -> None:
     """Ask before resetting; answering no aborts."""
     click.confirm("Really reset everything?", abort=True)
     click.echo("Reset.")
+
+
+@cli.command()
+@click.option("--interval", type=float, default=0.2, help="Seconds between checks.")
+def watch(interval: float) -> None:
+    """Watch deployments until interrupted (Ctrl-C)."""
+    import time
+
+    click.echo("Watching deployments; press Ctrl-C to stop.")
+    while True:
+        time.sleep(interval)
 
 
 cli.add_command(telemetry.command())  # ------------------------------------------ telemetry

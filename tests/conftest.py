@@ -1,0 +1,212 @@
+"""Shared fixtures: an isolated home for the example tool, and bounded polling.
+
+Every end-to-end test runs ``python -m cli_app`` as a real subprocess with its own HOME, no
+XDG variables, no DO_NOT_TRACK and no CI variables, so nothing leaks in from the machine
+running the tests (CI sets CI=true; tests that need it set it themselves).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli_telemetry.capture import _CI_VARIABLES
+
+TOOL = "cli-app"
+
+
+def clean_environ(home: Path) -> dict[str, str]:
+    ci_vars = {var for var, _ in _CI_VARIABLES}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("XDG_", "CLI_APP_", "PYTEST_"))
+        and k not in ci_vars
+        and k != "DO_NOT_TRACK"
+    }
+    env["HOME"] = str(home)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def poll(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> bool:
+    """Wait until ``condition()`` holds, at most ``timeout`` seconds; the result says which."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+@dataclass(frozen=True)
+class TtyResult:
+    returncode: int
+    stdout: str
+    terminal: str
+
+
+class Tool:
+    """The example tool, run as a real process in an isolated home.
+
+    Processes start in the home directory: started in the checkout, ``python -m`` would put
+    the source tree first on sys.path and shadow bench/baseline's stand-in.
+    """
+
+    def __init__(self, home: Path, name: str = TOOL, program: list[str] | None = None) -> None:
+        self.home = home
+        self.name = name
+        self.program = program or [sys.executable, "-m", "cli_app"]
+        self.env = clean_environ(home)
+        self.config_file = home / ".config" / name / "telemetry.json"
+        self.state_dir = home / ".local" / "state" / name / "telemetry"
+        self.spool_dir = self.state_dir / "spool"
+        self.ids_file = self.state_dir / "ids.json"
+
+    def command(self, *args: str) -> list[str]:
+        return [*self.program, *args]
+
+    def run(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        input: str | None = None,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.command(*args),
+            env={**self.env, **(env or {})},
+            input=input if input is not None else "",
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd=self.home if self.home.is_dir() else None,
+        )
+
+    def run_tty(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        stdin_tty: bool = True,
+        answer: str | None = None,
+        timeout: float = 30,
+    ) -> TtyResult:
+        """Run with stderr (and stdin, unless ``stdin_tty=False``) on a pseudo-terminal.
+
+        stdout stays a pipe, so a test sees exactly what went to stdout. ``answer`` is typed
+        once the terminal shows ``[y/N]``.
+        """
+        master, slave = pty.openpty()
+        proc = subprocess.Popen(
+            self.command(*args),
+            env={**self.env, **(env or {})},
+            stdin=slave if stdin_tty else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            cwd=self.home if self.home.is_dir() else None,
+        )
+        os.close(slave)
+        terminal = b""
+        answered = answer is None
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select([master], [], [], 0.05)
+                if ready:
+                    try:
+                        chunk = os.read(master, 4096)
+                    except OSError:  # EIO: the child closed the terminal
+                        break
+                    if not chunk:
+                        break
+                    terminal += chunk
+                if not answered and b"[y/N]" in terminal:
+                    os.write(master, (answer or "").encode() + b"\n")
+                    answered = True
+                if proc.poll() is not None and not ready:
+                    break
+            else:
+                proc.kill()
+                raise AssertionError(f"{args} did not finish in {timeout} s: {terminal!r}")
+            assert proc.stdout is not None
+            stdout = proc.stdout.read().decode()
+            returncode = proc.wait(timeout=timeout)
+        finally:
+            os.close(master)
+            if proc.stdout:
+                proc.stdout.close()
+        return TtyResult(returncode, stdout, terminal.decode().replace("\r\n", "\n"))
+
+    def enable(self) -> None:
+        result = self.run("telemetry", "enable")
+        assert result.returncode == 0, result.stderr
+
+    def event_files(self) -> list[Path]:
+        new = self.spool_dir / "new"
+        return sorted(new.glob("*.json")) if new.is_dir() else []
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(p.read_text()) for p in self.event_files()]
+
+    def files(self) -> list[Path]:
+        """Every file under the home directory (what the tool wrote)."""
+        return sorted(p for p in self.home.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def tool(tmp_path: Path) -> Iterator[Tool]:
+    home = tmp_path / "home"
+    home.mkdir()
+    yield Tool(home)
+    # A test may have made parts read-only; make sure pytest can clean up.
+    for path in [home, *home.rglob("*")]:
+        if path.is_dir() and not path.is_symlink():
+            path.chmod(0o700)
+
+
+TOOL_SCRIPT = """
+import click
+from cli_telemetry import Telemetry
+
+telemetry = Telemetry("acme", version="2.0.0", consent={consent!r},
+                      policy_version={policy_version}, privacy_url="https://acme.example/privacy")
+
+@telemetry.instrument
+@click.group()
+def cli():
+    pass
+
+@cli.command()
+def hello():
+    click.echo("hello")
+
+cli.add_command(telemetry.command())
+cli()
+"""
+
+
+@pytest.fixture
+def make_tool(tmp_path: Path) -> Callable[..., Tool]:
+    """A tiny tool ``acme`` with the given consent mode and policy version, in ``tool``'s home."""
+
+    def make(consent: str = "notice", policy_version: int = 1, home: Path | None = None) -> Tool:
+        script = tmp_path / f"acme_{consent}_{policy_version}.py"
+        script.write_text(TOOL_SCRIPT.format(consent=consent, policy_version=policy_version))
+        home = home or tmp_path / "home"
+        home.mkdir(exist_ok=True)
+        return Tool(home, name="acme", program=[sys.executable, str(script)])
+
+    return make

@@ -1,0 +1,225 @@
+"""`_ids`: the install id is created once, privately, and agreed on by concurrent first runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+import cli_telemetry
+from cli_telemetry._ids import Ids, hashed_machine_id, load_or_create_ids, read_ids
+
+TOOL = "acme"
+HEX64 = re.compile(r"[0-9a-f]{64}")
+MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id", "/etc/hostid")
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
+def _raw_machine_ids() -> list[str]:
+    raw = []
+    for name in MACHINE_ID_FILES:
+        try:
+            value = Path(name).read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if value:
+            raw.append(value)
+    return raw
+
+
+def test_first_call_creates_ids_json_privately(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        path = tmp_path / "state" / "acme" / "telemetry" / "ids.json"
+        ids = load_or_create_ids(str(path), TOOL)
+    finally:
+        os.umask(old)
+
+    assert _is_uuid(ids.install_id)
+    assert uuid.UUID(ids.install_id).version == 4
+    assert _mode(path) == 0o600
+    for directory in (path.parent, path.parent.parent, path.parent.parent.parent):
+        assert _mode(directory) == 0o700, directory
+    assert os.listdir(path.parent) == ["ids.json"], "no temporary file is left behind"
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    assert stored["install_id"] == ids.install_id
+    assert stored.get("machine_id") == ids.machine_id
+    assert read_ids(str(path)) == ids
+
+
+def test_later_calls_return_the_same_ids_and_leave_the_file_alone(tmp_path: Path) -> None:
+    path = tmp_path / "ids.json"
+    first = load_or_create_ids(str(path), TOOL)
+    content = path.read_bytes()
+    inode = path.stat().st_ino
+
+    again = [load_or_create_ids(str(path), TOOL) for _ in range(3)]
+
+    assert again == [first, first, first]
+    assert path.read_bytes() == content
+    assert path.stat().st_ino == inode
+
+
+def test_different_files_get_different_install_ids(tmp_path: Path) -> None:
+    one = load_or_create_ids(str(tmp_path / "a" / "ids.json"), TOOL)
+    two = load_or_create_ids(str(tmp_path / "b" / "ids.json"), TOOL)
+    assert one.install_id != two.install_id
+
+
+def test_existing_ids_are_read_not_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "ids.json"
+    path.write_text('{"install_id": "given-id", "machine_id": "given-machine"}', encoding="utf-8")
+    assert load_or_create_ids(str(path), TOOL) == Ids("given-id", "given-machine")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"not json",
+        b"{",
+        b"[]",
+        b"null",
+        b'"install_id"',
+        b"{}",
+        b'{"install_id": ""}',
+        b'{"install_id": 42}',
+        b'{"install_id": null, "machine_id": "m"}',
+        b'{"install_id": "\xff\xfe"}',
+    ],
+)
+def test_a_corrupt_ids_file_is_replaced_with_valid_ids(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "ids.json"
+    path.write_bytes(content)
+    path.chmod(0o644)
+
+    ids = load_or_create_ids(str(path), TOOL)
+
+    assert _is_uuid(ids.install_id)
+    assert read_ids(str(path)) == ids
+    assert _mode(path) == 0o600
+    assert load_or_create_ids(str(path), TOOL) == ids
+    assert os.listdir(tmp_path) == ["ids.json"]
+
+
+_WORKER = """
+import sys
+from cli_telemetry._ids import load_or_create_ids
+
+tool, paths = sys.argv[1], sys.argv[2:]
+print("ready", flush=True)
+sys.stdin.readline()  # the barrier: every process is started and waiting here
+print(" ".join(load_or_create_ids(path, tool).install_id for path in paths), flush=True)
+"""
+ROUNDS = 10
+"""Each process makes the first call on this many files, so one run races many times."""
+
+
+def test_concurrent_first_calls_agree_on_one_install_id(tmp_path: Path) -> None:
+    paths = [tmp_path / f"state{i}" / "telemetry" / "ids.json" for i in range(ROUNDS)]
+    # The workers import the very package this test imported, whatever the working directory.
+    package_root = str(Path(cli_telemetry.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": package_root, "PYTHONDONTWRITEBYTECODE": "1"}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, TOOL, *map(str, paths)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+        )
+        for _ in range(8)
+    ]
+    results: list[tuple[int, str, str]] = []
+    try:
+        for proc in processes:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == "ready\n"
+        for proc in processes:  # release them all at once
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        for proc in processes:
+            out, err = proc.communicate(timeout=60)
+            results.append((proc.returncode, out, err))
+    finally:
+        for proc in processes:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+
+    assert [(code, err) for code, _, err in results] == [(0, "")] * len(processes)
+    answers = [out.split() for _, out, _ in results]
+    for i, path in enumerate(paths):
+        install_ids = {answer[i] for answer in answers}
+        assert len(install_ids) == 1, f"{path}: {install_ids}"
+        [install_id] = install_ids
+        assert _is_uuid(install_id)
+        stored = read_ids(str(path))
+        assert stored is not None
+        assert stored.install_id == install_id
+        assert os.listdir(path.parent) == ["ids.json"], "no temporary file is left behind"
+
+
+# -- hashed_machine_id ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def machine_id() -> str:
+    value = hashed_machine_id(TOOL)
+    if value is None:
+        pytest.skip("this system has no machine id to hash")
+    return value
+
+
+def test_hashed_machine_id_is_64_hex(machine_id: str) -> None:
+    assert HEX64.fullmatch(machine_id)
+
+
+def test_hashed_machine_id_is_stable_for_one_tool(machine_id: str) -> None:
+    assert hashed_machine_id(TOOL) == machine_id
+    assert hashed_machine_id(TOOL) == machine_id
+
+
+def test_hashed_machine_id_differs_between_tools(machine_id: str) -> None:
+    other = hashed_machine_id("other-tool")
+    assert other is not None
+    assert other != machine_id
+    assert hashed_machine_id("acme2") != machine_id
+
+
+def test_hashed_machine_id_is_not_the_raw_machine_id(machine_id: str) -> None:
+    raw = _raw_machine_ids()
+    if not raw:
+        pytest.skip("no /etc/machine-id (or fallback) on this system to compare with")
+    for value in raw:
+        assert value not in machine_id
+        assert machine_id != value.lower()
+
+
+def test_ids_file_holds_the_hashed_machine_id_not_the_raw_one(tmp_path: Path) -> None:
+    path = tmp_path / "ids.json"
+    ids = load_or_create_ids(str(path), TOOL)
+    assert ids.machine_id == hashed_machine_id(TOOL)
+    content = path.read_text(encoding="utf-8")
+    for value in _raw_machine_ids():
+        assert value not in content

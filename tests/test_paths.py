@@ -1,0 +1,243 @@
+"""`_paths`: the no-import shortcut must give exactly what platformdirs would.
+
+platformdirs' `Unix` and `MacOS` classes can be instantiated on any POSIX host and read
+``os.environ`` when a property is accessed, so each case sets the same environment in
+``os.environ`` (through monkeypatch) and in the mapping passed to `_fast_dirs`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import platformdirs
+import pytest
+from platformdirs.macos import MacOS
+from platformdirs.unix import Unix
+
+from cli_telemetry import _paths
+
+TOOLS = ("acme", "my-tool")
+
+# None means "unset"; the rest are set verbatim.
+HOMES = ("/home/alice", "/home/alice/", "/")
+XDG_VALUES: tuple[str | None, ...] = (None, "", "relative/dir", "~/tilde", "/abs/dir", "/abs/dir/")
+
+XDG_VARS = ("XDG_CONFIG_HOME", "XDG_STATE_HOME")
+
+
+def _apply(monkeypatch: pytest.MonkeyPatch, env: dict[str, str | None]) -> dict[str, str]:
+    """Make ``os.environ`` hold ``env`` (None: unset); return it as a plain mapping."""
+    for var, value in env.items():
+        if value is None:
+            monkeypatch.delenv(var, raising=False)
+        else:
+            monkeypatch.setenv(var, value)
+    return {var: value for var, value in env.items() if value is not None}
+
+
+def _case_id(case: tuple[str, str, str | None, str | None]) -> str:
+    return "-".join("unset" if part is None else repr(part) for part in case)
+
+
+CASES = list(itertools.product(TOOLS, HOMES, XDG_VALUES, XDG_VALUES))
+
+
+# -- Linux and the BSDs: the XDG spec, as platformdirs.unix.Unix reads it ---------------
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
+def test_fast_dirs_on_linux_agree_with_platformdirs_unix(
+    monkeypatch: pytest.MonkeyPatch, case: tuple[str, str, str | None, str | None]
+) -> None:
+    tool, home, config, state = case
+    env = _apply(monkeypatch, {"HOME": home, "XDG_CONFIG_HOME": config, "XDG_STATE_HOME": state})
+
+    fast = _paths._fast_dirs(tool, env, "linux")
+
+    assert fast is not None, "an absolute HOME on Linux must not need platformdirs"
+    reference = Unix(tool, appauthor=False)
+    assert fast == (reference.user_config_dir, reference.user_state_dir)
+
+
+@pytest.mark.parametrize("platform", ["freebsd14", "openbsd7", "netbsd10"])
+def test_fast_dirs_on_the_bsds_agree_with_platformdirs_unix(
+    monkeypatch: pytest.MonkeyPatch, platform: str
+) -> None:
+    env = _apply(
+        monkeypatch,
+        {"HOME": "/home/bob", "XDG_CONFIG_HOME": "/etc/xdg-bob", "XDG_STATE_HOME": None},
+    )
+
+    fast = _paths._fast_dirs("acme", env, platform)
+
+    reference = Unix("acme", appauthor=False)
+    assert fast == (reference.user_config_dir, reference.user_state_dir)
+    assert fast == ("/etc/xdg-bob/acme", "/home/bob/.local/state/acme")
+
+
+def test_fast_dirs_on_linux_spell_out_the_xdg_defaults() -> None:
+    """An anchor independent of platformdirs, so a change in both cannot go unnoticed."""
+    assert _paths._fast_dirs("acme", {"HOME": "/home/u"}, "linux") == (
+        "/home/u/.config/acme",
+        "/home/u/.local/state/acme",
+    )
+    env = {"HOME": "/home/u", "XDG_CONFIG_HOME": "/c", "XDG_STATE_HOME": "/s"}
+    assert _paths._fast_dirs("acme", env, "linux") == ("/c/acme", "/s/acme")
+
+
+# -- macOS: ~/Library/Application Support, as platformdirs.macos.MacOS reads it ---------
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
+def test_fast_dirs_on_macos_agree_with_platformdirs_macos_where_they_answer(
+    monkeypatch: pytest.MonkeyPatch, case: tuple[str, str, str | None, str | None]
+) -> None:
+    tool, home, config, state = case
+    env = _apply(monkeypatch, {"HOME": home, "XDG_CONFIG_HOME": config, "XDG_STATE_HOME": state})
+
+    fast = _paths._fast_dirs(tool, env, "darwin")
+
+    if not config and not state:
+        assert fast is not None, "macOS without XDG variables is the shortcut's case"
+    if fast is not None:
+        reference = MacOS(tool, appauthor=False)
+        assert fast == (reference.user_config_dir, reference.user_state_dir)
+
+
+def test_fast_dirs_on_macos_spell_out_application_support() -> None:
+    assert _paths._fast_dirs("acme", {"HOME": "/Users/u"}, "darwin") == (
+        "/Users/u/Library/Application Support/acme",
+        "/Users/u/Library/Application Support/acme",
+    )
+
+
+@pytest.mark.parametrize("var", XDG_VARS)
+@pytest.mark.parametrize("value", ["/abs/dir", "relative/dir"])
+def test_fast_dirs_on_macos_defer_when_an_xdg_variable_is_set(var: str, value: str) -> None:
+    assert _paths._fast_dirs("acme", {"HOME": "/Users/u", var: value}, "darwin") is None
+
+
+# -- where platformdirs decides ----------------------------------------------------------
+
+
+def test_fast_dirs_defer_on_windows() -> None:
+    env = {"HOME": "/home/u", "USERPROFILE": "C:\\Users\\u"}
+    assert _paths._fast_dirs("acme", env, "win32") is None
+    assert _paths._fast_dirs("acme", {}, "win32") is None
+
+
+@pytest.mark.parametrize("platform", ["linux", "darwin", "freebsd14"])
+@pytest.mark.parametrize(
+    "home", [None, "", "relative/home", "~", "~alice", "./home"], ids=lambda h: repr(h)
+)
+def test_fast_dirs_defer_without_an_absolute_home(platform: str, home: str | None) -> None:
+    env = {"XDG_CONFIG_HOME": "/c", "XDG_STATE_HOME": "/s"} if platform != "darwin" else {}
+    if home is not None:
+        env["HOME"] = home
+    assert _paths._fast_dirs("acme", env, platform) is None
+
+
+# -- resolve -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"HOME": "/home/alice", "XDG_CONFIG_HOME": None, "XDG_STATE_HOME": None},
+        {"HOME": "/home/alice", "XDG_CONFIG_HOME": "/cfg", "XDG_STATE_HOME": "/st"},
+        {"HOME": "/home/alice", "XDG_CONFIG_HOME": "rel", "XDG_STATE_HOME": ""},
+        # These two fall back to platformdirs (reading os.environ, set to the same values).
+        {"HOME": None, "XDG_CONFIG_HOME": "/cfg", "XDG_STATE_HOME": None},
+        {"HOME": "relative/home", "XDG_CONFIG_HOME": None, "XDG_STATE_HOME": "/st"},
+    ],
+    ids=["defaults", "xdg", "bad-xdg", "no-home", "relative-home"],
+)
+def test_resolve_puts_files_in_platformdirs_directories(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str | None]
+) -> None:
+    environ = _apply(monkeypatch, env)
+
+    paths = _paths.resolve("acme", environ)
+
+    reference = platformdirs.PlatformDirs("acme", appauthor=False)
+    assert paths.config_file == os.path.join(reference.user_config_dir, "telemetry.json")
+    assert paths.state_dir == os.path.join(reference.user_state_dir, "telemetry")
+    assert paths.ids_file == os.path.join(reference.user_state_dir, "telemetry", "ids.json")
+    assert paths.spool_dir == os.path.join(reference.user_state_dir, "telemetry", "spool")
+
+
+def test_resolve_spells_out_the_file_names() -> None:
+    paths = _paths.resolve("acme", {"HOME": "/home/u", "XDG_STATE_HOME": "/var/st"})
+    assert paths.config_file == "/home/u/.config/acme/telemetry.json"
+    assert paths.state_dir == "/var/st/acme/telemetry"
+    assert paths.ids_file == "/var/st/acme/telemetry/ids.json"
+    assert paths.spool_dir == "/var/st/acme/telemetry/spool"
+
+
+def test_resolve_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", "/home/from-environ")
+    monkeypatch.setenv("XDG_CONFIG_HOME", "/cfg-from-environ")
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+
+    paths = _paths.resolve("acme")
+
+    assert paths.config_file == "/cfg-from-environ/acme/telemetry.json"
+    assert paths.state_dir == "/home/from-environ/.local/state/acme/telemetry"
+
+
+# -- make_private_dir --------------------------------------------------------------------
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def umask_zero() -> Iterator[None]:
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.usefixtures("umask_zero")
+def test_make_private_dir_creates_every_missing_parent_0700(tmp_path: Path) -> None:
+    leaf = tmp_path / "a" / "b" / "c" / "d"
+
+    _paths.make_private_dir(str(leaf))
+
+    assert leaf.is_dir()
+    created = [tmp_path / "a", tmp_path / "a" / "b", tmp_path / "a" / "b" / "c", leaf]
+    assert {str(p): oct(_mode(p)) for p in created} == {str(p): oct(0o700) for p in created}
+
+
+@pytest.mark.usefixtures("umask_zero")
+def test_make_private_dir_is_idempotent_and_leaves_existing_dirs_alone(tmp_path: Path) -> None:
+    existing = tmp_path / "shared"
+    existing.mkdir(mode=0o755)
+    leaf = existing / "x" / "y"
+
+    _paths.make_private_dir(str(leaf))
+    _paths.make_private_dir(str(leaf))
+    _paths.make_private_dir(str(existing / "x"))
+
+    assert leaf.is_dir()
+    assert _mode(existing) == 0o755, "a directory that already existed keeps its mode"
+    assert _mode(existing / "x") == 0o700
+    assert _mode(leaf) == 0o700
+    assert sorted(p.name for p in existing.rglob("*")) == ["x", "y"]
+
+
+def test_make_private_dir_under_a_restrictive_umask(tmp_path: Path) -> None:
+    old = os.umask(0o077)
+    try:
+        _paths.make_private_dir(str(tmp_path / "p" / "q"))
+    finally:
+        os.umask(old)
+    assert _mode(tmp_path / "p") == 0o700
+    assert _mode(tmp_path / "p" / "q") == 0o700
