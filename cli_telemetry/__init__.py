@@ -1,21 +1,28 @@
 """cli-telemetry: private, fast usage telemetry for click command-line tools.
 
-telemetry = Telemetry("acme", version="1.4.0", endpoint="https://...", consent="notice")
+    telemetry = Telemetry("acme", version="1.4.0", endpoint="https://...", consent="notice")
 
-@telemetry.instrument
-@click.group()
-def cli(): ...
+    @telemetry.instrument
+    @click.group()
+    def cli(): ...
 
-cli.add_command(telemetry.command())
+    cli.add_command(telemetry.command())
+
+Only `Telemetry` and the errors are imported eagerly: a host tool pays for every import on
+every run. The other names load on first use (PEP 562).
 """
 
 from __future__ import annotations
 
-from ._settings import ConsentMode, Source
+from typing import TYPE_CHECKING, Any
+
 from .errors import ConfigurationError, TelemetryError
-from .events import SCHEMA_VERSION, Event, Outcome
-from .spool import Batch, Spool, SpoolStats
 from .telemetry import Status, Telemetry
+
+if TYPE_CHECKING:
+    from ._settings import ConsentMode, Source
+    from .events import SCHEMA_VERSION, Event, Outcome
+    from .spool import Batch, Spool, SpoolStats
 
 __version__ = "0.1.0"
 
@@ -33,3 +40,23 @@ __all__ = [
     "Telemetry",
     "TelemetryError",
 ]
+
+_LAZY = {
+    "ConsentMode": "_settings",
+    "Source": "_settings",
+    "SCHEMA_VERSION": "events",
+    "Event": "events",
+    "Outcome": "events",
+    "Batch": "spool",
+    "Spool": "spool",
+    "SpoolStats": "spool",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cli_telemetry' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{module}", __name__), name)

@@ -1,37 +1,47 @@
 """The two anonymous ids: a random install id and a salted hash of the machine id.
 
-Both are created on the first recorded event, stored in ``ids.json`` (0600) and deleted by
+Both are created on the first recorded event, stored in ``ids`` (0600, ``key = value``
+lines like the config file, read on every recorded run without json) and deleted by
 ``telemetry disable``. The machine id is hashed once and cached, so the hashing imports
 (hmac, hashlib: ~3 ms) and, on macOS, the ``ioreg`` call happen on that first run only.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import uuid
-from dataclasses import dataclass
+from typing import Final
+
+from ._record import Record
+from ._settings import ConfigError, parse_lines
 
 
-@dataclass(frozen=True)
-class Ids:
-    install_id: str
-    machine_id: str | None
+class Ids(Record):
+    __slots__ = ("install_id", "machine_id")
+
+    def __init__(self, install_id: str, machine_id: str | None) -> None:
+        self.install_id: Final = install_id
+        self.machine_id: Final = machine_id
+
+    def to_text(self) -> str:
+        lines = [f"install_id = {self.install_id}"]
+        if self.machine_id:
+            lines.append(f"machine_id = {self.machine_id}")
+        return "\n".join(lines) + "\n"
 
 
 def read_ids(path: str) -> Ids | None:
     """The stored ids, or None when there are none (or they are not ours)."""
     try:
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
+            values = parse_lines(f.read())
+    except (OSError, UnicodeDecodeError, ConfigError):
         return None
-    install_id = data.get("install_id") if isinstance(data, dict) else None
-    machine_id = data.get("machine_id") if isinstance(data, dict) else None
-    if not isinstance(install_id, str) or not install_id:
+    install_id = values.get("install_id")
+    if not install_id:
         return None
-    return Ids(install_id, machine_id if isinstance(machine_id, str) else None)
+    return Ids(install_id, values.get("machine_id") or None)
 
 
 def load_or_create_ids(path: str, tool: str) -> Ids:
@@ -47,14 +57,11 @@ def load_or_create_ids(path: str, tool: str) -> Ids:
 
     make_private_dir(os.path.dirname(path))
     fresh = Ids(str(uuid.uuid4()), hashed_machine_id(tool))
-    data = {"install_id": fresh.install_id}
-    if fresh.machine_id:
-        data["machine_id"] = fresh.machine_id
     tmp = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
+            f.write(fresh.to_text())
         try:
             os.link(tmp, path)
         except FileExistsError:
@@ -96,8 +103,8 @@ def _os_machine_id() -> str | None:
         return _macos_platform_uuid()
     for path in ("/etc/machine-id", "/var/lib/dbus/machine-id", "/etc/hostid"):
         try:
-            with open(path, encoding="ascii") as f:
-                value = f.read().strip()
+            with open(path, "rb") as f:
+                value = f.read().decode("ascii").strip()  # no codec module import
         except (OSError, UnicodeDecodeError):
             continue
         if value:

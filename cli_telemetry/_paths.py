@@ -13,23 +13,27 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import Final
+
+from ._record import Record
 
 
-@dataclass(frozen=True)
-class Paths:
+class Paths(Record):
     """The files of one tool's telemetry.
 
     ``state_dir`` (``<user state dir>/<tool>/telemetry``) holds everything that
     ``telemetry disable`` deletes: the ids, the spool and its counters.
     """
 
-    config_file: str
-    state_dir: str
+    __slots__ = ("config_file", "state_dir")
+
+    def __init__(self, config_file: str, state_dir: str) -> None:
+        self.config_file: Final = config_file
+        self.state_dir: Final = state_dir
 
     @property
     def ids_file(self) -> str:
-        return os.path.join(self.state_dir, "ids.json")
+        return os.path.join(self.state_dir, "ids")
 
     @property
     def spool_dir(self) -> str:
@@ -42,7 +46,7 @@ def resolve(tool: str, environ: Mapping[str, str] | None = None) -> Paths:
     dirs = _fast_dirs(tool, env, sys.platform) or _platformdirs(tool)
     config_dir, state_dir = dirs
     return Paths(
-        config_file=os.path.join(config_dir, "telemetry.json"),
+        config_file=os.path.join(config_dir, "telemetry.conf"),
         state_dir=os.path.join(state_dir, "telemetry"),
     )
 

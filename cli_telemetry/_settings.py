@@ -2,15 +2,19 @@
 
 Pure functions over an environment mapping and a config value, so every precedence rule is
 unit-testable without touching the disk. The decision is made once per invocation.
+
+The config file is a few ``key = value`` lines, not JSON: it is read on every run of the
+host tool, and parsing it must not cost the ~1 ms that importing json does. It also lets a
+person read it and leave a comment in it.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
 from typing import Final, Literal
+
+from ._record import Record
 
 ConsentMode = Literal["notice", "prompt"]
 Source = Literal["do_not_track", "env", "config", "default"]
@@ -28,47 +32,66 @@ class ConfigError(ValueError):
     """The config file exists but is not a config we wrote."""
 
 
-@dataclass(frozen=True)
-class Config:
-    """The user's recorded choices, stored as JSON in ``Paths.config_file``.
+def parse_lines(text: str) -> dict[str, str]:
+    """``key = value`` lines; blank lines and ``#`` comments are skipped. Last key wins.
 
-    ``consent_policy`` is the policy version that an explicit ``enabled: true`` (from
+    Shared by the config file and the ids file; raises ConfigError on any other line.
+    """
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"line {number} is not 'key = value'")
+        values[key.strip()] = value.strip()
+    return values
+
+
+class Config(Record):
+    """The user's recorded choices, stored in ``Paths.config_file``.
+
+    ``consent_policy`` is the policy version that an explicit ``enabled = true`` (from
     ``telemetry enable`` or a "yes" at the prompt) agreed to; ``notice_policy`` the version
     whose notice was shown. A "no" needs no version: no stays no.
     """
 
-    enabled: bool | None = None
-    consent_policy: int = 0
-    notice_policy: int = 0
+    __slots__ = ("consent_policy", "enabled", "notice_policy")
+
+    def __init__(
+        self, enabled: bool | None = None, consent_policy: int = 0, notice_policy: int = 0
+    ) -> None:
+        self.enabled: Final = enabled
+        self.consent_policy: Final = consent_policy
+        self.notice_policy: Final = notice_policy
 
     @classmethod
-    def from_json(cls, text: str) -> Config:
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise ConfigError(f"not JSON ({exc})") from None
-        if not isinstance(data, dict):
-            raise ConfigError("not a JSON object")
-        enabled = data.get("enabled")
-        if enabled is not None and not isinstance(enabled, bool):
-            raise ConfigError("'enabled' must be true, false or absent")
-        versions = [data.get(key, 0) for key in ("consent_policy", "notice_policy")]
-        if not all(type(v) is int and v >= 0 for v in versions):
+    def from_text(cls, text: str) -> Config:
+        values = parse_lines(text)
+        enabled = {"true": True, "false": False, None: None}.get(values.get("enabled"), "bad")
+        if enabled == "bad":
+            raise ConfigError("'enabled' must be true or false")
+        versions = [values.get(key, "0") for key in ("consent_policy", "notice_policy")]
+        if not all(v.isascii() and v.isdigit() for v in versions):
             raise ConfigError("'consent_policy' and 'notice_policy' must be whole numbers")
-        return cls(enabled, versions[0], versions[1])
+        return cls(enabled, int(versions[0]), int(versions[1]))  # type: ignore[arg-type]
 
-    def to_json(self) -> str:
-        data: dict[str, object] = {}
+    def to_text(self, tool: str) -> str:
+        lines = [f"# Telemetry settings for {tool}; `{tool} telemetry enable|disable` rewrites it."]
         if self.enabled is not None:
-            data["enabled"] = self.enabled
+            lines.append(f"enabled = {'true' if self.enabled else 'false'}")
         if self.consent_policy:
-            data["consent_policy"] = self.consent_policy
+            lines.append(f"consent_policy = {self.consent_policy}")
         if self.notice_policy:
-            data["notice_policy"] = self.notice_policy
-        return json.dumps(data, indent=2) + "\n"
+            lines.append(f"notice_policy = {self.notice_policy}")
+        return "\n".join(lines) + "\n"
 
     def with_choice(self, enabled: bool, policy_version: int) -> Config:
-        return replace(self, enabled=enabled, consent_policy=policy_version if enabled else 0)
+        return Config(enabled, policy_version if enabled else 0, self.notice_policy)
+
+    def with_notice(self, policy_version: int) -> Config:
+        return Config(self.enabled, self.consent_policy, policy_version)
 
 
 def load_config(path: str) -> Config:
@@ -80,10 +103,10 @@ def load_config(path: str) -> Config:
         return Config()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"unreadable ({type(exc).__name__})") from None
-    return Config.from_json(text)
+    return Config.from_text(text)
 
 
-def save_config(path: str, config: Config) -> None:
+def save_config(path: str, config: Config, tool: str) -> None:
     """Write atomically (temp file, then rename) with owner-only permissions."""
     from ._paths import make_private_dir
 
@@ -92,7 +115,7 @@ def save_config(path: str, config: Config) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(config.to_json())
+            f.write(config.to_text(tool))
         os.replace(tmp, path)
     except BaseException:
         _unlink_quietly(tmp)
@@ -106,15 +129,19 @@ def _unlink_quietly(path: str) -> None:
         pass
 
 
-@dataclass(frozen=True)
-class EnvSettings:
+class EnvSettings(Record):
     """What the environment says, read once. ``prefix`` is the tool's, e.g. ``ACME``."""
 
-    do_not_track: bool
-    disabled: bool
-    debug: bool
-    strict: bool
-    disabled_var: str
+    __slots__ = ("debug", "disabled", "disabled_var", "do_not_track", "strict")
+
+    def __init__(
+        self, do_not_track: bool, disabled: bool, debug: bool, strict: bool, disabled_var: str
+    ) -> None:
+        self.do_not_track: Final = do_not_track
+        self.disabled: Final = disabled
+        self.debug: Final = debug
+        self.strict: Final = strict
+        self.disabled_var: Final = disabled_var
 
     @classmethod
     def read(cls, prefix: str, environ: Mapping[str, str] | None = None) -> EnvSettings:
@@ -131,19 +158,28 @@ class EnvSettings:
 Pending = Literal["notice", "prompt"]
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(Record):
     """Whether this invocation records, which setting decided, and why, in words.
 
     ``pending`` is set when consent has not been settled yet: the notice has to be shown or
     the prompt answered before anything is recorded.
     """
 
-    enabled: bool
-    source: Source
-    reason: str
-    pending: Pending | None = None
-    config: Config | None = None
+    __slots__ = ("config", "enabled", "pending", "reason", "source")
+
+    def __init__(
+        self,
+        enabled: bool,
+        source: Source,
+        reason: str,
+        pending: Pending | None = None,
+        config: Config | None = None,
+    ) -> None:
+        self.enabled: Final = enabled
+        self.source: Final = source
+        self.reason: Final = reason
+        self.pending: Final = pending
+        self.config: Final = config
 
 
 def decide(

@@ -46,6 +46,8 @@ def flags_and_values(
                 continue
             if ctx.get_parameter_source(param.name) not in _GIVEN_BY_USER:
                 continue
+            if _other_switch_was_given(ctx, param):
+                continue
             name = option_name(param)
             if name in flags:
                 continue
@@ -55,6 +57,15 @@ def flags_and_values(
                 if closed is not None:
                     values[name] = closed[0]
     return flags, values
+
+
+def _other_switch_was_given(ctx: click.Context, param: click.Option) -> bool:
+    """For feature switches (several flags sharing one destination, e.g. ``--upper`` and
+    ``--lower`` both setting ``transform``), only the switch whose value was set counts."""
+    shared = [p for p in ctx.command.params if p.name == param.name and p is not param]
+    if not shared or not param.is_flag:
+        return False
+    return bool(ctx.params.get(param.name) != param.flag_value)
 
 
 def _is_closed(param: click.Option) -> bool:
@@ -108,7 +119,7 @@ def exit_code_of(exc: BaseException | None) -> int:
         code = exc.code
         if code is None:
             return 0
-        return code if isinstance(code, int) else 1
+        return int(code) if isinstance(code, int) else 1  # int(): sys.exit(True) is 1
     if isinstance(exc, click.exceptions.Exit):
         return exc.exit_code
     if isinstance(exc, click.ClickException):

@@ -3,6 +3,9 @@
 These commands are the user's explicit request, so unlike the recording path they do report
 their own failures (on stderr, with exit code 1): a ``disable`` that silently failed to
 write its setting would be a broken promise.
+
+This module is only imported when the user runs (or asks for help on) the group: the host
+tool registers a `TelemetryGroup` (in telemetry.py), which builds these on demand.
 """
 
 from __future__ import annotations
@@ -21,19 +24,17 @@ if TYPE_CHECKING:
     from .telemetry import Telemetry
 
 
-def telemetry_group(telemetry: Telemetry, name: str) -> click.Group:
+def telemetry_commands(telemetry: Telemetry) -> dict[str, click.Command]:
+    """The subcommands, by name, each marked as the library's own (never recorded)."""
     tool = telemetry.tool
-
-    @click.group(name, help=f"Show or change what {tool} records about its use.")
-    def group() -> None:
-        pass
+    group = click.Group()
 
     @group.command(help="Say whether telemetry is on, why, and what is stored.")
     @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead.")
     def status(as_json: bool) -> None:
         state = telemetry.status()
         if as_json:
-            click.echo(json.dumps(state.to_json(), indent=2))
+            click.echo(json.dumps(state.as_dict(), indent=2))
             return
         click.echo(f"Telemetry for {tool} is {'on' if state.enabled else 'off'}: {state.reason}.")
         click.echo(
@@ -50,7 +51,7 @@ def telemetry_group(telemetry: Telemetry, name: str) -> click.Group:
         paths = _paths.resolve(tool)
         before = _explicit_choice(paths.config_file)
         config = _config_or_empty(paths.config_file)
-        _write(paths.config_file, config.with_choice(True, telemetry.policy_version))
+        _write(paths.config_file, config.with_choice(True, telemetry.policy_version), tool)
         word = "was already" if before is True else "is now"
         click.echo(f"Telemetry for {tool} {word} enabled (in {paths.config_file}).")
         _warn_overrides(telemetry)
@@ -59,16 +60,16 @@ def telemetry_group(telemetry: Telemetry, name: str) -> click.Group:
     def disable() -> None:
         paths = _paths.resolve(tool)
         config = _config_or_empty(paths.config_file)
-        _write(paths.config_file, config.with_choice(False, telemetry.policy_version))
+        _write(paths.config_file, config.with_choice(False, telemetry.policy_version), tool)
         deleted = _delete_state(telemetry, paths)
         click.echo(
             f"Telemetry for {tool} is now disabled; deleted {deleted} pending event(s)"
             " and the anonymous ids."
         )
 
-    for command in (group, status, enable, disable):
+    for command in (status, enable, disable):
         setattr(command, INTERNAL, True)
-    return group
+    return dict(group.commands)
 
 
 def _explicit_choice(path: str) -> bool | None:
@@ -86,9 +87,9 @@ def _config_or_empty(path: str) -> Config:
         return Config()
 
 
-def _write(path: str, config: Config) -> None:
+def _write(path: str, config: Config, tool: str) -> None:
     try:
-        save_config(path, config)
+        save_config(path, config, tool)
     except OSError as exc:
         raise click.ClickException(
             f"could not write {path} ({exc.strerror or type(exc).__name__});"

@@ -110,3 +110,46 @@ def check_custom_event(name: object, properties: object) -> dict[str, Scalar]:
             raise ValueError(f"property {key!r} must be a finite number")
         checked[key] = value
     return checked
+
+
+_JSON_ESCAPES: Final = (
+    {i: f"\\u{i:04x}" for i in range(0x20)}
+    | {0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f", 0x0D: "\\r"}
+    | {0x22: '\\"', 0x5C: "\\\\"}
+)
+
+
+def encode(value: object) -> str:
+    """Compact JSON for an event, exactly as ``json.dumps(value, separators=(",", ":"),
+    ensure_ascii=False)`` writes it for the types an event holds.
+
+    The host tool writes one event per run, and importing json costs ~1 ms of a ~3 ms
+    budget; an event is only dicts, lists, strings, numbers, booleans and null, for which
+    JSON is this short. ``tests/test_events.py`` checks it against json itself. Anything
+    else (NaN, a lone surrogate, another type) raises ValueError or TypeError.
+    """
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        value.encode("utf-8")  # a lone surrogate cannot be written: raise here
+        return '"' + value.translate(_JSON_ESCAPES) + '"'
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("JSON has no NaN or infinity")
+        return float.__repr__(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(encode(item) for item in value) + "]"
+    if isinstance(value, dict):
+        items = []
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"JSON object keys must be str, not {type(key).__name__}")
+            items.append(encode(key) + ":" + encode(item))
+        return "{" + ",".join(items) + "}"
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable here")

@@ -19,14 +19,12 @@ subcommand object shared with another, uninstrumented tool records nothing there
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import click
 
-from .events import Scalar
-
 if TYPE_CHECKING:
+    from .events import Scalar
     from .telemetry import Telemetry
 
 RUN_KEY: Final = "cli_telemetry.run"
@@ -37,19 +35,36 @@ _GROUP_HOOKED: Final = "_cli_telemetry_group_hooked"
 _CONTEXT_HOOKED: Final = "_cli_telemetry_context_hooked"
 
 
-@dataclass
 class Run:
-    """One invocation of an instrumented command, filled in as click works."""
+    """One invocation of an instrumented command, filled in as click works.
 
-    started: float
-    timestamp: str
-    path: list[str] = field(default_factory=list)
-    contexts: list[click.Context] = field(default_factory=list)
-    exception: BaseException | None = None
-    final: BaseException | None = None
-    parsed: bool = False
-    internal: bool = False
-    custom: list[tuple[str, dict[str, Scalar], str]] = field(default_factory=list)
+    ``exception`` is the first exception seen leaving the command (before click converts
+    it), ``final`` what left ``main``; ``parsed`` is False for shell completion, which is
+    not a use; ``internal`` marks the telemetry command itself.
+    """
+
+    __slots__ = (
+        "contexts",
+        "custom",
+        "exception",
+        "final",
+        "internal",
+        "parsed",
+        "path",
+        "started",
+        "timestamp",
+    )
+
+    def __init__(self, started: float, timestamp: str) -> None:
+        self.started = started
+        self.timestamp = timestamp
+        self.path: list[str] = []
+        self.contexts: list[click.Context] = []
+        self.exception: BaseException | None = None
+        self.final: BaseException | None = None
+        self.parsed = False
+        self.internal = False
+        self.custom: list[tuple[str, dict[str, Scalar], str]] = []
 
     def contexts_with(self, exc: BaseException | None) -> list[click.Context]:
         """The parsed contexts, plus the one a usage error was raised in (partly parsed)."""

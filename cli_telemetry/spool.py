@@ -24,10 +24,10 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ._paths import make_private_dir
+from ._record import Record
 from .events import MAX_EVENT_BYTES
 
 _EVENT_FILE: Final = re.compile(r"\d{20}-[0-9a-f]{12}\.json")
@@ -48,20 +48,26 @@ def _ignore(message: str) -> None:
     pass
 
 
-@dataclass(frozen=True)
-class Batch:
+class Batch(Record):
     """Events claimed by one uploader; ``ack`` or ``release`` it exactly once."""
 
-    batch_id: str
-    events: list[dict[str, Any]]
-    names: list[str] = field(repr=False)
+    __slots__ = ("batch_id", "events", "names")
+
+    def __init__(self, batch_id: str, events: list[dict[str, Any]], names: list[str]) -> None:
+        self.batch_id: Final = batch_id
+        self.events: Final = events
+        self.names: Final = names
 
 
-@dataclass(frozen=True)
-class SpoolStats:
-    pending: int
-    dropped: int
-    corrupt: int
+class SpoolStats(Record):
+    """Events waiting (new and claimed), and the counters of what was lost, and why."""
+
+    __slots__ = ("corrupt", "dropped", "pending")
+
+    def __init__(self, pending: int, dropped: int, corrupt: int) -> None:
+        self.pending: Final = pending
+        self.dropped: Final = dropped
+        self.corrupt: Final = corrupt
 
 
 class Spool:

@@ -2,87 +2,76 @@
 
 The order of work after a command is deliberate: nothing runs before the command (so a
 broken telemetry set-up cannot stop it), and after it the environment is read first, so that
-DO_NOT_TRACK costs no file access; then the config file; then, only if recording, the ids
-and one atomic file per event. Every step is inside one ``try`` whose failures go to the
-debug output and nowhere else.
+DO_NOT_TRACK costs no file access and no further import; then the config file; then, only if
+recording, the ids and one atomic file per event. Every step is inside one ``try`` whose
+failures go to the debug output and nowhere else.
+
+The host tool imports this module on every run, so it imports almost nothing at the top:
+each module is imported where it is first needed (a second import is a dict lookup).
 """
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import click
 
-from . import _paths, capture
-from ._ids import Ids, hashed_machine_id, load_or_create_ids, read_ids
-from ._settings import (
-    Config,
-    ConsentMode,
-    Decision,
-    EnvSettings,
-    Source,
-    decide,
-    load_config,
-    save_config,
-)
+from ._record import Record
 from .errors import ConfigurationError
-from .events import (
-    COMMAND_EVENT,
-    MAX_EVENT_BYTES,
-    SCHEMA_VERSION,
-    Scalar,
-    check_custom_event,
-)
-from .spool import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Spool
 
 if TYPE_CHECKING:
+    from ._ids import Ids
+    from ._paths import Paths
+    from ._settings import ConsentMode, Decision, EnvSettings, Source
+    from .events import Scalar
     from .instrument import Run
+    from .spool import Spool
 
 C = TypeVar("C", bound=click.Command)
 
 _TOOL_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 DEBUG_PREFIX: Final = "cli-telemetry: "
+MAX_EVENT_BYTES: Final = 8192  # events.MAX_EVENT_BYTES, repeated to keep events.py lazy
 
 
-@dataclass(frozen=True)
-class Status:
+class Status(Record):
     """What ``<tool> telemetry status`` reports; also useful to authors in tests."""
 
-    enabled: bool
-    source: Source
-    reason: str
-    install_id: str | None
-    config_file: str
-    spool_dir: str
-    pending: int
-    dropped: int
+    __slots__ = (
+        "config_file",
+        "dropped",
+        "enabled",
+        "install_id",
+        "pending",
+        "reason",
+        "source",
+        "spool_dir",
+    )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "enabled": self.enabled,
-            "source": self.source,
-            "reason": self.reason,
-            "install_id": self.install_id,
-            "config_file": self.config_file,
-            "spool_dir": self.spool_dir,
-            "pending": self.pending,
-            "dropped": self.dropped,
-        }
-
-
-@dataclass
-class _Pending:
-    """Custom events tracked during a run, recorded with it once consent is known."""
-
-    events: list[tuple[str, dict[str, Scalar], str]] = field(default_factory=list)
+    def __init__(
+        self,
+        enabled: bool,
+        source: Source,
+        reason: str,
+        install_id: str | None,
+        config_file: str,
+        spool_dir: str,
+        pending: int,
+        dropped: int,
+    ) -> None:
+        self.enabled: Final = enabled
+        self.source: Final = source
+        self.reason: Final = reason
+        self.install_id: Final = install_id
+        self.config_file: Final = config_file
+        self.spool_dir: Final = spool_dir
+        self.pending: Final = pending
+        self.dropped: Final = dropped
 
 
 class Telemetry:
@@ -106,8 +95,8 @@ class Telemetry:
         privacy_url: str | None = None,
         policy_version: int = 1,
         strict: bool = False,
-        max_events: int = DEFAULT_MAX_EVENTS,
-        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_events: int = 1000,
+        max_bytes: int = 2_000_000,
     ) -> None:
         if not isinstance(tool, str) or not _TOOL_NAME.fullmatch(tool):
             raise ConfigurationError(
@@ -146,9 +135,7 @@ class Telemetry:
 
     def command(self, name: str = "telemetry") -> click.Group:
         """The ``telemetry status|enable|disable`` group, to add to the tool's group."""
-        from .command import telemetry_group
-
-        return telemetry_group(self, name)
+        return TelemetryGroup(self, name)
 
     def track(self, event: str, properties: dict[str, Scalar] | None = None) -> None:
         """Record a custom event with JSON-scalar properties.
@@ -158,6 +145,9 @@ class Telemetry:
         raise TypeError/ValueError only in strict mode; an end user's run drops the event
         and says why in the debug output.
         """
+        from ._settings import EnvSettings
+        from .events import check_custom_event
+
         env = EnvSettings.read(self.env_prefix)
         try:
             checked = check_custom_event(event, properties)
@@ -171,6 +161,8 @@ class Telemetry:
             self._runs[-1].custom.append((event, checked, timestamp))
             return
         with self._guard(env):
+            from . import _paths
+
             paths = _paths.resolve(self.tool)
             decision = self._decide(env, paths)
             base = self._base_fields(self.tool, timestamp)
@@ -180,6 +172,10 @@ class Telemetry:
 
     def status(self) -> Status:
         """The current decision, ids and spool, as ``telemetry status`` shows them."""
+        from . import _paths
+        from ._ids import read_ids
+        from ._settings import EnvSettings
+
         env = EnvSettings.read(self.env_prefix)
         paths = _paths.resolve(self.tool)
         decision = self._decide(env, paths)
@@ -196,7 +192,12 @@ class Telemetry:
             dropped=stats.dropped,
         )
 
-    def spool(self, paths: _paths.Paths | None = None) -> Spool:
+    def spool(self, paths: Paths | None = None) -> Spool:
+        """This tool's spool (the uploader's side: claim, ack, release)."""
+        from . import _paths
+        from ._settings import EnvSettings
+        from .spool import Spool
+
         paths = paths or _paths.resolve(self.tool)
         env = EnvSettings.read(self.env_prefix)
         return Spool(
@@ -209,34 +210,49 @@ class Telemetry:
     # -- the end of an invocation (called by instrument.py) ----------------------------
 
     def _finish(self, run: Run) -> None:
-        env = EnvSettings.read(self.env_prefix)
-        with self._guard(env):
-            if run.internal or not run.parsed:
-                return
-            exc = run.exception or run.final
-            exit_code = capture.exit_code_of(run.final)
-            outcome, error_type = capture.classify(exc, exit_code)
-            flags, values = capture.flags_and_values(run.contexts_with(exc))
-            base = self._base_fields(" ".join([self.tool, *run.path]), run.timestamp)
-            command_event = dict(base)
-            command_event.update(
-                flags=flags,
-                values=values,
-                exit_code=exit_code,
-                outcome=outcome,
-                error_type=error_type,
-                duration_ms=int((time.perf_counter() - run.started) * 1000),
-            )
-            events = [command_event] + [
-                self._custom_event(base, name, props, ts) for name, props, ts in run.custom
-            ]
-            paths = _paths.resolve(self.tool)
-            decision = self._decide(env, paths)
-            if not env.debug and decision.pending:
-                decision = self._settle_consent(paths, decision)
-            self._deliver(env, paths, decision, events)
+        from ._settings import EnvSettings
 
-    def _decide(self, env: EnvSettings, paths: _paths.Paths) -> Decision:
+        duration_ms = int((time.perf_counter() - run.started) * 1000)
+        env = EnvSettings.read(self.env_prefix)
+        if run.internal or not run.parsed:
+            return
+        if (env.do_not_track or env.disabled) and not env.debug:
+            return  # decided by the environment: nothing more to read, import or write
+        with self._guard(env):
+            self._record_run(run, env, duration_ms)
+
+    def _record_run(self, run: Run, env: EnvSettings, duration_ms: int) -> None:
+        from . import _paths, capture
+
+        paths = _paths.resolve(self.tool)
+        decision = self._decide(env, paths)
+        if not env.debug:
+            if decision.pending:
+                decision = self._settle_consent(paths, decision)
+            if not decision.enabled:
+                return
+        exc = run.exception or run.final
+        exit_code = capture.exit_code_of(run.final)
+        outcome, error_type = capture.classify(exc, exit_code)
+        flags, values = capture.flags_and_values(run.contexts_with(exc))
+        base = self._base_fields(" ".join([self.tool, *run.path]), run.timestamp)
+        command_event = dict(base)
+        command_event.update(
+            flags=flags,
+            values=values,
+            exit_code=exit_code,
+            outcome=outcome,
+            error_type=error_type,
+            duration_ms=duration_ms,
+        )
+        events = [command_event] + [
+            self._custom_event(base, name, props, ts) for name, props, ts in run.custom
+        ]
+        self._deliver(env, paths, decision, events)
+
+    def _decide(self, env: EnvSettings, paths: Paths) -> Decision:
+        from ._settings import decide, load_config
+
         return decide(
             env,
             lambda: load_config(paths.config_file),
@@ -245,23 +261,25 @@ class Telemetry:
             self.tool,
         )
 
-    def _settle_consent(self, paths: _paths.Paths, decision: Decision) -> Decision:
+    def _settle_consent(self, paths: Paths, decision: Decision) -> Decision:
         """Show the notice or ask the question, if a person can see it; store the result."""
-        from . import consent
+        from . import capture
+        from ._settings import Config, Decision, save_config
 
         config = decision.config or Config()
         if decision.pending == "notice":
             if capture.stderr_is_tty():
+                from . import consent
+
                 consent.show_notice(self.tool, self.privacy_url)
-                save_config(
-                    paths.config_file,
-                    Config(config.enabled, config.consent_policy, self.policy_version),
-                )
+                save_config(paths.config_file, config.with_notice(self.policy_version), self.tool)
             return decision  # nothing is recorded on the run that shows the notice
         if not capture.is_interactive() or capture.detect_ci() is not None:
             return decision
+        from . import consent
+
         yes = consent.ask(self.tool, self.privacy_url)
-        save_config(paths.config_file, config.with_choice(yes, self.policy_version))
+        save_config(paths.config_file, config.with_choice(yes, self.policy_version), self.tool)
         if not yes:
             return Decision(False, "config", "you answered no to the question", config=config)
         return Decision(True, "config", "you answered yes to the question", config=config)
@@ -269,11 +287,17 @@ class Telemetry:
     def _deliver(
         self,
         env: EnvSettings,
-        paths: _paths.Paths,
+        paths: Paths,
         decision: Decision,
         events: list[dict[str, Any]],
     ) -> None:
+        from ._ids import Ids, hashed_machine_id, load_or_create_ids, read_ids
+
         if env.debug:
+            import json
+
+            from . import _paths
+
             ids = read_ids(paths.ids_file) or Ids(
                 "(created on the first recorded event)", hashed_machine_id(self.tool)
             )
@@ -293,11 +317,13 @@ class Telemetry:
             return
         if not decision.enabled:
             return
+        from .events import encode
+
         ids = load_or_create_ids(paths.ids_file, self.tool)
         encoded = []
         for event in events:
             _with_ids(event, ids)
-            data = json.dumps(event, separators=(",", ":")).encode()
+            data = encode(event).encode()
             if len(data) > MAX_EVENT_BYTES:
                 self._debug(
                     env, f"dropped event {event['event']!r}: {len(data)} bytes is over the limit"
@@ -307,6 +333,9 @@ class Telemetry:
         self.spool(paths).append(encoded)
 
     def _base_fields(self, command: str, timestamp: str) -> dict[str, Any]:
+        from . import capture
+        from .events import COMMAND_EVENT, SCHEMA_VERSION
+
         fields: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "event_id": "",
@@ -347,7 +376,35 @@ class Telemetry:
                 pass
 
 
+class TelemetryGroup(click.Group):
+    """The ``telemetry`` group, whose subcommands are built only when it is used.
+
+    Every run of the host tool registers this group, but only the runs that use it need
+    its subcommands and their imports (json, paths, config): command.py loads on demand.
+    """
+
+    def __init__(self, telemetry: Telemetry, name: str) -> None:
+        from .instrument import INTERNAL
+
+        super().__init__(name, help=f"Show or change what {telemetry.tool} records about its use.")
+        self._telemetry = telemetry
+        self._built: dict[str, click.Command] | None = None
+        setattr(self, INTERNAL, True)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return ["disable", "enable", "status"]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if self._built is None:
+            from .command import telemetry_commands
+
+            self._built = telemetry_commands(self._telemetry)
+        return self._built.get(cmd_name)
+
+
 def _with_ids(event: dict[str, Any], ids: Ids) -> None:
+    import uuid
+
     event["event_id"] = str(uuid.uuid4())
     event["install_id"] = ids.install_id
     if ids.machine_id:

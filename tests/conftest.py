@@ -70,10 +70,10 @@ class Tool:
         self.name = name
         self.program = program or [sys.executable, "-m", "cli_app"]
         self.env = clean_environ(home)
-        self.config_file = home / ".config" / name / "telemetry.json"
+        self.config_file = home / ".config" / name / "telemetry.conf"
         self.state_dir = home / ".local" / "state" / name / "telemetry"
         self.spool_dir = self.state_dir / "spool"
-        self.ids_file = self.state_dir / "ids.json"
+        self.ids_file = self.state_dir / "ids"
 
     def command(self, *args: str) -> list[str]:
         return [*self.program, *args]

@@ -11,7 +11,7 @@ import typing
 from typing import Any
 
 import pytest
-from conftest import Tool, poll
+from conftest import Tool
 
 from cli_telemetry.events import COMMAND_ONLY_FIELDS, CUSTOM_ONLY_FIELDS, Event
 

@@ -72,7 +72,9 @@ def test_policy_bump_shows_the_notice_again(make_tool: Callable[..., Tool]) -> N
 # -- prompt mode ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("answer", "records"), [("y", True), ("yes", True), ("n", False), ("", False)])
+@pytest.mark.parametrize(
+    ("answer", "records"), [("y", True), ("yes", True), ("n", False), ("", False)]
+)
 def test_prompt_asks_once_and_stores_the_answer(
     make_tool: Callable[..., Tool], answer: str, records: bool
 ) -> None:
@@ -100,7 +102,11 @@ def test_prompt_end_of_input_means_no(make_tool: Callable[..., Tool]) -> None:
 
 @pytest.mark.parametrize(
     ("how", "env"),
-    [("no stdin terminal", {}), ("CI", {"CI": "true"}), ("GitHub Actions", {"GITHUB_ACTIONS": "1"})],
+    [
+        ("no stdin terminal", {}),
+        ("CI", {"CI": "true"}),
+        ("GitHub Actions", {"GITHUB_ACTIONS": "1"}),
+    ],
 )
 def test_prompt_never_blocks_scripts_or_ci(
     make_tool: Callable[..., Tool], how: str, env: dict[str, str]

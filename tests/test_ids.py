@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import stat
@@ -44,10 +43,10 @@ def _raw_machine_ids() -> list[str]:
     return raw
 
 
-def test_first_call_creates_ids_json_privately(tmp_path: Path) -> None:
+def test_first_call_creates_the_ids_file_privately(tmp_path: Path) -> None:
     old = os.umask(0)
     try:
-        path = tmp_path / "state" / "acme" / "telemetry" / "ids.json"
+        path = tmp_path / "state" / "acme" / "telemetry" / "ids"
         ids = load_or_create_ids(str(path), TOOL)
     finally:
         os.umask(old)
@@ -57,15 +56,15 @@ def test_first_call_creates_ids_json_privately(tmp_path: Path) -> None:
     assert _mode(path) == 0o600
     for directory in (path.parent, path.parent.parent, path.parent.parent.parent):
         assert _mode(directory) == 0o700, directory
-    assert os.listdir(path.parent) == ["ids.json"], "no temporary file is left behind"
-    stored = json.loads(path.read_text(encoding="utf-8"))
-    assert stored["install_id"] == ids.install_id
-    assert stored.get("machine_id") == ids.machine_id
+    assert os.listdir(path.parent) == ["ids"], "no temporary file is left behind"
+    stored = path.read_text(encoding="utf-8").splitlines()
+    assert stored[0] == f"install_id = {ids.install_id}"
+    assert stored[1:] == ([f"machine_id = {ids.machine_id}"] if ids.machine_id else [])
     assert read_ids(str(path)) == ids
 
 
 def test_later_calls_return_the_same_ids_and_leave_the_file_alone(tmp_path: Path) -> None:
-    path = tmp_path / "ids.json"
+    path = tmp_path / "ids"
     first = load_or_create_ids(str(path), TOOL)
     content = path.read_bytes()
     inode = path.stat().st_ino
@@ -78,14 +77,14 @@ def test_later_calls_return_the_same_ids_and_leave_the_file_alone(tmp_path: Path
 
 
 def test_different_files_get_different_install_ids(tmp_path: Path) -> None:
-    one = load_or_create_ids(str(tmp_path / "a" / "ids.json"), TOOL)
-    two = load_or_create_ids(str(tmp_path / "b" / "ids.json"), TOOL)
+    one = load_or_create_ids(str(tmp_path / "a" / "ids"), TOOL)
+    two = load_or_create_ids(str(tmp_path / "b" / "ids"), TOOL)
     assert one.install_id != two.install_id
 
 
 def test_existing_ids_are_read_not_replaced(tmp_path: Path) -> None:
-    path = tmp_path / "ids.json"
-    path.write_text('{"install_id": "given-id", "machine_id": "given-machine"}', encoding="utf-8")
+    path = tmp_path / "ids"
+    path.write_text("install_id = given-id\nmachine_id = given-machine\n", encoding="utf-8")
     assert load_or_create_ids(str(path), TOOL) == Ids("given-id", "given-machine")
 
 
@@ -93,20 +92,18 @@ def test_existing_ids_are_read_not_replaced(tmp_path: Path) -> None:
     "content",
     [
         b"",
-        b"not json",
+        b"not a setting",
         b"{",
-        b"[]",
-        b"null",
-        b'"install_id"',
-        b"{}",
-        b'{"install_id": ""}',
-        b'{"install_id": 42}',
-        b'{"install_id": null, "machine_id": "m"}',
-        b'{"install_id": "\xff\xfe"}',
+        b'{"install_id": "x"}',
+        b"install_id =",
+        b"install_id = \nmachine_id = m",
+        b"machine_id = m",
+        b"= x",
+        b"install_id = \xff\xfe",
     ],
 )
 def test_a_corrupt_ids_file_is_replaced_with_valid_ids(tmp_path: Path, content: bytes) -> None:
-    path = tmp_path / "ids.json"
+    path = tmp_path / "ids"
     path.write_bytes(content)
     path.chmod(0o644)
 
@@ -116,7 +113,7 @@ def test_a_corrupt_ids_file_is_replaced_with_valid_ids(tmp_path: Path, content: 
     assert read_ids(str(path)) == ids
     assert _mode(path) == 0o600
     assert load_or_create_ids(str(path), TOOL) == ids
-    assert os.listdir(tmp_path) == ["ids.json"]
+    assert os.listdir(tmp_path) == ["ids"]
 
 
 _WORKER = """
@@ -133,7 +130,7 @@ ROUNDS = 10
 
 
 def test_concurrent_first_calls_agree_on_one_install_id(tmp_path: Path) -> None:
-    paths = [tmp_path / f"state{i}" / "telemetry" / "ids.json" for i in range(ROUNDS)]
+    paths = [tmp_path / f"state{i}" / "telemetry" / "ids" for i in range(ROUNDS)]
     # The workers import the very package this test imported, whatever the working directory.
     package_root = str(Path(cli_telemetry.__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": package_root, "PYTHONDONTWRITEBYTECODE": "1"}
@@ -177,7 +174,7 @@ def test_concurrent_first_calls_agree_on_one_install_id(tmp_path: Path) -> None:
         stored = read_ids(str(path))
         assert stored is not None
         assert stored.install_id == install_id
-        assert os.listdir(path.parent) == ["ids.json"], "no temporary file is left behind"
+        assert os.listdir(path.parent) == ["ids"], "no temporary file is left behind"
 
 
 # -- hashed_machine_id ------------------------------------------------------------------------
@@ -217,7 +214,7 @@ def test_hashed_machine_id_is_not_the_raw_machine_id(machine_id: str) -> None:
 
 
 def test_ids_file_holds_the_hashed_machine_id_not_the_raw_one(tmp_path: Path) -> None:
-    path = tmp_path / "ids.json"
+    path = tmp_path / "ids"
     ids = load_or_create_ids(str(path), TOOL)
     assert ids.machine_id == hashed_machine_id(TOOL)
     content = path.read_text(encoding="utf-8")

@@ -74,7 +74,9 @@ def unwritable_home() -> Iterator[tuple[Path, dict[str, object]]]:
     shutil.rmtree(top)
 
 
-def test_read_only_home_changes_nothing(tool: Tool, unwritable_home: tuple[Path, dict[str, object]]) -> None:
+def test_read_only_home_changes_nothing(
+    tool: Tool, unwritable_home: tuple[Path, dict[str, object]]
+) -> None:
     home, user = unwritable_home
     env = {**clean_environ(home), "CLI_APP_TELEMETRY_DEBUG": ""}
     for args, stdin in COMMANDS:

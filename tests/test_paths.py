@@ -164,17 +164,17 @@ def test_resolve_puts_files_in_platformdirs_directories(
     paths = _paths.resolve("acme", environ)
 
     reference = platformdirs.PlatformDirs("acme", appauthor=False)
-    assert paths.config_file == os.path.join(reference.user_config_dir, "telemetry.json")
+    assert paths.config_file == os.path.join(reference.user_config_dir, "telemetry.conf")
     assert paths.state_dir == os.path.join(reference.user_state_dir, "telemetry")
-    assert paths.ids_file == os.path.join(reference.user_state_dir, "telemetry", "ids.json")
+    assert paths.ids_file == os.path.join(reference.user_state_dir, "telemetry", "ids")
     assert paths.spool_dir == os.path.join(reference.user_state_dir, "telemetry", "spool")
 
 
 def test_resolve_spells_out_the_file_names() -> None:
     paths = _paths.resolve("acme", {"HOME": "/home/u", "XDG_STATE_HOME": "/var/st"})
-    assert paths.config_file == "/home/u/.config/acme/telemetry.json"
+    assert paths.config_file == "/home/u/.config/acme/telemetry.conf"
     assert paths.state_dir == "/var/st/acme/telemetry"
-    assert paths.ids_file == "/var/st/acme/telemetry/ids.json"
+    assert paths.ids_file == "/var/st/acme/telemetry/ids"
     assert paths.spool_dir == "/var/st/acme/telemetry/spool"
 
 
@@ -185,7 +185,7 @@ def test_resolve_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) ->
 
     paths = _paths.resolve("acme")
 
-    assert paths.config_file == "/cfg-from-environ/acme/telemetry.json"
+    assert paths.config_file == "/cfg-from-environ/acme/telemetry.conf"
     assert paths.state_dir == "/home/from-environ/.local/state/acme/telemetry"
 
 

@@ -1,0 +1,111 @@
+"""How much slower is a command with telemetry? ``python bench/overhead.py [--pairs N]``.
+
+Runs the example tool's ``hello`` with telemetry on (recording to the spool, in steady
+state: consent given, ids created) against the same command without telemetry (the tool
+with ``bench/baseline``'s do-nothing stand-in for cli_telemetry first on PYTHONPATH), paired
+and interleaved (ABBA, so drift hits both sides alike), and prints the median of the
+per-pair ratios. A second scenario runs with DO_NOT_TRACK=1. The last line is the
+enabled scenario: ``overhead ratio: X.XX``. Each run is a fresh process, so the figure
+includes import time, which is most of the cost.
+
+Both sides import from bytecode, as an installed tool does: the sources are compiled first,
+because with PYTHONDONTWRITEBYTECODE set (as on the CI machines) an editable install would
+otherwise recompile every module on every run and measure the compiler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE = str(ROOT / "bench" / "baseline")
+
+
+def timed(cmd: list[str], env: dict[str, str], cwd: str) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, check=False)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0 or result.stdout != b"Hello, world!\n":
+        raise SystemExit(f"unexpected result from {cmd}: {result}")
+    return elapsed
+
+
+def measure(
+    tool: list[str], env: dict[str, str], home: str, pairs: int
+) -> tuple[float, float, float]:
+    """(median with, median without, median of per-pair ratios) over ``pairs`` pairs."""
+    with_env, without_env = env, {**env, "PYTHONPATH": BASELINE}
+    spool = Path(home, ".local/state/cli-app/telemetry/spool/new")
+    with_times: list[float] = []
+    without_times: list[float] = []
+    for i in range(pairs + 2):  # the first two pairs warm the page cache and are dropped
+        if i % 2 == 0:
+            a = timed(tool, with_env, home)
+            b = timed(tool, without_env, home)
+        else:
+            b = timed(tool, without_env, home)
+            a = timed(tool, with_env, home)
+        if spool.is_dir():  # keep the spool small and constant: the uploader's job, later
+            for event in spool.iterdir():
+                event.unlink()
+        if i >= 2:
+            with_times.append(a)
+            without_times.append(b)
+    ratios = [a / b for a, b in zip(with_times, without_times, strict=True)]
+    return (
+        statistics.median(with_times),
+        statistics.median(without_times),
+        statistics.median(ratios),
+    )
+
+
+def row(name: str, result: tuple[float, float, float]) -> None:
+    with_s, without_s, ratio = result
+    print(f"{name:<22}{with_s * 1000:>8.1f}ms{without_s * 1000:>8.1f}ms{ratio:>8.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=30, help="measured pairs (at least 20)")
+    args = parser.parse_args()
+    script = shutil.which("cli-app", path=os.path.dirname(sys.executable))
+    if script is None:
+        raise SystemExit(
+            "cli-app is not installed next to this Python; run `python3 dev.py test` once"
+        )
+    tool = [script, "hello"]
+    home = tempfile.mkdtemp(prefix="cli-telemetry-bench-")
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "CLI_APP_"))}
+        env.pop("DO_NOT_TRACK", None)
+        env["HOME"] = home
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", str(ROOT / "cli_telemetry"),
+             str(ROOT / "examples" / "cli_app"), BASELINE],
+            check=True,
+        )  # fmt: skip
+        subprocess.run(
+            [script, "telemetry", "enable"], env=env, cwd=home, check=True, capture_output=True
+        )
+        timed(tool, env, home)  # creates the ids: steady state from here on
+        print(f"{args.pairs} pairs of `cli-app hello`, median wall time")
+        print(f"{'scenario':<22}{'with':>10}{'without':>10}{'ratio':>8}")
+        disabled = measure(tool, {**env, "DO_NOT_TRACK": "1"}, home, args.pairs)
+        row("DO_NOT_TRACK=1", disabled)
+        enabled = measure(tool, env, home, args.pairs)
+        row("enabled, recording", enabled)
+        print(f"overhead ratio: {enabled[2]:.2f}")
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

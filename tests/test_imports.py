@@ -1,0 +1,124 @@
+"""The import budget is a test, not a hope (after click's own tests/test_imports.py).
+
+A running CLI pays for every module cli_telemetry imports, on every invocation: urllib3
+(~65 ms), filelock (~17-30 ms) and platformdirs (~7-20 ms) would each cost more than the
+whole overhead budget. So `import cli_telemetry`, and an instrumented command's run, may
+only add the modules below to what click itself imports.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import Tool
+
+BASELINE = str(Path(__file__).resolve().parent.parent / "bench" / "baseline")
+
+OURS = {
+    "cli_telemetry",
+    "cli_telemetry._ids",
+    "cli_telemetry._paths",
+    "cli_telemetry._record",
+    "cli_telemetry._settings",
+    "cli_telemetry.capture",
+    "cli_telemetry.command",
+    "cli_telemetry.errors",
+    "cli_telemetry.events",
+    "cli_telemetry.instrument",
+    "cli_telemetry.spool",
+    "cli_telemetry.telemetry",
+}
+STDLIB: set[str] = set()  # json (~1 ms) is kept off the hot path, see events.encode
+# Imported by recent click versions already; allowed in case an older click does not.
+CLICK_MAY_HAVE = {"uuid", "_uuid", "platform", "contextlib", "enum", "re"}
+ALLOWED = OURS | STDLIB | CLICK_MAY_HAVE
+FIRST_RUN_ONLY = {
+    "hashlib",
+    "_hashlib",
+    "hmac",
+    "_blake2",
+    "_sha2",
+    "_sha256",
+    "_sha512",
+    "_md5",
+    "_sha1",
+    "_sha3",
+    "_operator",
+}
+NEVER = {
+    "urllib3",
+    "filelock",
+    "platformdirs",
+    "http",
+    "http.client",
+    "socket",
+    "ssl",
+    "subprocess",
+}
+
+
+def new_modules(code: str, cwd: Path, env: dict[str, str] | None = None) -> set[str]:
+    """Modules that ``code`` imports on top of ``import click``, in a fresh interpreter."""
+    driver = textwrap.dedent(
+        """
+        import atexit, json, sys
+        import click
+        _before = set(sys.modules)
+        def _dump():
+            sys.__stdout__.write("\\nMODULES:" + json.dumps(sorted(set(sys.modules) - _before)))
+        atexit.register(_dump)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", driver + code],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    marker = result.stdout.rfind("MODULES:")
+    assert marker >= 0, result.stderr
+    return set(json.loads(result.stdout[marker + len("MODULES:") :]))
+
+
+def test_import_adds_only_allowed_modules(tmp_path: Path) -> None:
+    added = new_modules("import cli_telemetry", tmp_path)
+    assert added - ALLOWED == set()
+    assert "cli_telemetry.telemetry" in added  # the measurement measures something
+
+
+RUN_HELLO = "import sys; sys.argv = ['cli-app', 'hello']; from cli_app.cli import main; main()"
+
+
+def added_by_telemetry(tool: Tool, env: dict[str, str] | None = None) -> set[str]:
+    """What the example tool's ``hello`` imports with telemetry, beyond the same run without.
+
+    The run without uses bench/baseline's stand-in, so click's own lazy imports while the
+    command runs (locale, for instance) are on both sides.
+    """
+    with_telemetry = new_modules(RUN_HELLO, tool.home, {**tool.env, **(env or {})})
+    without = new_modules(RUN_HELLO, tool.home, {**tool.env, "PYTHONPATH": BASELINE})
+    assert "cli_telemetry.telemetry" not in without
+    return with_telemetry - without
+
+
+def test_an_instrumented_run_adds_only_allowed_modules(tool: Tool) -> None:
+    tool.enable()
+    first = added_by_telemetry(tool)
+    assert first - ALLOWED - FIRST_RUN_ONLY == set()
+    assert len(tool.events()) == 1  # it did record
+    steady = added_by_telemetry(tool)
+    assert "cli_telemetry.instrument" in steady
+    assert steady - ALLOWED == set()
+    assert len(tool.events()) == 2
+    assert not steady & NEVER
+
+
+@pytest.mark.parametrize("env", [{"DO_NOT_TRACK": "1"}, {}])
+def test_a_disabled_or_undecided_run_adds_only_allowed_modules(
+    tool: Tool, env: dict[str, str]
+) -> None:
+    assert added_by_telemetry(tool, env) - ALLOWED == set()
+    assert tool.files() == []
