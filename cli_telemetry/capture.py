@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 import os
-import re
 import sys
 from collections.abc import Iterable, Mapping
 from typing import Final
@@ -157,9 +156,6 @@ def detect_ci(env: Mapping[str, str] | None = None) -> str | None:
     return None
 
 
-_VERSION_PREFIX: Final = re.compile(r"\d+(?:\.\d+)*")
-
-
 def platform_fields() -> dict[str, str]:
     """os, os_version, arch and python_version.
 
@@ -175,13 +171,20 @@ def platform_fields() -> dict[str, str]:
         import platform
 
         system, release, machine = "Windows", platform.version(), platform.machine()
-    match = _VERSION_PREFIX.match(release)
     return {
         "os": {"Darwin": "macos"}.get(system, system.lower()),
-        "os_version": match.group(0) if match else "",
+        "os_version": _version_prefix(release),
         "arch": machine.lower(),
         "python_version": "{}.{}.{}".format(*sys.version_info[:3]),
     }
+
+
+def _version_prefix(release: str) -> str:
+    """The leading dotted number of ``release``: "6.1.0" of "6.1.0-18-amd64"."""
+    end = 0
+    while end < len(release) and (release[end].isdigit() or release[end] == "."):
+        end += 1
+    return ".".join(part for part in release[:end].split(".") if part.isascii() and part)
 
 
 def is_interactive() -> bool:

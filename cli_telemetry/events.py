@@ -5,8 +5,6 @@
 these keys, so the promise to end users and the code cannot drift apart.
 """
 
-from __future__ import annotations
-
 import math
 import re
 from typing import Final, Literal, NotRequired, TypedDict
@@ -71,7 +69,7 @@ MAX_STRING_LENGTH: Final = 256
 MAX_EVENT_BYTES: Final = 8192
 """An encoded event larger than this is dropped; it keeps the spool's byte bound honest."""
 
-_EVENT_NAME = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+_EVENT_NAME: Final = r"[a-z][a-z0-9_.-]{0,63}"  # compiled on first use, off the hot path
 
 
 def check_custom_event(name: object, properties: object) -> dict[str, Scalar]:
@@ -83,9 +81,9 @@ def check_custom_event(name: object, properties: object) -> dict[str, Scalar]:
     """
     if not isinstance(name, str):
         raise TypeError(f"event name must be a str, not {type(name).__name__}")
-    if not _EVENT_NAME.fullmatch(name) or name == COMMAND_EVENT:
+    if not re.fullmatch(_EVENT_NAME, name) or name == COMMAND_EVENT:
         raise ValueError(
-            f"event name {name!r} must match {_EVENT_NAME.pattern} and not be {COMMAND_EVENT!r}"
+            f"event name {name!r} must match {_EVENT_NAME} and not be {COMMAND_EVENT!r}"
         )
     if properties is None:
         return {}

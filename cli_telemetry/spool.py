@@ -18,9 +18,7 @@ operations that move or delete many files: trim, claim, acknowledge, release and
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,7 +28,19 @@ from ._paths import make_private_dir
 from ._record import Record
 from .events import MAX_EVENT_BYTES
 
-_EVENT_FILE: Final = re.compile(r"\d{20}-[0-9a-f]{12}\.json")
+
+def is_event_file(name: str) -> bool:
+    """``<20 digits>-<12 hex digits>.json``: ours. Plain string tests, not a regex, because
+    compiling one costs ~0.1 ms at import on the hot path."""
+    return (
+        len(name) == 38
+        and name[20] == "-"
+        and name.endswith(".json")
+        and name[:20].isascii()
+        and name[:20].isdigit()
+        and all(c in "0123456789abcdef" for c in name[21:33])
+    )
+
 
 DEFAULT_MAX_EVENTS: Final = 1000
 DEFAULT_MAX_BYTES: Final = 2_000_000
@@ -133,7 +143,7 @@ class Spool:
 
     def _new_names(self) -> list[str]:
         try:
-            return sorted(n for n in os.listdir(self._new) if _EVENT_FILE.fullmatch(n))
+            return sorted(n for n in os.listdir(self._new) if is_event_file(n))
         except FileNotFoundError:
             return []
 
@@ -274,9 +284,7 @@ class Spool:
         pending = len(self._new_names())
         for batch_dir in _listdir(self._claimed):
             pending += sum(
-                1
-                for n in _listdir(os.path.join(self._claimed, batch_dir))
-                if _EVENT_FILE.fullmatch(n)
+                1 for n in _listdir(os.path.join(self._claimed, batch_dir)) if is_event_file(n)
             )
         return SpoolStats(pending, counters.get("dropped", 0), counters.get("corrupt", 0))
 
@@ -315,10 +323,12 @@ class Spool:
 
     def _report_foreign(self) -> None:
         for name in _listdir(self._new):
-            if not _EVENT_FILE.fullmatch(name):
+            if not is_event_file(name):
                 self.report(f"ignored foreign file in spool: {name}")
 
     def _read_stats(self) -> dict[str, int]:
+        import json
+
         try:
             with open(self._stats, encoding="utf-8") as f:
                 data = json.load(f)
@@ -332,6 +342,8 @@ class Spool:
         return {k: v for k, v in data.items() if isinstance(k, str) and type(v) is int}
 
     def _add_stats(self, **increments: int) -> None:
+        import json
+
         counters = self._read_stats()
         for key, value in increments.items():
             counters[key] = counters.get(key, 0) + value
@@ -343,6 +355,8 @@ class Spool:
 
 
 def _read_event(path: str) -> tuple[dict[str, Any] | None, int]:
+    import json
+
     try:
         with open(path, "rb") as f:
             data = f.read()

@@ -12,7 +12,6 @@ each module is imported where it is first needed (a second import is a dict look
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from collections.abc import Iterator
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
 
 C = TypeVar("C", bound=click.Command)
 
-_TOOL_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 DEBUG_PREFIX: Final = "cli-telemetry: "
 MAX_EVENT_BYTES: Final = 8192  # events.MAX_EVENT_BYTES, repeated to keep events.py lazy
 
@@ -98,7 +96,7 @@ class Telemetry:
         max_events: int = 1000,
         max_bytes: int = 2_000_000,
     ) -> None:
-        if not isinstance(tool, str) or not _TOOL_NAME.fullmatch(tool):
+        if not _is_tool_name(tool):
             raise ConfigurationError(
                 f"tool name {tool!r} must be 1-64 lowercase letters, digits, '-' or '_'"
             )
@@ -121,7 +119,7 @@ class Telemetry:
         self.strict = strict
         self.max_events = max_events
         self.max_bytes = max_bytes
-        self.env_prefix = re.sub(r"[^A-Z0-9]", "_", tool.upper())
+        self.env_prefix = tool.upper().replace("-", "_")
         self._runs: list[Run] = []
 
     # -- the author's API --------------------------------------------------------------
@@ -400,6 +398,16 @@ class TelemetryGroup(click.Group):
 
             self._built = telemetry_commands(self._telemetry)
         return self._built.get(cmd_name)
+
+
+def _is_tool_name(tool: object) -> bool:
+    """1-64 of a-z, 0-9, '-' and '_', starting with a letter or digit (no regex: see spool)."""
+    return (
+        isinstance(tool, str)
+        and 0 < len(tool) <= 64
+        and tool[0] not in "-_"
+        and all(c in "abcdefghijklmnopqrstuvwxyz0123456789-_" for c in tool)
+    )
 
 
 def _with_ids(event: dict[str, Any], ids: Ids) -> None:
