@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 import math
 
 import pytest
@@ -12,6 +13,7 @@ from cli_telemetry.events import (
     MAX_PROPERTIES,
     MAX_STRING_LENGTH,
     check_custom_event,
+    encode,
 )
 
 
@@ -156,3 +158,65 @@ def test_errors_are_not_a_mix_of_types() -> None:
     with pytest.raises(ValueError) as value_error:
         check_custom_event("deploy", {"x": math.nan})
     assert not isinstance(value_error.value, TypeError)
+
+
+# -- encode: the hot path's JSON writer, checked against json itself --------------------------
+
+ENCODABLE: list[object] = [
+    None,
+    True,
+    False,
+    0,
+    -7,
+    10**30,
+    0.1,
+    -0.0,
+    1e16,
+    1.5e-300,
+    "",
+    "plain",
+    'quote " and backslash \\ and slash /',
+    "controls \x00\x01\x08\t\n\x0b\x0c\r\x1f and DEL \x7f",
+    "unicode é ß 漢字 😀 \u2028\u2029",
+    [],
+    [1, "two", None, [3.0]],
+    {},
+    {"nested": {"list": [True, False], "empty": {}}, "": "empty key"},
+]
+
+
+@pytest.mark.parametrize("value", ENCODABLE, ids=repr)
+def test_encode_writes_what_json_writes(value: object) -> None:
+    expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    assert encode(value) == expected
+    assert json.loads(encode(value)) == value
+
+
+def test_encode_round_trips_every_string_of_single_code_points() -> None:
+    text = "".join(chr(c) for c in range(0x2FF)) + "".join(chr(c) for c in range(0xE000, 0xE0FF))
+    assert json.loads(encode({"k": text})) == {"k": text}
+    assert encode(text) == json.dumps(text, ensure_ascii=False)
+
+
+def test_encode_writes_tuples_as_lists_and_bool_subclass_checks_first() -> None:
+    assert encode((1, 2)) == "[1,2]"
+    assert encode([True, 1]) == "[true,1]"
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (float("nan"), ValueError),
+        (float("inf"), ValueError),
+        ("lone surrogate \ud800", UnicodeEncodeError),
+        ({1: "int key"}, TypeError),
+        ({"set": {1}}, TypeError),
+        (object(), TypeError),
+        (b"bytes", TypeError),
+    ],
+)
+def test_encode_refuses_what_json_would_not_write_faithfully(
+    value: object, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        encode(value)
