@@ -101,14 +101,16 @@ def _os_machine_id() -> str | None:
         return _windows_machine_guid()
     if sys.platform == "darwin":
         return _macos_platform_uuid()
-    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id", "/etc/hostid"):
+    # Not /etc/hostid: 32 bits, often derived from the IP address, would be reversible by
+    # brute force through the (public) key. A machine id is 128 random bits, in hex.
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
         try:
             with open(path, "rb") as f:
                 value = f.read().decode("ascii").strip()  # no codec module import
         except (OSError, UnicodeDecodeError):
             continue
-        if value:
-            return value
+        if len(value) == 32 and all(c in "0123456789abcdef" for c in value.lower()):
+            return value  # not "uninitialized", which every unbooted image shares
     return None
 
 

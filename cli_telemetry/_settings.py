@@ -20,12 +20,14 @@ ConsentMode = Literal["notice", "prompt"]
 Source = Literal["do_not_track", "env", "config", "default"]
 """Which setting decided, highest precedence first."""
 
-_FALSE_WORDS: Final = frozenset({"", "0", "false"})
-
 
 def env_flag(value: str | None) -> bool:
-    """The parsing shared with DO_NOT_TRACK: set to anything but empty, 0 or false."""
-    return value is not None and value.strip().lower() not in _FALSE_WORDS
+    """The parsing shared with DO_NOT_TRACK: set to anything but empty, 0 or false.
+
+    Only the empty string is empty: a stray space is "set", because when in doubt a
+    privacy switch should count as on.
+    """
+    return value is not None and value != "" and value.strip().lower() not in ("0", "false")
 
 
 class ConfigError(ValueError):

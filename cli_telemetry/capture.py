@@ -51,8 +51,8 @@ def flags_and_values(
             if name in flags:
                 continue
             flags.append(name)
-            if param.name in ctx.params and _is_closed(param):
-                closed = _closed_value(ctx.params[param.name])
+            if param.name in ctx.params:
+                closed = _closed_value(param, ctx.params[param.name])
                 if closed is not None:
                     values[name] = closed[0]
     return flags, values
@@ -67,29 +67,34 @@ def _other_switch_was_given(ctx: click.Context, param: click.Option) -> bool:
     return bool(ctx.params.get(param.name) != param.flag_value)
 
 
-def _is_closed(param: click.Option) -> bool:
-    # A count option is an unbounded int, so it is not closed even though it is a "flag".
+def _closed_value(param: click.Option, value: object) -> tuple[ClosedValue] | None:
+    """``(value,)`` when ``value`` provably comes from a closed set the author declared.
+
+    The value itself is checked, not only the declared type: an option's callback may have
+    turned a choice into a path. A count is an unbounded number, so it is not closed.
+    """
     if param.count:
-        return False
-    return param.is_flag or isinstance(param.type, (click.Choice, click.types.BoolParamType))
-
-
-def _closed_value(value: object) -> tuple[ClosedValue] | None:
-    """``(value,)`` as JSON can hold it, or None for a shape we do not record."""
-    if isinstance(value, enum.Enum):
-        return (value.name,)
-    if value is None or isinstance(value, (bool, str, int, float)):
-        return (value,)
-    if isinstance(value, (list, tuple)):
+        return None
+    if isinstance(param.type, click.Choice):
+        choices = list(param.type.choices)
+        many = isinstance(value, (list, tuple))
         items: list[str | int | float | bool | None] = []
-        for item in value:
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if item not in choices:
+                return None
             if isinstance(item, enum.Enum):
                 items.append(item.name)
-            elif item is None or isinstance(item, (bool, str, int, float)):
+            elif isinstance(item, (str, int, float, bool)):
                 items.append(item)
             else:
                 return None
-        return (items,)
+        return (items,) if many else (items[0],)
+    if param.is_flag and not param.is_bool_flag:
+        return (True,)  # a switch such as --upper: its name says which; its value is not ours
+    if isinstance(value, bool) and (
+        param.is_flag or isinstance(param.type, click.types.BoolParamType)
+    ):
+        return (value,)
     return None
 
 
@@ -118,7 +123,10 @@ def exit_code_of(exc: BaseException | None) -> int:
         code = exc.code
         if code is None:
             return 0
-        return int(code) if isinstance(code, int) else 1  # int(): sys.exit(True) is 1
+        if not isinstance(code, int):
+            return 1
+        # int(): sys.exit(True) is 1. POSIX keeps the low 8 bits: sys.exit(256) exits 0.
+        return int(code) & 0xFF if os.name == "posix" else int(code)
     if isinstance(exc, click.exceptions.Exit):
         return exc.exit_code
     if isinstance(exc, click.ClickException):
@@ -193,6 +201,18 @@ def is_interactive() -> bool:
         return bool(sys.stdin and sys.stdin.isatty() and sys.stderr and sys.stderr.isatty())
     except (ValueError, OSError):  # closed or detached streams
         return False
+
+
+def in_foreground() -> bool:
+    """This process is the terminal's foreground job: reading stdin will not stop it.
+
+    A tool started with ``&`` still has a terminal on stdin, but reading it would stop the
+    job (SIGTTIN) until the user brings it back.
+    """
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (AttributeError, OSError, ValueError):  # no tcgetpgrp on Windows; closed stdin
+        return os.name == "nt"
 
 
 def stderr_is_tty() -> bool:

@@ -119,7 +119,11 @@ def instrument(command: click.Command, telemetry: Telemetry) -> None:
             if run is not None and run.exception is None:
                 run.exception = exc
             raise
-        if run is not None:
+        # Mounted inside another instrumented tool, the run is the outer tool's.
+        outer = ctx.meta.get(RUN_KEY)
+        if isinstance(outer, Run):
+            outer.contexts.append(ctx)
+        elif run is not None:
             ctx.meta[RUN_KEY] = run
             run.contexts.append(ctx)
         return ctx
@@ -169,8 +173,7 @@ def _hook_group(group: click.Group) -> None:
         name, cmd, rest = original_resolve(ctx, args)
         run = ctx.meta.get(RUN_KEY)
         if isinstance(run, Run) and cmd is not None:
-            # The registered name, never the word typed (an alias or prefix match).
-            run.path.append(cmd.name or "?")
+            run.path.append(_listed_name(group, ctx, name, cmd))
             if getattr(cmd, INTERNAL, False):
                 run.internal = True
             _hook_subcommand(cmd)
@@ -178,6 +181,23 @@ def _hook_group(group: click.Group) -> None:
 
     group.resolve_command = resolve_command  # type: ignore[method-assign]
     setattr(group, _GROUP_HOOKED, True)
+
+
+def _listed_name(
+    group: click.Group, ctx: click.Context, typed: str | None, cmd: click.Command
+) -> str:
+    """The subcommand's name as the group lists it, never free text the user typed.
+
+    A group may resolve words it does not list (aliases, prefixes, or plugins named after
+    whatever was typed, git-style): then the command's own name if that is listed, else a
+    placeholder.
+    """
+    listed = group.list_commands(ctx)
+    if typed in listed:
+        return typed
+    if cmd.name in listed:
+        return cmd.name
+    return "<unlisted>"
 
 
 def _hook_subcommand(command: click.Command) -> None:

@@ -12,11 +12,12 @@ each module is imported where it is first needed (a second import is a dict look
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import click
 
@@ -27,14 +28,13 @@ if TYPE_CHECKING:
     from ._ids import Ids
     from ._paths import Paths
     from ._settings import ConsentMode, Decision, EnvSettings, Source
-    from .events import Scalar
+    from .events import Event, Scalar
     from .instrument import Run
     from .spool import Spool
 
 C = TypeVar("C", bound=click.Command)
 
 DEBUG_PREFIX: Final = "cli-telemetry: "
-MAX_EVENT_BYTES: Final = 8192  # events.MAX_EVENT_BYTES, repeated to keep events.py lazy
 
 
 class Status(Record):
@@ -93,8 +93,8 @@ class Telemetry:
         privacy_url: str | None = None,
         policy_version: int = 1,
         strict: bool = False,
-        max_events: int = 1000,
-        max_bytes: int = 2_000_000,
+        max_events: int | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         if not _is_tool_name(tool):
             raise ConfigurationError(
@@ -106,10 +106,8 @@ class Telemetry:
             raise ConfigurationError("policy_version must be a whole number of at least 1")
         if not isinstance(version, str) or not version:
             raise ConfigurationError("version must be a non-empty string")
-        if max_events < 1 or max_bytes < MAX_EVENT_BYTES:
-            raise ConfigurationError(
-                f"max_events must be at least 1 and max_bytes at least {MAX_EVENT_BYTES}"
-            )
+        if (max_events is not None and max_events < 1) or (max_bytes is not None and max_bytes < 1):
+            raise ConfigurationError("max_events and max_bytes must be at least 1")
         self.tool = tool
         self.version = version
         self.endpoint = endpoint
@@ -163,10 +161,10 @@ class Telemetry:
 
             paths = _paths.resolve(self.tool)
             decision = self._decide(env, paths)
-            base = self._base_fields(self.tool, timestamp)
-            self._deliver(
-                env, paths, decision, [self._custom_event(base, event, checked, timestamp)]
-            )
+            if decision.enabled or env.debug:
+                ids = self._ids(env, paths)
+                common = self._common(ids, event, self.tool, timestamp)
+                self._store(env, paths, decision, [self._custom(common, checked)])
 
     def status(self) -> Status:
         """The current decision, ids and spool, as ``telemetry status`` shows them."""
@@ -194,59 +192,70 @@ class Telemetry:
         """This tool's spool (the uploader's side: claim, ack, release)."""
         from . import _paths
         from ._settings import EnvSettings
-        from .spool import Spool
+        from .spool import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Spool
 
         paths = paths or _paths.resolve(self.tool)
         env = EnvSettings.read(self.env_prefix)
         return Spool(
             paths.spool_dir,
-            max_events=self.max_events,
-            max_bytes=self.max_bytes,
+            max_events=self.max_events or DEFAULT_MAX_EVENTS,
+            max_bytes=self.max_bytes or DEFAULT_MAX_BYTES,
             report=lambda message: self._debug(env, message),
         )
 
     # -- the end of an invocation (called by instrument.py) ----------------------------
 
     def _finish(self, run: Run) -> None:
-        from ._settings import EnvSettings
-
         duration_ms = int((time.perf_counter() - run.started) * 1000)
-        env = EnvSettings.read(self.env_prefix)
-        if run.internal or not run.parsed:
-            return
-        if (env.do_not_track or env.disabled) and not env.debug:
-            return  # decided by the environment: nothing more to read, import or write
-        with self._guard(env):
+        env: EnvSettings | None = None
+        try:
+            from ._settings import EnvSettings
+
+            env = EnvSettings.read(self.env_prefix)
+            if run.internal or not run.parsed:
+                return
+            if (env.do_not_track or env.disabled) and not env.debug:
+                return  # decided by the environment: nothing more to read, import or write
             self._record_run(run, env, duration_ms)
+        except (Exception, KeyboardInterrupt) as exc:
+            self._report_failure(env, exc)
 
     def _record_run(self, run: Run, env: EnvSettings, duration_ms: int) -> None:
-        from . import _paths, capture
+        from . import _paths
 
         paths = _paths.resolve(self.tool)
         decision = self._decide(env, paths)
         if not env.debug:
             if decision.pending:
-                decision = self._settle_consent(paths, decision)
+                decision = self._settle_consent(paths, decision, run)
             if not decision.enabled:
                 return
+        from . import capture
+        from .events import COMMAND_EVENT
+
+        final = run.final
+        if final is None and isinstance(run.exception, click.exceptions.Exit):
+            final = run.exception  # standalone_mode=False returns ctx.exit()'s code
         exc = run.exception or run.final
-        exit_code = capture.exit_code_of(run.final)
+        exit_code = capture.exit_code_of(final)
         outcome, error_type = capture.classify(exc, exit_code)
         flags, values = capture.flags_and_values(run.contexts_with(exc))
-        base = self._base_fields(" ".join([self.tool, *run.path]), run.timestamp)
-        command_event = dict(base)
-        command_event.update(
-            flags=flags,
-            values=values,
-            exit_code=exit_code,
-            outcome=outcome,
-            error_type=error_type,
-            duration_ms=duration_ms,
-        )
-        events = [command_event] + [
-            self._custom_event(base, name, props, ts) for name, props, ts in run.custom
-        ]
-        self._deliver(env, paths, decision, events)
+        ids = self._ids(env, paths)
+        common = self._common(ids, COMMAND_EVENT, " ".join([self.tool, *run.path]), run.timestamp)
+        command = common.copy()
+        command["flags"] = flags
+        command["values"] = values
+        command["exit_code"] = exit_code
+        command["outcome"] = outcome
+        command["error_type"] = error_type
+        command["duration_ms"] = duration_ms
+        events = [command]
+        for name, properties, timestamp in run.custom:
+            custom = common.copy()
+            custom["event"] = name
+            custom["timestamp"] = timestamp
+            events.append(self._custom(custom, properties))
+        self._store(env, paths, decision, events)
 
     def _decide(self, env: EnvSettings, paths: Paths) -> Decision:
         from ._settings import decide, load_config
@@ -259,21 +268,34 @@ class Telemetry:
             self.tool,
         )
 
-    def _settle_consent(self, paths: Paths, decision: Decision) -> Decision:
-        """Show the notice or ask the question, if a person can see it; store the result."""
-        from . import capture
+    def _settle_consent(self, paths: Paths, decision: Decision, run: Run | None) -> Decision:
+        """Show the notice or ask the question, if a person can see it; store the result.
+
+        The choice is stored *before* the notice is shown (and the question only asked where
+        it can be stored), so that a read-only config never shows it on every run.
+        """
+        from . import _paths, capture
         from ._settings import Config, Decision, save_config
 
         config = decision.config or Config()
         if decision.pending == "notice":
             if capture.stderr_is_tty():
+                save_config(paths.config_file, config.with_notice(self.policy_version), self.tool)
                 from . import consent
 
                 consent.show_notice(self.tool, self.privacy_url)
-                save_config(paths.config_file, config.with_notice(self.policy_version), self.tool)
             return decision  # nothing is recorded on the run that shows the notice
-        if not capture.is_interactive() or capture.detect_ci() is not None:
-            return decision
+        interrupted = run is not None and isinstance(
+            run.exception, (KeyboardInterrupt, click.Abort, EOFError)
+        )
+        if (
+            interrupted
+            or not capture.is_interactive()
+            or not capture.in_foreground()
+            or capture.detect_ci() is not None
+            or _paths.unwritable(os.path.dirname(paths.config_file))
+        ):
+            return decision  # ask another time, when a person can answer and we can remember
         from . import consent
 
         yes = consent.ask(self.tool, self.privacy_url)
@@ -282,80 +304,85 @@ class Telemetry:
             return Decision(False, "config", "you answered no to the question", config=config)
         return Decision(True, "config", "you answered yes to the question", config=config)
 
-    def _deliver(
-        self,
-        env: EnvSettings,
-        paths: Paths,
-        decision: Decision,
-        events: list[dict[str, Any]],
-    ) -> None:
+    def _ids(self, env: EnvSettings, paths: Paths) -> Ids:
+        """The stored ids, created if needed; debug mode only reads (it writes nothing)."""
         from ._ids import Ids, hashed_machine_id, load_or_create_ids, read_ids
 
+        if env.debug:
+            return read_ids(paths.ids_file) or Ids(
+                "(created on the first recorded event)", hashed_machine_id(self.tool)
+            )
+        return load_or_create_ids(paths.ids_file, self.tool)
+
+    def _common(self, ids: Ids, event: str, command: str, timestamp: str) -> Event:
+        """The fields every event has (see events.Event)."""
+        import uuid
+
+        from . import capture
+        from .events import SCHEMA_VERSION
+
+        platform = capture.platform_fields()
+        common: Event = {
+            "schema_version": SCHEMA_VERSION,
+            "event_id": str(uuid.uuid4()),
+            "event": event,
+            "timestamp": timestamp,
+            "tool": self.tool,
+            "tool_version": self.version,
+            "install_id": ids.install_id,
+            "command": command,
+            "os": platform["os"],
+            "os_version": platform["os_version"],
+            "arch": platform["arch"],
+            "python_version": platform["python_version"],
+            "ci": capture.detect_ci(),
+            "interactive": capture.is_interactive(),
+        }
+        if ids.machine_id:
+            common["machine_id"] = ids.machine_id
+        return common
+
+    @staticmethod
+    def _custom(common: Event, properties: dict[str, Scalar]) -> Event:
+        import uuid
+
+        custom = common.copy()
+        custom["event_id"] = str(uuid.uuid4())
+        custom["properties"] = properties
+        return custom
+
+    def _store(
+        self, env: EnvSettings, paths: Paths, decision: Decision, events: list[Event]
+    ) -> None:
+        """Append the events to the spool; in debug mode, print them instead."""
         if env.debug:
             import json
 
             from . import _paths
 
-            ids = read_ids(paths.ids_file) or Ids(
-                "(created on the first recorded event)", hashed_machine_id(self.tool)
-            )
-            state = "on" if decision.enabled else "off"
             verdict = "would record" if decision.enabled else "would not record"
+            state = "on" if decision.enabled else "off"
             self._debug(
                 env,
                 f"{verdict}: telemetry is {state} ({decision.reason});"
                 " debug mode records and sends nothing",
             )
             for event in events:
-                _with_ids(event, ids)
-                sys.stderr.write(json.dumps(event, separators=(",", ":")) + "\n")
+                _write_stderr(json.dumps(event, separators=(",", ":")) + "\n")
             problem = _paths.unwritable(paths.spool_dir)
             if problem:
                 self._debug(env, f"cannot record: {problem}")
             return
-        if not decision.enabled:
-            return
-        from .events import encode
+        from .events import MAX_EVENT_BYTES, encode
 
-        ids = load_or_create_ids(paths.ids_file, self.tool)
         encoded = []
         for event in events:
-            _with_ids(event, ids)
             data = encode(event).encode()
             if len(data) > MAX_EVENT_BYTES:
-                self._debug(
-                    env, f"dropped event {event['event']!r}: {len(data)} bytes is over the limit"
-                )
+                self._debug(env, f"dropped event {event['event']!r}: {len(data)} bytes")
                 continue
             encoded.append(data)
         self.spool(paths).append(encoded)
-
-    def _base_fields(self, command: str, timestamp: str) -> dict[str, Any]:
-        from . import capture
-        from .events import COMMAND_EVENT, SCHEMA_VERSION
-
-        fields: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
-            "event_id": "",
-            "event": COMMAND_EVENT,
-            "timestamp": timestamp,
-            "tool": self.tool,
-            "tool_version": self.version,
-            "install_id": "",
-            "command": command,
-        }
-        fields.update(capture.platform_fields())
-        fields["ci"] = capture.detect_ci()
-        fields["interactive"] = capture.is_interactive()
-        return fields
-
-    @staticmethod
-    def _custom_event(
-        base: dict[str, Any], name: str, properties: dict[str, Scalar], timestamp: str
-    ) -> dict[str, Any]:
-        event = dict(base)
-        event.update(event=name, timestamp=timestamp, properties=properties)
-        return event
 
     @contextmanager
     def _guard(self, env: EnvSettings) -> Iterator[None]:
@@ -363,15 +390,25 @@ class Telemetry:
         try:
             yield
         except (Exception, KeyboardInterrupt) as exc:
+            self._report_failure(env, exc)
+
+    def _report_failure(self, env: EnvSettings | None, exc: BaseException) -> None:
+        if env is not None:
             self._debug(env, f"internal error, ignored: {type(exc).__name__}: {exc}")
 
     @staticmethod
     def _debug(env: EnvSettings, message: str) -> None:
         if env.debug:
-            try:
-                sys.stderr.write(DEBUG_PREFIX + message + "\n")
-            except (OSError, ValueError):
-                pass
+            _write_stderr(DEBUG_PREFIX + message + "\n")
+
+
+def _write_stderr(text: str) -> None:
+    """Debug output that cannot fail: stderr may be closed, None, or a broken pipe."""
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except Exception:  # nothing of ours may reach the user as an error
+        pass
 
 
 class TelemetryGroup(click.Group):
@@ -408,15 +445,6 @@ def _is_tool_name(tool: object) -> bool:
         and tool[0] not in "-_"
         and all(c in "abcdefghijklmnopqrstuvwxyz0123456789-_" for c in tool)
     )
-
-
-def _with_ids(event: dict[str, Any], ids: Ids) -> None:
-    import uuid
-
-    event["event_id"] = str(uuid.uuid4())
-    event["install_id"] = ids.install_id
-    if ids.machine_id:
-        event["machine_id"] = ids.machine_id
 
 
 def _iso_now() -> str:

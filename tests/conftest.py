@@ -8,10 +8,12 @@ running the tests (CI sets CI=true; tests that need it set it themselves).
 from __future__ import annotations
 
 import json
+import fcntl
 import os
 import pty
 import select
 import subprocess
+import termios
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -49,6 +51,12 @@ def poll(condition: Callable[[], bool], timeout: float = 10.0, interval: float =
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
+
+
+def _take_terminal() -> None:
+    """In the child: make the pty (on stderr) its controlling terminal, as a shell does for
+    the job it runs in the foreground."""
+    fcntl.ioctl(2, termios.TIOCSCTTY, 0)
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,8 @@ class Tool:
             stdout=subprocess.PIPE,
             stderr=slave,
             cwd=self.home if self.home.is_dir() else None,
+            start_new_session=True,
+            preexec_fn=_take_terminal,
         )
         os.close(slave)
         terminal = b""
