@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigurationError, TelemetryError
+from .errors import ConfigurationError, SpoolBusyError, TelemetryError
 from .telemetry import Status, Telemetry
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ __all__ = [
     "Outcome",
     "Source",
     "Spool",
+    "SpoolBusyError",
     "SpoolStats",
     "Status",
     "Telemetry",

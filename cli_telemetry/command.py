@@ -98,20 +98,19 @@ def _write(path: str, config: Config, tool: str) -> None:
 
 
 def _delete_state(telemetry: Telemetry, paths: _paths.Paths) -> int:
-    """Delete the spool, the counters and the ids; leave no file of ours behind."""
-    deleted = 0
-    if os.path.isdir(paths.spool_dir):
-        deleted = telemetry.spool(paths).purge()
-    _unlink(paths.ids_file)
-    _unlink(os.path.join(paths.spool_dir, ".lock"))
-    # Directories go only if empty: a file someone else put there is not ours to delete.
-    for directory in ("new", "claimed", "tmp", ""):
-        try:
-            os.rmdir(os.path.join(paths.spool_dir, directory))
-        except OSError:
-            pass
+    """Delete the spool, its counters and the ids; leave no file of ours behind."""
+    from .errors import SpoolBusyError
+
     try:
-        os.rmdir(paths.state_dir)
+        deleted = telemetry.spool(paths).purge(remove=True)
+    except SpoolBusyError:
+        raise click.ClickException(
+            "the spool is busy (another process is using it); telemetry is off now,"
+            " run this again to delete the waiting events"
+        ) from None
+    _unlink(paths.ids_file)
+    try:
+        os.rmdir(paths.state_dir)  # only if empty: a file someone else put there stays
     except OSError:
         pass
     return deleted

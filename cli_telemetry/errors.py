@@ -13,3 +13,7 @@ class TelemetryError(Exception):
 
 class ConfigurationError(TelemetryError, ValueError):
     """A `Telemetry` was configured with a value it cannot work with."""
+
+
+class SpoolBusyError(TelemetryError):
+    """The spool's lock stayed busy: the operation did not happen and may be retried."""

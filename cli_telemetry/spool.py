@@ -29,17 +29,36 @@ from ._record import Record
 from .events import MAX_EVENT_BYTES
 
 
+def event_file_name(time_ns: int, random_hex: str, size: int) -> str:
+    """``<time_ns:20>-<random:12 hex>-<size:7>.json``.
+
+    The time sorts the names oldest first; the random part keeps concurrent writers apart;
+    the size lets the hot path check the byte bound from a directory listing, without a
+    stat per file (1,000 stats cost ~3 ms).
+    """
+    return f"{time_ns:020d}-{random_hex}-{size:07d}.json"
+
+
 def is_event_file(name: str) -> bool:
-    """``<20 digits>-<12 hex digits>.json``: ours. Plain string tests, not a regex, because
-    compiling one costs ~0.1 ms at import on the hot path."""
+    """A name `event_file_name` made. Plain string tests, not a regex, because compiling
+    one costs ~0.1 ms at import on the hot path."""
     return (
-        len(name) == 38
+        len(name) == 46
         and name[20] == "-"
+        and name[33] == "-"
         and name.endswith(".json")
         and name[:20].isascii()
         and name[:20].isdigit()
+        and name[34:41].isascii()
+        and name[34:41].isdigit()
         and all(c in "0123456789abcdef" for c in name[21:33])
     )
+
+
+def _named_size(name: str) -> int:
+    # Cheap, and tolerant: a foreign name counts as empty.
+    size = name[34:41]
+    return int(size) if len(name) == 46 and size.isascii() and size.isdigit() else 0
 
 
 DEFAULT_MAX_EVENTS: Final = 1000
@@ -108,7 +127,7 @@ class Spool:
     def append(self, events: list[bytes]) -> None:
         """Add encoded events atomically, then keep the spool within its bounds."""
         for data in events:
-            name = f"{self._next_ns():020d}-{os.urandom(6).hex()}.json"
+            name = event_file_name(self._next_ns(), os.urandom(6).hex(), len(data))
             tmp = os.path.join(self._tmp, name)
             try:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -128,7 +147,14 @@ class Spool:
             except BaseException:
                 _unlink(tmp)
                 raise
-        if self._over_bounds(self._new_names(), 1.0):
+        try:
+            names = os.listdir(self._new)  # unsorted, unfiltered: this runs on every command
+        except OSError:
+            return
+        if len(names) > self.max_events or (
+            len(names) * MAX_EVENT_BYTES > self.max_bytes
+            and sum(_named_size(n) for n in names) > self.max_bytes
+        ):
             self.trim(wait=False)
 
     def _next_ns(self) -> int:
@@ -146,16 +172,6 @@ class Spool:
             return sorted(n for n in os.listdir(self._new) if is_event_file(n))
         except FileNotFoundError:
             return []
-
-    def _over_bounds(self, names: list[str], fraction: float) -> bool:
-        if len(names) > self.max_events * fraction:
-            return True
-        # Events are at most MAX_EVENT_BYTES, so the sizes only need adding up (a stat per
-        # file) once there are enough files to possibly exceed the byte bound.
-        if len(names) * MAX_EVENT_BYTES <= self.max_bytes * fraction:
-            return False
-        total = sum(_size(os.path.join(self._new, name)) for name in names)
-        return total > self.max_bytes * fraction
 
     # -- whole-spool operations, under the lock ----------------------------------------
 
@@ -188,10 +204,11 @@ class Spool:
             names = self._new_names()
             sizes = [_size(os.path.join(self._new, name)) for name in names]
             total = sum(sizes)
-            keep_events = int(self.max_events * LOW_WATER)
+            keep_events = max(1, int(self.max_events * LOW_WATER))
             keep_bytes = self.max_bytes * LOW_WATER
             oldest_kept = 0
-            while oldest_kept < len(names) and (
+            # The newest event always stays: it is the one just recorded.
+            while oldest_kept < len(names) - 1 and (
                 len(names) - oldest_kept > keep_events or total > keep_bytes
             ):
                 total -= sizes[oldest_kept]
@@ -247,23 +264,34 @@ class Spool:
             return Batch(batch_id, events, names)
 
     def ack(self, batch: Batch) -> None:
-        """The batch was delivered: delete it."""
-        with self._locked(10.0):
+        """The batch was delivered: delete it. Raises SpoolBusyError if the lock stays busy."""
+        with self._locked(10.0) as held:
+            _require(held)
             claim_dir = os.path.join(self._claimed, batch.batch_id)
             for name in batch.names:
                 _unlink(os.path.join(claim_dir, name))
             _rmdir(claim_dir)
 
     def release(self, batch: Batch) -> None:
-        """The batch was not delivered: put its events back, in their original order."""
-        with self._locked(10.0):
+        """The batch was not delivered: put its events back, in their original order.
+
+        Raises SpoolBusyError if the lock stays busy (the batch is then released later, as
+        a stale claim)."""
+        with self._locked(10.0) as held:
+            _require(held)
             self._release_dir(os.path.join(self._claimed, batch.batch_id))
 
-    def purge(self) -> int:
-        """Delete every event, pending or claimed, and the counters. Returns the count."""
+    def purge(self, *, remove: bool = False) -> int:
+        """Delete every event, pending or claimed, and the counters. Returns the count.
+
+        With ``remove``, the spool's directories and lock file go too, while the lock is
+        still held (filelock notices an unlinked lock file and starts over). Raises
+        SpoolBusyError if the lock stays busy.
+        """
         if not os.path.isdir(self.directory):
             return 0
-        with self._locked(10.0):
+        with self._locked(10.0) as held:
+            _require(held)
             count = 0
             for name in self._new_names():
                 count += _unlink(os.path.join(self._new, name))
@@ -275,6 +303,11 @@ class Spool:
             for name in _listdir(self._tmp):
                 _unlink(os.path.join(self._tmp, name))
             _unlink(self._stats)
+            if remove:
+                for directory in (self._new, self._claimed, self._tmp):
+                    _rmdir(directory)  # only if empty: a file someone else put there stays
+                _unlink(os.path.join(self.directory, ".lock"))
+                _rmdir(self.directory)
             return count
 
     # -- reading -----------------------------------------------------------------------
@@ -366,6 +399,13 @@ def _read_event(path: str) -> tuple[dict[str, Any] | None, int]:
     if not isinstance(event, dict) or not isinstance(event.get("event_id"), str):
         return None, 0
     return event, len(data)
+
+
+def _require(held: bool) -> None:
+    if not held:
+        from .errors import SpoolBusyError
+
+        raise SpoolBusyError("another process has held the spool lock for 10 s")
 
 
 def _size(path: str) -> int:

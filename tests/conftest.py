@@ -7,14 +7,14 @@ running the tests (CI sets CI=true; tests that need it set it themselves).
 
 from __future__ import annotations
 
-import json
 import fcntl
+import json
 import os
 import pty
 import select
 import subprocess
-import termios
 import sys
+import termios
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass

@@ -30,7 +30,8 @@ def test_env_flag_false_words(value: str) -> None:
 
 @pytest.mark.parametrize(
     # "   " is not empty: when in doubt, a privacy switch counts as set.
-    "value", ["1", "true", "TRUE", "yes", "anything", "no", "off", " 1 ", "00", "   "]
+    "value",
+    ["1", "true", "TRUE", "yes", "anything", "no", "off", " 1 ", "00", "   "],
 )
 def test_env_flag_anything_else_is_true(value: str) -> None:
     assert env_flag(value) is True

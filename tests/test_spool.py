@@ -24,7 +24,7 @@ from cli_telemetry._paths import make_private_dir
 from cli_telemetry.events import MAX_EVENT_BYTES
 from cli_telemetry.spool import LOW_WATER, STALE_TMP_SECONDS, Batch, Spool, SpoolStats
 
-EVENT_NAME = re.compile(r"\d{20}-[0-9a-f]{12}\.json")
+EVENT_NAME = re.compile(r"\d{20}-[0-9a-f]{12}-\d{7}\.json")
 SUBPROCESS_TIMEOUT = 60.0
 
 
@@ -73,8 +73,8 @@ def claimed_dirs(spool_dir: Path) -> list[Path]:
     return sorted(claimed.iterdir()) if claimed.is_dir() else []
 
 
-def event_file_name(time_ns: int, suffix: str = "abcdef012345") -> str:
-    name = f"{time_ns:020d}-{suffix}.json"
+def event_file_name(time_ns: int, suffix: str = "abcdef012345", size: int = 100) -> str:
+    name = f"{time_ns:020d}-{suffix}-{size:07d}.json"
     assert EVENT_NAME.fullmatch(name)
     return name
 
