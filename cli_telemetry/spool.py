@@ -109,12 +109,14 @@ class Spool:
         max_events: int = DEFAULT_MAX_EVENTS,
         max_bytes: int = DEFAULT_MAX_BYTES,
         claim_timeout: float = DEFAULT_CLAIM_TIMEOUT,
+        lock_timeout: float = 10.0,
         report: Callable[[str], None] = _ignore,
     ) -> None:
         self.directory = directory
         self.max_events = max_events
         self.max_bytes = max_bytes
         self.claim_timeout = claim_timeout
+        self.lock_timeout = lock_timeout
         self.report = report
         self._tmp = os.path.join(directory, "tmp")
         self._new = os.path.join(directory, "new")
@@ -198,7 +200,7 @@ class Spool:
         Returns how many were dropped. With ``wait=False`` (the hot path) a busy lock means
         another process is already working on the spool, and this one moves on.
         """
-        with self._locked(5.0 if wait else 0.0) as held:
+        with self._locked(self.lock_timeout if wait else 0.0) as held:
             if not held:
                 return 0
             names = self._new_names()
@@ -227,7 +229,7 @@ class Spool:
         """
         if not os.path.isdir(self.directory):
             return None
-        with self._locked(10.0) as held:
+        with self._locked(self.lock_timeout) as held:
             if not held:
                 self.report("spool lock busy; not claiming")
                 return None
@@ -264,8 +266,10 @@ class Spool:
             return Batch(batch_id, events, names)
 
     def ack(self, batch: Batch) -> None:
-        """The batch was delivered: delete it. Raises SpoolBusyError if the lock stays busy."""
-        with self._locked(10.0) as held:
+        """The batch was delivered: delete it.
+
+        Raises SpoolBusyError if the lock stays busy for ``lock_timeout``."""
+        with self._locked(self.lock_timeout) as held:
             _require(held)
             claim_dir = os.path.join(self._claimed, batch.batch_id)
             for name in batch.names:
@@ -275,9 +279,9 @@ class Spool:
     def release(self, batch: Batch) -> None:
         """The batch was not delivered: put its events back, in their original order.
 
-        Raises SpoolBusyError if the lock stays busy (the batch is then released later, as
-        a stale claim)."""
-        with self._locked(10.0) as held:
+        Raises SpoolBusyError if the lock stays busy for ``lock_timeout`` (the batch is then
+        released later, as a stale claim)."""
+        with self._locked(self.lock_timeout) as held:
             _require(held)
             self._release_dir(os.path.join(self._claimed, batch.batch_id))
 
@@ -290,7 +294,7 @@ class Spool:
         """
         if not os.path.isdir(self.directory):
             return 0
-        with self._locked(10.0) as held:
+        with self._locked(self.lock_timeout) as held:
             _require(held)
             count = 0
             for name in self._new_names():
@@ -405,7 +409,7 @@ def _require(held: bool) -> None:
     if not held:
         from .errors import SpoolBusyError
 
-        raise SpoolBusyError("another process has held the spool lock for 10 s")
+        raise SpoolBusyError("another process held the spool lock for the whole timeout")
 
 
 def _size(path: str) -> int:

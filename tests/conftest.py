@@ -203,6 +203,10 @@ def cli():
 def hello():
     click.echo("hello")
 
+@cli.command()
+def interrupt():
+    raise KeyboardInterrupt
+
 cli.add_command(telemetry.command())
 cli()
 """

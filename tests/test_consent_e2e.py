@@ -240,3 +240,24 @@ def test_config_file_is_owner_only(tool: Tool) -> None:
     tool.enable()
     assert tool.config_file.stat().st_mode & 0o777 == 0o600
     assert tool.config_file.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_prompt_is_not_asked_when_the_answer_cannot_be_saved(
+    make_tool: Callable[..., Tool],
+) -> None:
+    acme = make_tool("prompt")
+    (acme.home / ".config").write_text("a file where the config directory should be")
+    result = acme.run_tty("hello", answer="y")
+    assert (result.returncode, result.stdout) == (0, "hello\n")
+    assert QUESTION not in result.terminal
+    assert acme.events() == []
+
+
+def test_prompt_is_not_asked_after_ctrl_c(make_tool: Callable[..., Tool]) -> None:
+    acme = make_tool("prompt")
+    acme.program[-1:] = [acme.program[-1], "interrupt"]
+    result = acme.run_tty(answer="y")
+    assert result.returncode == 1
+    assert "Aborted!" in result.terminal
+    assert QUESTION not in result.terminal
+    assert acme.files() == []

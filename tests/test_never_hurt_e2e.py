@@ -212,3 +212,29 @@ def make_tool_with_track(tmp_path: Path) -> Tool:
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     return Tool(home, name="acme", program=[sys.executable, str(script)])
+
+
+@pytest.mark.parametrize("closed", ["stdout", "stderr"])
+def test_closed_streams_keep_the_exit_code_even_in_debug_mode(tool: Tool, closed: str) -> None:
+    tool.enable()
+    redirect = {"stdout": ">&-", "stderr": "2>&-"}[closed]
+    for env in ({}, {"CLI_APP_TELEMETRY_DEBUG": "1"}):
+        with_telemetry = subprocess.run(
+            ["sh", "-c", f'"$@" {redirect}', "sh", *tool.command("hello")],
+            env={**tool.env, **env}, cwd=tool.home, capture_output=True, timeout=60, check=False,
+        )  # fmt: skip
+        without = subprocess.run(
+            ["sh", "-c", f'"$@" {redirect}', "sh", *tool.command("hello")],
+            env={**tool.env, **env, "PYTHONPATH": BASELINE}, cwd=tool.home,
+            capture_output=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert with_telemetry.returncode == without.returncode, (env, with_telemetry.stderr)
+
+
+def test_a_notice_that_cannot_be_saved_is_not_shown(tool: Tool) -> None:
+    (tool.home / ".config").write_text("a file where the config directory should be")
+    for _ in range(2):
+        result = tool.run_tty("hello")
+        assert (result.returncode, result.stdout) == (0, "Hello, world!\n")
+        assert "collects anonymous usage data" not in result.terminal
+    assert tool.events() == []

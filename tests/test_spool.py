@@ -14,7 +14,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -729,3 +729,66 @@ def test_append_within_bounds_does_not_import_filelock(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert result.stdout.splitlines() == ["False", "True", "2"]
+
+
+# -- review follow-ups ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_events", [1, 2, 5])
+def test_tiny_bounds_keep_the_newest_event(spool_dir: Path, max_events: int) -> None:
+    spool = Spool(str(spool_dir), max_events=max_events)
+    for i in range(8):
+        spool.append([encode(f"e{i}")])
+        assert new_labels(spool_dir)[-1] == f"e{i}"
+        assert 1 <= len(new_labels(spool_dir)) <= max_events
+
+
+def test_an_event_larger_than_the_byte_bound_still_survives_alone(spool_dir: Path) -> None:
+    spool = Spool(str(spool_dir), max_bytes=1000)
+    spool.append([encode("first", 3000)])
+    spool.append([encode("second", 3000)])
+    assert new_labels(spool_dir) == ["second"]
+
+
+def test_the_name_carries_the_size_used_for_the_byte_bound(spool: Spool, spool_dir: Path) -> None:
+    data = encode("sized", 1234)
+    spool.append([data])
+    [name] = new_names(spool_dir)
+    assert int(name[34:41]) == len(data) == (spool_dir / "new" / name).stat().st_size
+
+
+@contextmanager
+def lock_held_elsewhere(spool_dir: Path) -> Iterator[None]:
+    """Another process holds the spool lock until the block ends."""
+    make_private_dir(str(spool_dir))
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, filelock; lock = filelock.FileLock(sys.argv[1]); lock.acquire();"
+         " print('held', flush=True); sys.stdin.read()", str(spool_dir / ".lock")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdin is not None and holder.stdout is not None
+    try:
+        assert holder.stdout.readline() == "held\n"
+        yield
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+        holder.stdout.close()
+
+
+def test_ack_release_and_purge_refuse_to_work_without_the_lock(spool_dir: Path) -> None:
+    from cli_telemetry.errors import SpoolBusyError
+
+    spool = Spool(str(spool_dir), lock_timeout=0.2)
+    spool.append([encode("a")])
+    batch = spool.claim()
+    assert batch is not None
+    with lock_held_elsewhere(spool_dir):
+        for operation in (lambda: spool.ack(batch), lambda: spool.release(batch), spool.purge):
+            with pytest.raises(SpoolBusyError):
+                operation()
+        assert claimed_dirs(spool_dir)  # nothing was deleted behind the holder's back
+        assert spool.claim() is None  # busy: claims nothing, says so
+    spool.ack(batch)
+    assert spool.stats().pending == 0

@@ -1,0 +1,233 @@
+"""The click hooks, in process, on tools built for each case (click's own CliRunner runs
+them; the spool they write is real, in an isolated HOME)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from cli_telemetry import Telemetry
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    for var in [v for v in os.environ if v.startswith("XDG_")] + ["DO_NOT_TRACK", "CI"]:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    yield tmp_path
+
+
+def enabled(home: Path, tool: str = "acme", **options: Any) -> Telemetry:
+    telemetry = Telemetry(tool, version="1", **options)
+    config = home / ".config" / tool / "telemetry.conf"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("enabled = true\nconsent_policy = 1\n")
+    return telemetry
+
+
+def events(home: Path, tool: str = "acme") -> list[dict[str, Any]]:
+    new = home / ".local" / "state" / tool / "telemetry" / "spool" / "new"
+    return [json.loads(p.read_text()) for p in sorted(new.glob("*.json"))] if new.is_dir() else []
+
+
+def test_callback_cannot_smuggle_a_path_into_values(home: Path) -> None:
+    telemetry = enabled(home)
+
+    @telemetry.instrument
+    @click.command()
+    @click.option(
+        "--profile",
+        type=click.Choice(["dev", "prod"]),
+        callback=lambda ctx, param, value: f"/home/alice/.acme/{value}.toml",
+    )
+    @click.option("--here", is_flag=True, callback=lambda ctx, param, value: os.getcwd())
+    @click.option("--user", "who", flag_value=os.environ.get("USER", "alice"))
+    def cli(profile: str, here: str, who: str) -> None:
+        pass
+
+    result = CliRunner().invoke(cli, ["--profile", "dev", "--here", "--user"])
+    assert result.exit_code == 0, result.output
+    [event] = events(home)
+    assert event["flags"] == ["--profile", "--here", "--user"]
+    assert event["values"] == {"--user": True}
+    raw = json.dumps(event)
+    assert "alice" not in raw and os.getcwd() not in raw and ".toml" not in raw
+
+
+def test_choice_values_are_recorded_and_multiple_choices_as_lists(home: Path) -> None:
+    telemetry = enabled(home)
+
+    @telemetry.instrument
+    @click.command()
+    @click.option("--fmt", type=click.Choice(["json", "text"], case_sensitive=False))
+    @click.option("--tag", type=click.Choice(["a", "b"]), multiple=True)
+    @click.option("-v", "--verbose", count=True)
+    def cli(fmt: str, tag: tuple[str, ...], verbose: int) -> None:
+        pass
+
+    assert (
+        CliRunner().invoke(cli, ["--fmt", "JSON", "--tag", "a", "--tag", "b", "-vv"]).exit_code == 0
+    )
+    [event] = events(home)
+    assert event["values"] == {"--fmt": "json", "--tag": ["a", "b"]}
+    assert event["flags"] == ["--fmt", "--tag", "--verbose"]
+
+
+def test_plugin_groups_never_record_the_typed_word(home: Path) -> None:
+    telemetry = enabled(home)
+
+    class Plugins(click.Group):
+        """Like git: any unknown word runs an external ``acme-<word>``."""
+
+        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+            return super().get_command(ctx, cmd_name) or click.Command(cmd_name)
+
+    @telemetry.instrument
+    @click.group(cls=Plugins)
+    def cli() -> None:
+        pass
+
+    @cli.command()
+    def known() -> None:
+        pass
+
+    runner = CliRunner()
+    assert runner.invoke(cli, ["alice@example.com"]).exit_code == 0
+    assert runner.invoke(cli, ["known"]).exit_code == 0
+    assert [e["command"] for e in events(home)] == ["acme <unlisted>", "acme known"]
+
+
+def test_aliases_record_the_listed_name(home: Path) -> None:
+    telemetry = enabled(home)
+
+    class Prefixes(click.Group):
+        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+            matches = [n for n in self.list_commands(ctx) if n.startswith(cmd_name)]
+            return super().get_command(ctx, matches[0]) if len(matches) == 1 else None
+
+    @telemetry.instrument
+    @click.group(cls=Prefixes)
+    def cli() -> None:
+        pass
+
+    @cli.command()
+    def deploy() -> None:
+        pass
+
+    assert CliRunner().invoke(cli, ["dep"]).exit_code == 0
+    assert events(home)[0]["command"] == "acme deploy"
+
+
+def test_ctx_exit_code_without_standalone_mode(home: Path) -> None:
+    telemetry = enabled(home)
+
+    @telemetry.instrument
+    @click.command()
+    @click.pass_context
+    def cli(ctx: click.Context) -> None:
+        ctx.exit(3)
+
+    assert cli.main([], standalone_mode=False) == 3
+    [event] = events(home)
+    assert (event["exit_code"], event["outcome"]) == (3, "error")
+
+
+@pytest.mark.parametrize(("code", "status"), [(256, 0), (-1, 255), (True, 1), ("message", 1)])
+def test_sys_exit_codes_as_the_os_reports_them(home: Path, code: object, status: int) -> None:
+    telemetry = enabled(home)
+
+    @telemetry.instrument
+    @click.command()
+    def cli() -> None:
+        raise SystemExit(code)
+
+    CliRunner().invoke(cli, [])
+    assert events(home)[0]["exit_code"] == status
+
+
+def test_a_tool_mounted_in_another_records_all_options_once(home: Path) -> None:
+    outer = enabled(home, "aaa")
+    inner = enabled(home, "bbb")
+
+    @outer.instrument
+    @click.group()
+    @click.option("--verbose", is_flag=True)
+    def aaa(verbose: bool) -> None:
+        pass
+
+    @inner.instrument
+    @click.group()
+    @click.option("--fast", is_flag=True)
+    def bbb(fast: bool) -> None:
+        pass
+
+    @bbb.command()
+    @click.option("--mode", type=click.Choice(["x", "y"]))
+    def sub(mode: str) -> None:
+        pass
+
+    aaa.add_command(bbb)
+    result = CliRunner().invoke(aaa, ["--verbose", "bbb", "--fast", "sub", "--mode", "x"])
+    assert result.exit_code == 0, result.output
+    [event] = events(home, "aaa")
+    assert event["command"] == "aaa bbb sub"
+    assert event["flags"] == ["--verbose", "--fast", "--mode"]
+    assert events(home, "bbb") == []
+
+
+def test_chained_groups_record_each_subcommand_in_the_path(home: Path) -> None:
+    telemetry = enabled(home)
+
+    @telemetry.instrument
+    @click.group(chain=True)
+    def cli() -> None:
+        pass
+
+    @cli.command()
+    def build() -> None:
+        pass
+
+    @cli.command()
+    def push() -> None:
+        pass
+
+    assert CliRunner().invoke(cli, ["build", "push"]).exit_code == 0
+    assert events(home)[0]["command"] == "acme build push"
+
+
+def test_instrumenting_twice_records_once(home: Path) -> None:
+    telemetry = enabled(home)
+
+    @telemetry.instrument
+    @telemetry.instrument
+    @click.command()
+    def cli() -> None:
+        pass
+
+    assert CliRunner().invoke(cli, []).exit_code == 0
+    assert len(events(home)) == 1
+
+
+def test_instrumenting_something_else_is_a_clear_type_error(home: Path) -> None:
+    telemetry = enabled(home)
+    with pytest.raises(TypeError, match="click command or group"):
+        telemetry.instrument(lambda: None)  # type: ignore[type-var]
+
+
+def test_track_outside_a_command_records_at_once(home: Path) -> None:
+    telemetry = enabled(home)
+    telemetry.track("setup.done", {"ok": True})
+    [event] = events(home)
+    assert (event["event"], event["command"], event["properties"]) == (
+        "setup.done",
+        "acme",
+        {"ok": True},
+    )
