@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Final, TypeVar
 import click
 
 from ._record import Record
-from .errors import ConfigurationError
 
 if TYPE_CHECKING:
     from ._ids import Ids
     from ._paths import Paths
     from ._settings import ConsentMode, Decision, EnvSettings, Source
+    from .errors import ConfigurationError
     from .events import Event, Scalar
     from .instrument import Run
     from .spool import Spool
@@ -97,17 +97,17 @@ class Telemetry:
         max_bytes: int | None = None,
     ) -> None:
         if not _is_tool_name(tool):
-            raise ConfigurationError(
+            raise _configuration_error(
                 f"tool name {tool!r} must be 1-64 lowercase letters, digits, '-' or '_'"
             )
         if consent not in ("notice", "prompt"):
-            raise ConfigurationError(f"consent must be 'notice' or 'prompt', not {consent!r}")
+            raise _configuration_error(f"consent must be 'notice' or 'prompt', not {consent!r}")
         if type(policy_version) is not int or policy_version < 1:
-            raise ConfigurationError("policy_version must be a whole number of at least 1")
+            raise _configuration_error("policy_version must be a whole number of at least 1")
         if not isinstance(version, str) or not version:
-            raise ConfigurationError("version must be a non-empty string")
+            raise _configuration_error("version must be a non-empty string")
         if (max_events is not None and max_events < 1) or (max_bytes is not None and max_bytes < 1):
-            raise ConfigurationError("max_events and max_bytes must be at least 1")
+            raise _configuration_error("max_events and max_bytes must be at least 1")
         self.tool = tool
         self.version = version
         self.endpoint = endpoint
@@ -435,6 +435,12 @@ class TelemetryGroup(click.Group):
 
             self._built = telemetry_commands(self._telemetry)
         return self._built.get(cmd_name)
+
+
+def _configuration_error(message: str) -> ConfigurationError:
+    from .errors import ConfigurationError  # only an author's mistake pays for the import
+
+    return ConfigurationError(message)
 
 
 def _is_tool_name(tool: object) -> bool:

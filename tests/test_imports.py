@@ -26,7 +26,6 @@ OURS = {
     "cli_telemetry._settings",
     "cli_telemetry.capture",
     "cli_telemetry.command",
-    "cli_telemetry.errors",
     "cli_telemetry.events",
     "cli_telemetry.instrument",
     "cli_telemetry.spool",
