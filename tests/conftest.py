@@ -224,3 +224,13 @@ def make_tool(tmp_path: Path) -> Callable[..., Tool]:
         return Tool(home, name="acme", program=[sys.executable, str(script)])
 
     return make
+
+
+@pytest.fixture
+def permissive_umask() -> Iterator[None]:
+    """umask 0 for the test: files we create must be private by their own mode."""
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import platformdirs
@@ -196,16 +195,7 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-@pytest.fixture
-def umask_zero() -> Iterator[None]:
-    old = os.umask(0)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
-@pytest.mark.usefixtures("umask_zero")
+@pytest.mark.usefixtures("permissive_umask")
 def test_make_private_dir_creates_every_missing_parent_0700(tmp_path: Path) -> None:
     leaf = tmp_path / "a" / "b" / "c" / "d"
 
@@ -216,7 +206,7 @@ def test_make_private_dir_creates_every_missing_parent_0700(tmp_path: Path) -> N
     assert {str(p): oct(_mode(p)) for p in created} == {str(p): oct(0o700) for p in created}
 
 
-@pytest.mark.usefixtures("umask_zero")
+@pytest.mark.usefixtures("permissive_umask")
 def test_make_private_dir_is_idempotent_and_leaves_existing_dirs_alone(tmp_path: Path) -> None:
     existing = tmp_path / "shared"
     existing.mkdir(mode=0o755)

@@ -124,15 +124,6 @@ def spool(spool_dir: Path, messages: Messages) -> Spool:
     return Spool(str(spool_dir), report=messages)
 
 
-@pytest.fixture
-def permissive_umask() -> Iterator[None]:
-    old = os.umask(0)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
 # -- append ------------------------------------------------------------------------------
 
 
