@@ -39,6 +39,26 @@ class Paths(Record):
     def spool_dir(self) -> str:
         return os.path.join(self.state_dir, "spool")
 
+    @property
+    def uploader_lock(self) -> str:
+        """Held by the one running uploader for its whole life."""
+        return os.path.join(self.state_dir, "uploader.lock")
+
+    @property
+    def uploader_pid(self) -> str:
+        """The running uploader's pid, for ``telemetry disable`` to stop it."""
+        return os.path.join(self.state_dir, "uploader.pid")
+
+    @property
+    def uploader_stamp(self) -> str:
+        """Its mtime throttles spawning: a recent start, or a backoff's end (see _spawn)."""
+        return os.path.join(self.state_dir, "uploader.stamp")
+
+    @property
+    def upload_state(self) -> str:
+        """The last upload, the last error's kind, consecutive failures (JSON)."""
+        return os.path.join(self.state_dir, "upload.json")
+
 
 def resolve(tool: str, environ: Mapping[str, str] | None = None) -> Paths:
     """Return the paths for ``tool``, importing platformdirs only where it must."""

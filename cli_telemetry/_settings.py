@@ -134,16 +134,23 @@ def _unlink_quietly(path: str) -> None:
 class EnvSettings(Record):
     """What the environment says, read once. ``prefix`` is the tool's, e.g. ``ACME``."""
 
-    __slots__ = ("debug", "disabled", "disabled_var", "do_not_track", "strict")
+    __slots__ = ("debug", "disabled", "disabled_var", "do_not_track", "endpoint", "strict")
 
     def __init__(
-        self, do_not_track: bool, disabled: bool, debug: bool, strict: bool, disabled_var: str
+        self,
+        do_not_track: bool,
+        disabled: bool,
+        debug: bool,
+        strict: bool,
+        disabled_var: str,
+        endpoint: str | None = None,
     ) -> None:
         self.do_not_track: Final = do_not_track
         self.disabled: Final = disabled
         self.debug: Final = debug
         self.strict: Final = strict
         self.disabled_var: Final = disabled_var
+        self.endpoint: Final = endpoint
 
     @classmethod
     def read(cls, prefix: str, environ: Mapping[str, str] | None = None) -> EnvSettings:
@@ -154,6 +161,7 @@ class EnvSettings(Record):
             debug=env_flag(env.get(f"{prefix}_TELEMETRY_DEBUG")),
             strict=env_flag(env.get(f"{prefix}_TELEMETRY_STRICT")),
             disabled_var=f"{prefix}_TELEMETRY_DISABLED",
+            endpoint=env.get(f"{prefix}_TELEMETRY_ENDPOINT") or None,
         )
 
 

@@ -42,7 +42,13 @@ def telemetry_commands(telemetry: Telemetry) -> dict[str, click.Command]:
         )
         click.echo(f"Config file: {state.config_file}")
         click.echo(f"Spool:       {state.spool_dir}")
-        click.echo(f"Waiting:     {state.pending} event(s); dropped when full: {state.dropped}")
+        click.echo(f"Waiting:     {state.pending} event(s)")
+        click.echo(
+            f"Dropped:     {state.dropped} (spool full), {state.rejected} (refused by the endpoint)"
+        )
+        click.echo(f"Last upload: {state.last_upload or 'never'}")
+        if state.last_error:
+            click.echo(f"Last error:  {state.last_error}")
         if state.enabled:
             click.echo(f"Turn it off with `{tool} telemetry disable` or DO_NOT_TRACK=1.")
 
@@ -98,22 +104,55 @@ def _write(path: str, config: Config, tool: str) -> None:
 
 
 def _delete_state(telemetry: Telemetry, paths: _paths.Paths) -> int:
-    """Delete the spool, its counters and the ids; leave no file of ours behind."""
+    """Stop a running uploader, then delete the spool, its counters, the ids and the
+    uploader's files: leave no file of ours behind, and nothing sent after we return."""
+    from filelock import FileLock, Timeout
+
     from .errors import SpoolBusyError
 
+    if not os.path.isdir(paths.state_dir):
+        return 0
+    uploader = FileLock(paths.uploader_lock, timeout=0, mode=0o600)
+    try:
+        uploader.acquire()
+    except Timeout:
+        _stop_uploader(paths)
+        try:
+            uploader.acquire(timeout=10)
+        except Timeout:
+            raise click.ClickException(
+                "the uploader did not stop; telemetry is off now and it will send nothing"
+                " more once it notices: run this again to delete the waiting events"
+            ) from None
     try:
         deleted = telemetry.spool(paths).purge(remove=True)
+        for path in (paths.ids_file, paths.uploader_pid, paths.uploader_stamp, paths.upload_state):
+            _unlink(path)
+        _unlink(paths.uploader_lock)  # still held: a waiting uploader notices and starts over
     except SpoolBusyError:
         raise click.ClickException(
             "the spool is busy (another process is using it); telemetry is off now,"
             " run this again to delete the waiting events"
         ) from None
-    _unlink(paths.ids_file)
+    finally:
+        uploader.release()
     try:
         os.rmdir(paths.state_dir)  # only if empty: a file someone else put there stays
     except OSError:
         pass
     return deleted
+
+
+def _stop_uploader(paths: _paths.Paths) -> None:
+    """Terminate the uploader that holds the lock (its pid file is current while it does)."""
+    import signal
+
+    try:
+        with open(paths.uploader_pid, encoding="ascii") as f:
+            pid = int(f.read().strip())
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        pass  # it exited meanwhile, or never wrote its pid: the lock wait covers both
 
 
 def _unlink(path: str) -> None:

@@ -85,14 +85,14 @@ def instrument(command: click.Command, telemetry: Telemetry) -> None:
         )
     if getattr(command, _HOOKED, False):
         return
-    from .telemetry import _iso_now
+    from .telemetry import iso_now
 
     original_main = command.main
     original_make_context = command.make_context
     original_invoke = command.invoke
 
     def main(*args: Any, **kwargs: Any) -> Any:
-        run = Run(started=time.perf_counter(), timestamp=_iso_now())
+        run = Run(started=time.perf_counter(), timestamp=iso_now())
         telemetry._runs.append(run)
         try:
             result = original_main(*args, **kwargs)

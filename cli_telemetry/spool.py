@@ -89,14 +89,16 @@ class Batch(Record):
 
 
 class SpoolStats(Record):
-    """Events waiting (new and claimed), and the counters of what was lost, and why."""
+    """Events waiting (new and claimed), and the counters of what was lost, and why:
+    dropped by the bounds, corrupt files removed, rejected by an endpoint for good."""
 
-    __slots__ = ("corrupt", "dropped", "pending")
+    __slots__ = ("corrupt", "dropped", "pending", "rejected")
 
-    def __init__(self, pending: int, dropped: int, corrupt: int) -> None:
+    def __init__(self, pending: int, dropped: int, corrupt: int, rejected: int = 0) -> None:
         self.pending: Final = pending
         self.dropped: Final = dropped
         self.corrupt: Final = corrupt
+        self.rejected: Final = rejected
 
 
 class Spool:
@@ -285,6 +287,30 @@ class Spool:
             _require(held)
             self._release_dir(os.path.join(self._claimed, batch.batch_id))
 
+    def release_all_claims(self) -> int:
+        """Put every claimed batch back; returns how many events.
+
+        Only for the one uploader that holds the uploader lock: it knows every other
+        claimer is dead, so it need not wait for `claim_timeout`."""
+        if not os.path.isdir(self._claimed):
+            return 0
+        with self._locked(self.lock_timeout) as held:
+            _require(held)
+            count = 0
+            for batch_dir in _listdir(self._claimed):
+                path = os.path.join(self._claimed, batch_dir)
+                count += len(_listdir(path))
+                self._release_dir(path)
+            if count:
+                self.report(f"released {count} events claimed by an uploader that stopped")
+            return count
+
+    def count(self, **increments: int) -> None:
+        """Add to the spool's counters (``rejected=n`` when an endpoint refused events)."""
+        with self._locked(self.lock_timeout) as held:
+            _require(held)
+            self._add_stats(**increments)
+
     def purge(self, *, remove: bool = False) -> int:
         """Delete every event, pending or claimed, and the counters. Returns the count.
 
@@ -323,7 +349,12 @@ class Spool:
             pending += sum(
                 1 for n in _listdir(os.path.join(self._claimed, batch_dir)) if is_event_file(n)
             )
-        return SpoolStats(pending, counters.get("dropped", 0), counters.get("corrupt", 0))
+        return SpoolStats(
+            pending,
+            counters.get("dropped", 0),
+            counters.get("corrupt", 0),
+            counters.get("rejected", 0),
+        )
 
     # -- helpers (callers hold the lock) -----------------------------------------------
 

@@ -38,15 +38,23 @@ DEBUG_PREFIX: Final = "cli-telemetry: "
 
 
 class Status(Record):
-    """What ``<tool> telemetry status`` reports; also useful to authors in tests."""
+    """What ``<tool> telemetry status`` reports; also useful to authors in tests.
+
+    ``last_upload`` is when events last arrived (UTC, ISO 8601), ``last_error`` the kind of
+    the last delivery failure (``timeout``, ``http_503``, ...), ``dropped`` the events the
+    spool's bounds pushed out, ``rejected`` those an endpoint refused for good.
+    """
 
     __slots__ = (
         "config_file",
         "dropped",
         "enabled",
         "install_id",
+        "last_error",
+        "last_upload",
         "pending",
         "reason",
+        "rejected",
         "source",
         "spool_dir",
     )
@@ -61,6 +69,9 @@ class Status(Record):
         spool_dir: str,
         pending: int,
         dropped: int,
+        rejected: int = 0,
+        last_upload: str | None = None,
+        last_error: str | None = None,
     ) -> None:
         self.enabled: Final = enabled
         self.source: Final = source
@@ -70,6 +81,9 @@ class Status(Record):
         self.spool_dir: Final = spool_dir
         self.pending: Final = pending
         self.dropped: Final = dropped
+        self.rejected: Final = rejected
+        self.last_upload: Final = last_upload
+        self.last_error: Final = last_error
 
 
 class Telemetry:
@@ -119,6 +133,7 @@ class Telemetry:
         self.max_bytes = max_bytes
         self.env_prefix = tool.upper().replace("-", "_")
         self._runs: list[Run] = []
+        self._uploaders: list[int] = []  # pids this process spawned, reaped later
 
     # -- the author's API --------------------------------------------------------------
 
@@ -152,7 +167,7 @@ class Telemetry:
                 raise
             self._debug(env, f"dropped custom event: {exc}")
             return
-        timestamp = _iso_now()
+        timestamp = iso_now()
         if self._runs:
             self._runs[-1].custom.append((event, checked, timestamp))
             return
@@ -175,8 +190,11 @@ class Telemetry:
         env = EnvSettings.read(self.env_prefix)
         paths = _paths.resolve(self.tool)
         decision = self._decide(env, paths)
+        from ._uploader import read_state
+
         ids = read_ids(paths.ids_file)
         stats = self.spool(paths).stats()
+        upload = read_state(paths.upload_state)
         return Status(
             enabled=decision.enabled,
             source=decision.source,
@@ -186,6 +204,9 @@ class Telemetry:
             spool_dir=paths.spool_dir,
             pending=stats.pending,
             dropped=stats.dropped,
+            rejected=stats.rejected,
+            last_upload=upload.get("last_upload"),
+            last_error=upload.get("last_error"),
         )
 
     def spool(self, paths: Paths | None = None) -> Spool:
@@ -383,6 +404,31 @@ class Telemetry:
                 continue
             encoded.append(data)
         self.spool(paths).append(encoded)
+        endpoint = env.endpoint or self.endpoint
+        if endpoint:
+            self._start_uploader(paths, endpoint)
+
+    def _start_uploader(self, paths: Paths, endpoint: str) -> None:
+        """Start a detached uploader, unless one started recently or is backing off."""
+        from . import _spawn
+        from .events import encode
+        from .spool import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS
+
+        if not _spawn.should_spawn(paths.uploader_stamp, time.time()):
+            return
+        self._uploaders = _spawn.reap(self._uploaders)
+        options = {
+            "tool": self.tool,
+            "env_prefix": self.env_prefix,
+            "consent": self.consent,
+            "policy_version": self.policy_version,
+            "endpoint": endpoint,
+            "max_events": self.max_events or DEFAULT_MAX_EVENTS,
+            "max_bytes": self.max_bytes or DEFAULT_MAX_BYTES,
+        }
+        pid = _spawn.spawn(_spawn.uploader_argv(encode(options)))
+        if pid is not None:
+            self._uploaders.append(pid)
 
     @contextmanager
     def _guard(self, env: EnvSettings) -> Iterator[None]:
@@ -453,6 +499,6 @@ def _is_tool_name(tool: object) -> bool:
     )
 
 
-def _iso_now() -> str:
+def iso_now() -> str:
     now = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"

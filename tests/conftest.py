@@ -39,6 +39,7 @@ def clean_environ(home: Path) -> dict[str, str]:
     }
     env["HOME"] = str(home)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["CLI_APP_ENDPOINT"] = ""  # no uploads, unless a test sets CLI_APP_TELEMETRY_ENDPOINT
     return env
 
 

@@ -13,7 +13,9 @@ from cli_telemetry import Telemetry
 telemetry = Telemetry(
     "cli-app",  # config and state dirs, and the CLI_APP_TELEMETRY_* variables
     version=__version__,
-    endpoint=os.environ.get("CLI_APP_DEMO_ENDPOINT", "http://127.0.0.1:8787/v1/events"),
+    # The example's own setting; CLI_APP_TELEMETRY_ENDPOINT (the library's) overrides it.
+    # Empty keeps events local: nothing is uploaded.
+    endpoint=os.environ.get("CLI_APP_ENDPOINT", "http://127.0.0.1:8787/v1/events"),
     consent="notice",
     privacy_url="https://cli-app.example/privacy",
 )

@@ -1,0 +1,125 @@
+"""The project's own wire format over HTTP, with urllib3: the first and default sink.
+
+``POST <endpoint>`` with ``Content-Type: application/json``, ``Content-Encoding: gzip`` and
+the body ``{"batch": [event, ...], "sent_at": "<UTC ISO 8601>"}``; any 2xx means stored.
+
+Timeouts are strict because a slow or hostile endpoint must cost the background uploader a
+bounded time and nothing more: 2 s to connect, 5 s to read, and never past the run's
+deadline. urllib3's own retries and redirects are off: the uploader decides what to retry,
+across runs, with backoff. A response body is read only up to 64 KiB and ignored.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from collections.abc import Sequence
+from email.utils import parsedate_to_datetime
+from typing import Any, Final
+
+import urllib3
+
+from .. import __version__
+from ..telemetry import iso_now
+from .base import DELIVERED, Delivery
+
+CONNECT_TIMEOUT: Final = 2.0
+READ_TIMEOUT: Final = 5.0
+MAX_RESPONSE_BYTES: Final = 65536
+USER_AGENT: Final = f"cli-telemetry/{__version__}"
+
+
+class HttpSink:
+    """POSTs batches to ``endpoint`` in the wire format above."""
+
+    name = "http"
+
+    def __init__(self, endpoint: str, *, gzip_body: bool = True) -> None:
+        self.endpoint = endpoint
+        self.gzip_body = gzip_body
+        self._pool = urllib3.PoolManager(
+            retries=False,
+            timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT),
+            maxsize=1,
+        )
+
+    def send(self, events: Sequence[dict[str, Any]], deadline: float) -> Delivery:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return Delivery("retry", "deadline")
+        body = json.dumps(
+            {"batch": list(events), "sent_at": iso_now()}, separators=(",", ":")
+        ).encode()
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+        if self.gzip_body:
+            body = gzip.compress(body, compresslevel=6)
+            headers["Content-Encoding"] = "gzip"
+        timeout = urllib3.Timeout(
+            connect=min(CONNECT_TIMEOUT, remaining),
+            read=min(READ_TIMEOUT, remaining),
+            total=remaining,
+        )
+        try:
+            response = self._pool.request(
+                "POST",
+                self.endpoint,
+                body=body,
+                headers=headers,
+                timeout=timeout,
+                preload_content=False,
+                redirect=False,
+            )
+        except urllib3.exceptions.TimeoutError:
+            return Delivery("retry", "timeout")
+        except urllib3.exceptions.HTTPError as exc:
+            return Delivery("retry", _error_kind(exc))
+        try:
+            response.read(MAX_RESPONSE_BYTES, decode_content=False)
+        except (urllib3.exceptions.HTTPError, OSError):
+            pass  # the status line is what counts
+        finally:
+            response.release_conn()
+        return classify(response.status, response.headers.get("Retry-After"))
+
+    def close(self) -> None:
+        self._pool.clear()
+
+
+def classify(status: int, retry_after: str | None) -> Delivery:
+    """2xx delivered; 408, 429 and 5xx retry (honouring Retry-After); 3xx retry (the
+    endpoint is misconfigured, the events are kept); other 4xx rejected for good."""
+    if 200 <= status < 300:
+        return DELIVERED
+    if status in (408, 429) or status >= 500 or 300 <= status < 400:
+        return Delivery("retry", f"http_{status}", parse_retry_after(retry_after))
+    return Delivery("rejected", f"http_{status}")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if absent
+    or unreadable. Capping is the uploader's business."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _error_kind(exc: Exception) -> str:
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        return "connection"
+    if isinstance(exc, urllib3.exceptions.ProtocolError):
+        return "protocol"
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        return "tls"
+    if isinstance(exc, urllib3.exceptions.LocationValueError):
+        return "bad_endpoint"
+    return "http_error"
