@@ -70,8 +70,6 @@ class HttpSink:
                 preload_content=False,
                 redirect=False,
             )
-        except urllib3.exceptions.TimeoutError:
-            return Delivery("retry", "timeout")
         except urllib3.exceptions.HTTPError as exc:
             return Delivery("retry", _error_kind(exc))
         try:
@@ -114,8 +112,11 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def _error_kind(exc: Exception) -> str:
+    # NewConnectionError subclasses ConnectTimeoutError in urllib3 2, so it goes first.
     if isinstance(exc, urllib3.exceptions.NewConnectionError):
         return "connection"
+    if isinstance(exc, urllib3.exceptions.TimeoutError):
+        return "timeout"
     if isinstance(exc, urllib3.exceptions.ProtocolError):
         return "protocol"
     if isinstance(exc, urllib3.exceptions.SSLError):

@@ -1,0 +1,101 @@
+"""A real HTTP endpoint on 127.0.0.1 that can misbehave on purpose.
+
+Modes: ``ok``; ``slow`` (answers after ``delay`` s); ``hold`` (reads the request, never
+answers until released); ``status`` (answers ``status``, with ``retry_after`` if set, and
+stores nothing); ``reset`` (reads the request and resets the connection); ``flaky`` (every
+``fail_every``-th request gets 503 and stores nothing). ``refused`` is a port where nothing
+listens, see `closed_port`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import struct
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class Endpoint:
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.delay = 0.0
+        self.status = 200
+        self.retry_after: str | None = None
+        self.fail_every = 3
+        self.requests: list[dict[str, Any]] = []  # headers and decoded body of stored batches
+        self.seen = 0  # requests that arrived, stored or not
+        self.holding = 0  # connections held open right now
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with endpoint._lock:
+                    endpoint.seen += 1
+                    number = endpoint.seen
+                mode = endpoint.mode
+                if mode == "hold":
+                    with endpoint._lock:
+                        endpoint.holding += 1
+                    endpoint.release.wait(60)
+                    with endpoint._lock:
+                        endpoint.holding -= 1
+                    return
+                if mode == "reset":
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                    )
+                    self.close_connection = True
+                    return
+                if mode == "slow":
+                    endpoint.release.wait(endpoint.delay)
+                if mode == "status" or (mode == "flaky" and number % endpoint.fail_every == 0):
+                    self.send_response(endpoint.status if mode == "status" else 503)
+                    if endpoint.retry_after is not None:
+                        self.send_header("Retry-After", endpoint.retry_after)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                with endpoint._lock:
+                    endpoint.requests.append(
+                        {"headers": dict(self.headers), "body": json.loads(body), "path": self.path}
+                    )
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/events"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [event for request in self.requests for event in request["body"]["batch"]]
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(10)
+
+
+def closed_port() -> str:
+    """The URL of a loopback port that nothing listens on (connection refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1/events"

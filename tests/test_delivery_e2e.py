@@ -1,0 +1,221 @@
+"""Delivery, end to end: the example tool, its detached uploader and a real loopback server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import Tool, poll
+from loopback import Endpoint, closed_port
+
+
+@pytest.fixture
+def endpoint() -> Iterator[Endpoint]:
+    server = Endpoint()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def sending(tool: Tool, endpoint: Endpoint) -> Tool:
+    """The example tool, enabled, sending to the loopback endpoint."""
+    tool.enable()
+    tool.env["CLI_APP_TELEMETRY_ENDPOINT"] = endpoint.url
+    return tool
+
+
+def state(tool: Tool) -> dict[str, Any]:
+    path = tool.state_dir / "upload.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def pending(tool: Tool) -> int:
+    result = tool.run("telemetry", "status", "--json")
+    count: int = json.loads(result.stdout)["pending"]
+    return count
+
+
+def allow_next_attempt(tool: Tool) -> None:
+    """As if the backoff had passed: the stamp's mtime is the next allowed spawn."""
+    stamp = tool.state_dir / "uploader.stamp"
+    past = time.time() - 60
+    os.utime(stamp, (past, past))
+
+
+def uploader_stopped(tool: Tool) -> bool:
+    """The uploader lock is free (the uploader finished or died)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(tool.state_dir / "uploader.lock"), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return False
+    lock.release()
+    return True
+
+
+def dead(pid: int) -> bool:
+    """No such process, or a zombie waiting for init to reap it."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_events_arrive_in_the_wire_format(sending: Tool, endpoint: Endpoint) -> None:
+    result = sending.run("deploy", "start", "web", "--env", "dev")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert poll(lambda: len(endpoint.events) == 2, timeout=20), endpoint.requests
+    [request] = endpoint.requests
+    assert request["path"] == "/v1/events"
+    assert request["headers"]["Content-Type"] == "application/json"
+    assert request["headers"]["Content-Encoding"] == "gzip"
+    assert request["headers"]["User-Agent"].startswith("cli-telemetry/")
+    assert set(request["body"]) == {"batch", "sent_at"}
+    assert [e["event"] for e in request["body"]["batch"]] == ["command", "deploy.finished"]
+    assert poll(lambda: uploader_stopped(sending), timeout=20)
+    assert pending(sending) == 0
+    status = json.loads(sending.run("telemetry", "status", "--json").stdout)
+    assert status["last_upload"] is not None and status["last_error"] is None
+
+
+def test_the_exit_and_the_pipe_never_wait_for_the_network(
+    sending: Tool, endpoint: Endpoint
+) -> None:
+    endpoint.mode = "hold"
+    result = sending.run("hello")  # capture_output: returns at EOF of both pipes
+    assert (result.returncode, result.stdout) == (0, "Hello, world!\n")
+    # The uploader is still in the middle of its request, yet the pipes were closed.
+    assert poll(lambda: endpoint.holding == 1, timeout=20)
+    assert not uploader_stopped(sending)
+
+
+@pytest.mark.parametrize(
+    ("mode", "status", "error"),
+    [("status", 500, "http_500"), ("status", 503, "http_503"), ("reset", 0, None)],
+)
+def test_retryable_failures_keep_the_events_and_back_off(
+    sending: Tool, endpoint: Endpoint, mode: str, status: int, error: str | None
+) -> None:
+    endpoint.mode, endpoint.status = mode, status
+    sending.run("hello")
+    assert poll(lambda: state(sending).get("failures") == 1, timeout=20)
+    assert error is None or state(sending)["last_error"] == error
+    assert pending(sending) == 1
+    assert (sending.state_dir / "uploader.stamp").stat().st_mtime > time.time() + 10
+    # The next command does not try again during the backoff...
+    seen = endpoint.seen
+    sending.run("hello")
+    assert pending(sending) == 2 and endpoint.seen == seen
+    # ...and once it is over, everything arrives, once.
+    endpoint.mode = "ok"
+    allow_next_attempt(sending)
+    sending.run("hello")
+    assert poll(lambda: len(endpoint.events) == 3, timeout=20)
+    assert len({e["event_id"] for e in endpoint.events}) == 3
+    assert poll(lambda: state(sending).get("failures") == 0, timeout=20)
+
+
+def test_retry_after_is_honoured(sending: Tool, endpoint: Endpoint) -> None:
+    endpoint.mode, endpoint.status, endpoint.retry_after = "status", 429, "7200"
+    sending.run("hello")
+    assert poll(lambda: state(sending).get("last_error") == "http_429", timeout=20)
+    assert (sending.state_dir / "uploader.stamp").stat().st_mtime > time.time() + 7000
+
+
+def test_a_refused_connection_keeps_the_events(tool: Tool) -> None:
+    tool.enable()
+    tool.env["CLI_APP_TELEMETRY_ENDPOINT"] = closed_port()
+    result = tool.run("hello")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "Hello, world!\n", "")
+    assert poll(lambda: state(tool).get("last_error") == "connection", timeout=20)
+    assert pending(tool) == 1
+    status = json.loads(tool.run("telemetry", "status", "--json").stdout)
+    assert status["last_error"] == "connection" and status["last_upload"] is None
+
+
+def test_a_rejected_batch_is_dropped_and_counted(sending: Tool, endpoint: Endpoint) -> None:
+    endpoint.mode, endpoint.status = "status", 400
+    sending.run("deploy", "start", "web", "--env", "dev")
+    assert poll(lambda: state(sending).get("last_error") == "http_400", timeout=20)
+    assert poll(lambda: uploader_stopped(sending), timeout=20)
+    status = json.loads(sending.run("telemetry", "status", "--json").stdout)
+    assert (status["pending"], status["rejected"]) == (0, 2)
+
+
+def test_kill_9_of_the_uploader_loses_nothing(sending: Tool, endpoint: Endpoint) -> None:
+    endpoint.mode = "hold"
+    sending.run("hello")
+    assert poll(lambda: endpoint.holding == 1, timeout=20)
+    pid = int((sending.state_dir / "uploader.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    assert poll(lambda: uploader_stopped(sending), timeout=20)
+    endpoint.mode = "ok"
+    allow_next_attempt(sending)
+    sending.run("hello")
+    assert poll(lambda: len(endpoint.events) == 2, timeout=20)
+    assert len({e["event_id"] for e in endpoint.events}) == 2
+
+
+def test_a_disabled_tool_sends_nothing(sending: Tool, endpoint: Endpoint) -> None:
+    for env in ({"DO_NOT_TRACK": "1"}, {"CLI_APP_TELEMETRY_DISABLED": "1"}):
+        assert sending.run("hello", env=env).returncode == 0
+    assert not (sending.state_dir / "uploader.stamp").exists()  # no uploader was started
+    sending.run("deploy", "status")  # a marker: once it arrives, anything earlier would have
+    assert poll(lambda: len(endpoint.events) == 1, timeout=20)
+    assert poll(lambda: uploader_stopped(sending), timeout=20)
+    assert [e["command"] for e in endpoint.events] == ["cli-app deploy status"]
+
+
+def test_disable_stops_a_running_uploader_and_nothing_is_sent_after(
+    sending: Tool, endpoint: Endpoint
+) -> None:
+    endpoint.mode = "hold"
+    sending.run("hello")
+    assert poll(lambda: endpoint.holding == 1, timeout=20)
+    pid = int((sending.state_dir / "uploader.pid").read_text())
+    result = sending.run("telemetry", "disable")
+    assert result.returncode == 0, result.stderr
+    assert dead(pid)  # the uploader is gone: it can send nothing more
+    assert not sending.state_dir.exists()
+    endpoint.mode = "ok"
+    assert sending.run("hello").returncode == 0
+    assert not sending.state_dir.exists()
+    assert endpoint.events == []
+
+
+def test_a_hundred_concurrent_commands_with_a_flaky_server_lose_and_duplicate_nothing(
+    sending: Tool, endpoint: Endpoint
+) -> None:
+    endpoint.mode, endpoint.fail_every = "flaky", 3
+    procs = [
+        subprocess.Popen(
+            sending.command("hello"), env=sending.env, cwd=sending.home,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        for _ in range(100)
+    ]  # fmt: skip
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert (proc.returncode, err) == (0, b"")
+
+    # Keep nudging (as later commands would) until the spool is drained.
+    def drained() -> bool:
+        if uploader_stopped(sending) and pending(sending) > 0:
+            allow_next_attempt(sending)
+            sending.run("hello")
+        return pending(sending) == 0 and uploader_stopped(sending)
+
+    assert poll(drained, timeout=120, interval=0.5)
+    ids = [e["event_id"] for e in endpoint.events]
+    assert len(ids) == len(set(ids)), "an event arrived twice"
+    assert len(ids) >= 100
+    assert [e["command"] for e in endpoint.events].count("cli-app hello") == len(ids)
