@@ -1,0 +1,156 @@
+"""Starting the uploader: arguments, detachment, throttling, and spawn failures.
+
+pytest-subprocess fakes ``subprocess.Popen`` for the Windows path (which uses it); the POSIX
+path calls ``os.posix_spawn`` (subprocess costs 3-5 ms to import in a running CLI), so its
+arguments are checked by wrapping that function, and the real thing is run by the
+end-to-end delivery tests.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_subprocess import FakeProcess
+
+from cli_telemetry import _spawn
+
+
+def test_argv_is_this_interpreter_running_the_uploader_module() -> None:
+    assert _spawn.uploader_argv('{"tool":"acme"}') == [
+        sys.executable,
+        "-m",
+        "cli_telemetry._uploader",
+        '{"tool":"acme"}',
+    ]
+
+
+def test_posix_spawn_detaches_with_dev_null_and_no_inherited_descriptors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(os, "posix_spawn", lambda *a, **kw: calls.append((a, kw)) or 4242)
+    read, write = os.pipe()
+    os.set_inheritable(write, True)  # as if the tool had inherited a pipe from its parent
+    try:
+        assert _spawn.spawn(["/bin/true", "x"]) == 4242
+    finally:
+        os.close(read)
+        os.close(write)
+    [(args, kwargs)] = calls
+    assert args == ("/bin/true", ["/bin/true", "x"], os.environ)
+    assert kwargs["setsid"] is True
+    actions = kwargs["file_actions"]
+    assert actions[:3] == [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+    ]
+    assert (os.POSIX_SPAWN_CLOSE, write) in actions
+    assert (os.POSIX_SPAWN_CLOSE, read) not in actions  # not inheritable: exec closes it
+
+
+def test_windows_popen_flags(fp: FakeProcess) -> None:
+    seen: dict[str, Any] = {}
+
+    def record(process: Any) -> None:
+        seen.update(process.kwargs)
+
+    fp.register([sys.executable, "-m", "cli_telemetry._uploader", "{}"], callback=record)
+    _spawn._spawn_windows(_spawn.uploader_argv("{}"))
+    assert seen["stdin"] == seen["stdout"] == seen["stderr"] == subprocess.DEVNULL
+    assert seen["close_fds"] is True
+    flags = seen["creationflags"]
+    assert flags == 0x08000000 | 0x00000008 | 0x00000200  # NO_WINDOW|DETACHED|NEW_GROUP
+
+
+def test_a_failed_spawn_is_silent_and_keeps_the_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import click
+    from click.testing import CliRunner
+
+    from cli_telemetry import Telemetry
+
+    def fail(argv: list[str]) -> int:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(_spawn, "spawn", fail)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "DO_NOT_TRACK"):
+        monkeypatch.delenv(var, raising=False)
+    telemetry = Telemetry("acme", version="1", endpoint="http://127.0.0.1:9/v1/events")
+    (tmp_path / ".config" / "acme").mkdir(parents=True)
+    (tmp_path / ".config" / "acme" / "telemetry.conf").write_text(
+        "enabled = true\nconsent_policy = 1\n"
+    )
+
+    @telemetry.instrument
+    @click.command()
+    def cli() -> None:
+        click.echo("done")
+
+    for expected in (1, 2):
+        result = CliRunner().invoke(cli, [])
+        assert (result.exit_code, result.output) == (0, "done\n")
+        assert telemetry.status().pending == expected  # recorded; only the upload waits
+        os.utime(tmp_path / ".local/state/acme/telemetry/uploader.stamp", (0, 0))
+
+
+def test_should_spawn_throttles_and_respects_a_future_stamp(tmp_path: Path) -> None:
+    stamp = str(tmp_path / "uploader.stamp")
+    now = time.time()
+    assert _spawn.should_spawn(stamp, now) is True
+    assert (tmp_path / "uploader.stamp").stat().st_mode & 0o777 == 0o600
+    assert _spawn.should_spawn(stamp, now + 1) is False
+    assert _spawn.should_spawn(stamp, now + _spawn.SPAWN_INTERVAL + 0.1) is True
+    later = now + 3600  # an uploader backing off
+    os.utime(stamp, (later, later))
+    assert _spawn.should_spawn(stamp, now + 600) is False
+
+
+def test_a_burst_of_processes_spawns_a_handful(tmp_path: Path) -> None:
+    """100 processes racing through the throttle at once: few get through."""
+    stamp = tmp_path / "uploader.stamp"
+    code = (
+        "import sys, time; from cli_telemetry import _spawn;"
+        " sys.stdin.readline();"
+        f" print(_spawn.should_spawn({str(stamp)!r}, time.time()))"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(100)
+    ]
+    for proc in procs:  # release them together
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.close()
+    results = []
+    for proc in procs:
+        assert proc.stdout is not None
+        results.append(proc.stdout.read().strip())
+        proc.stdout.close()
+        proc.wait(timeout=60)
+    assert results.count("True") >= 1
+    assert results.count("True") <= 10, results.count("True")
+
+
+def test_reap_collects_finished_uploaders_and_keeps_running_ones() -> None:
+    done = os.posix_spawn("/bin/true", ["/bin/true"], os.environ)
+    running = os.posix_spawn("/bin/sleep", ["/bin/sleep", "30"], os.environ)
+    try:
+        deadline = time.monotonic() + 10
+        while (left := _spawn.reap([done, running])) != [running]:
+            assert time.monotonic() < deadline, left
+            time.sleep(0.01)
+    finally:
+        os.kill(running, 9)
+        os.waitpid(running, 0)
+    assert _spawn.reap([done]) == []
