@@ -24,6 +24,7 @@ OURS = {
     "cli_telemetry._paths",
     "cli_telemetry._record",
     "cli_telemetry._settings",
+    "cli_telemetry._spawn",
     "cli_telemetry.capture",
     "cli_telemetry.command",
     "cli_telemetry.events",
@@ -120,3 +121,15 @@ def test_a_disabled_or_undecided_run_adds_only_allowed_modules(
 ) -> None:
     assert added_by_telemetry(tool, env) - ALLOWED == set()
     assert tool.files() == []
+
+
+def test_starting_the_uploader_imports_none_of_its_dependencies(tool: Tool) -> None:
+    """The run that spawns the uploader pays for posix_spawn, not for urllib3 or subprocess."""
+    from loopback import closed_port
+
+    tool.enable()
+    tool.env["CLI_APP_TELEMETRY_ENDPOINT"] = closed_port()
+    added = added_by_telemetry(tool)
+    assert "cli_telemetry._spawn" in added  # it did spawn
+    assert added - ALLOWED - FIRST_RUN_ONLY == set()
+    assert not added & NEVER

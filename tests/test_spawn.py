@@ -34,7 +34,12 @@ def test_posix_spawn_detaches_with_dev_null_and_no_inherited_descriptors(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(os, "posix_spawn", lambda *a, **kw: calls.append((a, kw)) or 4242)
+
+    def fake_posix_spawn(*args: Any, **kwargs: Any) -> int:
+        calls.append((args, kwargs))
+        return 4242
+
+    monkeypatch.setattr(os, "posix_spawn", fake_posix_spawn)
     read, write = os.pipe()
     os.set_inheritable(write, True)  # as if the tool had inherited a pipe from its parent
     try:

@@ -1,0 +1,111 @@
+"""The HTTP sink against a real loopback server, and its response classification."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from email.utils import formatdate
+
+import pytest
+from loopback import Endpoint, closed_port
+
+from cli_telemetry.sinks import Delivery, MemorySink, Sink
+from cli_telemetry.sinks.http import HttpSink, classify, parse_retry_after
+
+EVENTS = [{"event_id": "1", "event": "command"}, {"event_id": "2", "event": "x"}]
+
+
+@pytest.fixture
+def endpoint() -> Iterator[Endpoint]:
+    server = Endpoint()
+    yield server
+    server.close()
+
+
+def soon(seconds: float = 10) -> float:
+    return time.monotonic() + seconds
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [(200, "delivered"), (202, "delivered"), (204, "delivered"), (301, "retry"),
+     (400, "rejected"), (401, "rejected"), (404, "rejected"), (408, "retry"), (413, "rejected"),
+     (429, "retry"), (500, "retry"), (503, "retry")],
+)  # fmt: skip
+def test_classify(status: int, outcome: str) -> None:
+    result = classify(status, None)
+    assert result.outcome == outcome
+    assert result.error == (None if outcome == "delivered" else f"http_{status}")
+
+
+def test_retry_after_in_seconds_or_as_a_date() -> None:
+    assert parse_retry_after("120") == 120.0
+    assert parse_retry_after(" 0 ") == 0.0
+    in_an_hour = parse_retry_after(formatdate(time.time() + 3600, usegmt=True))
+    assert in_an_hour is not None and 3500 < in_an_hour <= 3600
+    assert parse_retry_after(formatdate(time.time() - 3600, usegmt=True)) == 0.0
+    for bad in (None, "", "soon", "-5", "1.5e3", "Mon, 99 Foo 2026"):
+        assert parse_retry_after(bad) is None
+    assert classify(429, "30").retry_after == 30.0
+
+
+def test_the_sinks_meet_the_interface() -> None:
+    assert isinstance(HttpSink("http://127.0.0.1:9/"), Sink)
+    assert isinstance(MemorySink(), Sink)
+
+
+def test_delivered_in_the_wire_format(endpoint: Endpoint) -> None:
+    sink = HttpSink(endpoint.url)
+    assert sink.send(EVENTS, soon()) == Delivery("delivered")
+    [request] = endpoint.requests
+    assert request["body"]["batch"] == EVENTS
+    assert request["body"]["sent_at"].endswith("Z")
+    assert request["headers"]["Content-Encoding"] == "gzip"
+    sink.close()
+
+
+def test_without_gzip(endpoint: Endpoint) -> None:
+    sink = HttpSink(endpoint.url, gzip_body=False)
+    assert sink.send(EVENTS, soon()).outcome == "delivered"
+    assert "Content-Encoding" not in endpoint.requests[0]["headers"]
+    sink.close()
+
+
+@pytest.mark.parametrize(
+    ("mode", "status", "outcome", "error"),
+    [("status", 503, "retry", "http_503"), ("status", 400, "rejected", "http_400"),
+     ("reset", 0, "retry", None), ("hold", 0, "retry", "timeout")],
+)  # fmt: skip
+def test_failures(
+    endpoint: Endpoint, mode: str, status: int, outcome: str, error: str | None
+) -> None:
+    endpoint.mode, endpoint.status, endpoint.retry_after = mode, status, "60"
+    sink = HttpSink(endpoint.url)
+    result = sink.send(EVENTS, soon(1.5))  # a hold ends with the deadline, not the 5 s read
+    assert result.outcome == outcome
+    if error:
+        assert result.error == error
+    if mode == "status" and status == 503:
+        assert result.retry_after == 60.0
+    assert endpoint.requests == []
+    sink.close()
+
+
+def test_refused_and_bad_endpoints() -> None:
+    assert HttpSink(closed_port()).send(EVENTS, soon()) == Delivery("retry", "connection")
+    assert HttpSink("not a url").send(EVENTS, soon()).outcome == "retry"
+
+
+def test_a_spent_deadline_sends_nothing(endpoint: Endpoint) -> None:
+    assert HttpSink(endpoint.url).send(EVENTS, time.monotonic() - 1) == Delivery(
+        "retry", "deadline"
+    )
+    assert endpoint.seen == 0
+
+
+def test_memory_sink_answers_in_turn_then_delivers() -> None:
+    sink = MemorySink(results=[Delivery("retry", "x")])
+    assert sink.send(EVENTS, soon()).outcome == "retry"
+    assert sink.events == []
+    assert sink.send(EVENTS, soon()).outcome == "delivered"
+    assert sink.events == EVENTS
