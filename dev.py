@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import venv
 from pathlib import Path
 
@@ -46,20 +47,29 @@ def isolated_env(home: str) -> dict[str, str]:
 
 
 def demo() -> int:
+    sys.path.insert(0, str(ROOT / "examples"))
+    import receiver  # a stdlib receiver of the wire format, on a free loopback port
+
+    received: list[dict[str, object]] = []
+
+    def show(event: dict[str, object]) -> None:
+        received.append(event)
+        print(f"      [endpoint] received: {receiver.describe(event)}", flush=True)
+
+    server = receiver.start_in_background(0, show)
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}/v1/events"
     with tempfile.TemporaryDirectory(prefix="cli-telemetry-demo-") as home:
         env = isolated_env(home)
+        env["CLI_APP_TELEMETRY_ENDPOINT"] = endpoint
 
         def run(*args: str, extra: dict[str, str] | None = None, note: str = "") -> None:
             shown = " ".join(f"{k}={v}" for k, v in (extra or {}).items())
-            print(
-                f"\n$ {shown + ' ' if shown else ''}cli-app {' '.join(args)}"
-                + (f"   # {note}" if note else ""),
-                flush=True,
-            )
+            line = f"$ {shown + ' ' if shown else ''}cli-app {' '.join(args)}"
+            print(f"\n{line}" + (f"   # {note}" if note else ""), flush=True)
             subprocess.run([str(BIN / "cli-app"), *args], env={**env, **(extra or {})}, check=False)
 
         debug = {"CLI_APP_TELEMETRY_DEBUG": "1"}
-        print(f"A throwaway HOME for this demo: {home}")
+        print(f"A throwaway HOME for this demo: {home}\nA local endpoint: {endpoint}")
         run(
             "hello",
             "--name",
@@ -72,21 +82,24 @@ def demo() -> int:
             "telemetry", "status", note="off until the one-time notice has been shown on a terminal"
         )
         run("telemetry", "enable")
-        run("hello", "--shout")
+        run("hello", "--shout", note="recorded, then a detached uploader sends it")
         run("deploy", "start", "web", "--replicas", "3", extra={"CLI_APP_ENV": "prod"})
         run("check", "widget.txt", note="fails: recorded as an error, no message or path kept")
         run("deploy", "stop", note="a usage error: recorded without echoing the bad input")
-        run("telemetry", "status")
-        spool = Path(home, ".local/state/cli-app/telemetry/spool/new")
-        files = sorted(spool.glob("*.json")) if spool.is_dir() else []
-        if files:
-            print(f"\nThe newest of the {len(files)} spooled events ({files[-1].name}):")
-            print(json.dumps(json.loads(files[-1].read_text()), indent=2))
-        run("telemetry", "status", "--json")
+        deadline = time.monotonic() + 60
+        while len(received) < 5 and time.monotonic() < deadline:  # uploads are throttled
+            stamp = Path(home, ".local/state/cli-app/telemetry/uploader.stamp")
+            if stamp.exists() and stamp.stat().st_mtime < time.time() - 2:
+                run("hello", extra={"DO_NOT_TRACK": "1"}, note="waiting for the uploader")
+            time.sleep(0.2)
+        print(f"\nThe endpoint received {len(received)} events; one of them in full:")
+        print(json.dumps(received[-1] if received else {}, indent=2))
+        run("telemetry", "status", note="the spool is empty again; last upload is set")
         run("hello", extra={"DO_NOT_TRACK": "1"}, note="DO_NOT_TRACK wins over the config file")
         run("telemetry", "disable")
         run("telemetry", "status")
-    return 0
+    server.shutdown()
+    return 0 if received else 1
 
 
 def test(extra: list[str]) -> int:

@@ -39,6 +39,9 @@ from .sinks.base import Delivery, Sink
 from .spool import Spool
 
 DEADLINE: Final = 30.0
+LINGER: Final = 1.0
+"""How long an uploader with an empty spool waits for more events before it exits, so that
+one uploader serves a burst of commands (whose own spawns the stamp throttles)."""
 BATCH_EVENTS: Final = 100
 BATCH_BYTES: Final = 512 * 1024
 BACKOFF_BASE: Final = 30.0
@@ -137,6 +140,7 @@ def _run_locked(
     spool.release_all_claims()  # whoever claimed them is dead: we hold the uploader lock
     state = read_state(paths.upload_state)
     reason = "empty"
+    idle_since = time.monotonic()
     while True:
         if not _consented(options, paths):
             reason = "disabled"
@@ -146,7 +150,11 @@ def _run_locked(
             break
         batch = spool.claim(BATCH_EVENTS, BATCH_BYTES)
         if batch is None:
-            break
+            if time.monotonic() - idle_since >= LINGER:
+                break
+            time.sleep(0.1)  # events of commands still running may yet arrive
+            continue
+        idle_since = time.monotonic()
         state["last_attempt"] = _iso(time.time())
         if not _consented(options, paths):  # disable may have run while we claimed
             spool.release(batch)
@@ -156,6 +164,7 @@ def _run_locked(
         if result.outcome == "delivered":
             spool.ack(batch)
             state.update(last_upload=_iso(time.time()), failures=0, last_error=None)
+            write_state(paths.upload_state, state)  # status is current while we linger
         elif result.outcome == "rejected":
             spool.ack(batch)
             spool.count(rejected=len(batch.events))
@@ -171,6 +180,8 @@ def _run_locked(
             reason = "retry"
             break
     write_state(paths.upload_state, state)
+    if reason == "empty":
+        _touch(paths.uploader_stamp, 0)  # the next command may start an uploader at once
     return reason
 
 
