@@ -43,28 +43,33 @@ def should_spawn(stamp: str, now: float) -> bool:
     return True
 
 
-def uploader_argv(options_json: str) -> list[str]:
-    """The same interpreter as the tool (so it finds cli_telemetry where the tool does), the
-    uploader module, and its options as one JSON argument."""
-    return [sys.executable, "-m", "cli_telemetry._uploader", options_json]
+OPTIONS_VARIABLE: Final = "CLI_TELEMETRY_UPLOADER_OPTIONS"
+"""The uploader's options travel in its environment, not its arguments: any user of the
+machine can read a process's arguments (``ps``), and an endpoint URL may carry a token."""
 
 
-def spawn(argv: list[str]) -> int | None:
+def uploader_argv() -> list[str]:
+    """The same interpreter as the tool, so it finds cli_telemetry where the tool does."""
+    return [sys.executable, "-m", "cli_telemetry._uploader"]
+
+
+def spawn(argv: list[str], options_json: str) -> int | None:
     """Start ``argv`` detached; returns its pid on POSIX (for `reap`), None on Windows."""
+    env = {**os.environ, OPTIONS_VARIABLE: options_json}
     if os.name == "nt":
-        _spawn_windows(argv)
+        _spawn_windows(argv, env)
         return None
-    return _spawn_posix(argv)
+    return _spawn_posix(argv, env)
 
 
-def _spawn_posix(argv: list[str]) -> int:
+def _spawn_posix(argv: list[str], env: dict[str, str]) -> int:
     actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
         (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
         (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
     ]
     actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()]
-    return os.posix_spawn(argv[0], argv, os.environ, file_actions=actions, setsid=True)
+    return os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True)
 
 
 def _inheritable_fds() -> list[int]:
@@ -88,11 +93,12 @@ def _inheritable_fds() -> list[int]:
     return []
 
 
-def _spawn_windows(argv: list[str]) -> None:
+def _spawn_windows(argv: list[str], env: dict[str, str]) -> None:
     import subprocess
 
     subprocess.Popen(
         argv,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -39,6 +39,7 @@ from .sinks.base import Delivery, Sink
 from .spool import Spool
 
 DEADLINE: Final = 30.0
+HARD_STOP_GRACE: Final = 5.0
 LINGER: Final = 1.0
 """How long an uploader with an empty spool waits for more events before it exits, so that
 one uploader serves a burst of commands (whose own spawns the stamp throttles)."""
@@ -130,6 +131,10 @@ def run(options: Options, sinks: Sequence[Sink], *, deadline: float) -> str:
             f.write(str(os.getpid()))
         return _run_locked(options, sinks, paths, deadline)
     finally:
+        try:
+            os.unlink(paths.uploader_pid)  # a stale pid must never be signalled
+        except OSError:
+            pass
         lock.release()
 
 
@@ -207,9 +212,12 @@ def _iso(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
-def main(argv: list[str]) -> int:
-    options = Options(json.loads(argv[0]))
+def main() -> int:
+    from ._spawn import OPTIONS_VARIABLE
     from .sinks.http import HttpSink
+
+    options = Options(json.loads(os.environ.pop(OPTIONS_VARIABLE)))
+    _watchdog(DEADLINE + HARD_STOP_GRACE)
 
     sink = HttpSink(options.endpoint)
     try:
@@ -228,5 +236,21 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def _watchdog(seconds: float) -> None:
+    """End the process after ``seconds``, whatever it is doing.
+
+    The deadline is checked between batches and bounds each request's timeouts, but some
+    waits escape socket timeouts (a DNS lookup, a TLS library): this makes the bound hard.
+    A batch in flight is released by the next uploader, so nothing is lost.
+    """
+    import threading
+
+    def stop() -> None:
+        time.sleep(seconds)
+        os._exit(3)
+
+    threading.Thread(target=stop, daemon=True).start()
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

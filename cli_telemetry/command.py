@@ -150,9 +150,22 @@ def _stop_uploader(paths: _paths.Paths) -> None:
     try:
         with open(paths.uploader_pid, encoding="ascii") as f:
             pid = int(f.read().strip())
-        os.kill(pid, signal.SIGTERM)
+        if _is_uploader(pid):
+            os.kill(pid, signal.SIGTERM)
     except (OSError, ValueError):
         pass  # it exited meanwhile, or never wrote its pid: the lock wait covers both
+
+
+def _is_uploader(pid: int) -> bool:
+    """Where the OS says (Linux), check that ``pid`` still is an uploader, not a process
+    that reused the number."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"cli_telemetry._uploader" in f.read()
+    except FileNotFoundError:
+        return not os.path.isdir("/proc/self")  # no /proc: trust the pid file
+    except OSError:
+        return False
 
 
 def _unlink(path: str) -> None:

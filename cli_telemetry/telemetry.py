@@ -426,7 +426,7 @@ class Telemetry:
             "max_events": self.max_events or DEFAULT_MAX_EVENTS,
             "max_bytes": self.max_bytes or DEFAULT_MAX_BYTES,
         }
-        pid = _spawn.spawn(_spawn.uploader_argv(encode(options)))
+        pid = _spawn.spawn(_spawn.uploader_argv(), encode(options))
         if pid is not None:
             self._uploaders.append(pid)
 

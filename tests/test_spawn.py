@@ -22,12 +22,7 @@ from cli_telemetry import _spawn
 
 
 def test_argv_is_this_interpreter_running_the_uploader_module() -> None:
-    assert _spawn.uploader_argv('{"tool":"acme"}') == [
-        sys.executable,
-        "-m",
-        "cli_telemetry._uploader",
-        '{"tool":"acme"}',
-    ]
+    assert _spawn.uploader_argv() == [sys.executable, "-m", "cli_telemetry._uploader"]
 
 
 def test_posix_spawn_detaches_with_dev_null_and_no_inherited_descriptors(
@@ -43,12 +38,16 @@ def test_posix_spawn_detaches_with_dev_null_and_no_inherited_descriptors(
     read, write = os.pipe()
     os.set_inheritable(write, True)  # as if the tool had inherited a pipe from its parent
     try:
-        assert _spawn.spawn(["/bin/true", "x"]) == 4242
+        assert _spawn.spawn(["/bin/true", "x"], '{"endpoint":"https://t0k3n@host"}') == 4242
     finally:
         os.close(read)
         os.close(write)
     [(args, kwargs)] = calls
-    assert args == ("/bin/true", ["/bin/true", "x"], os.environ)
+    path, argv, env = args
+    assert (path, argv) == ("/bin/true", ["/bin/true", "x"])
+    # The options (an endpoint may hold a token) are in the environment, not the arguments
+    # that `ps` shows every user.
+    assert env == {**os.environ, _spawn.OPTIONS_VARIABLE: '{"endpoint":"https://t0k3n@host"}'}
     assert kwargs["setsid"] is True
     actions = kwargs["file_actions"]
     assert actions[:3] == [
@@ -66,10 +65,11 @@ def test_windows_popen_flags(fp: FakeProcess) -> None:
     def record(process: Any) -> None:
         seen.update(process.kwargs)
 
-    fp.register([sys.executable, "-m", "cli_telemetry._uploader", "{}"], callback=record)
-    _spawn._spawn_windows(_spawn.uploader_argv("{}"))
+    fp.register([sys.executable, "-m", "cli_telemetry._uploader"], callback=record)
+    _spawn._spawn_windows(_spawn.uploader_argv(), {"A": "1"})
     assert seen["stdin"] == seen["stdout"] == seen["stderr"] == subprocess.DEVNULL
     assert seen["close_fds"] is True
+    assert seen["env"] == {"A": "1"}
     flags = seen["creationflags"]
     assert flags == 0x08000000 | 0x00000008 | 0x00000200  # NO_WINDOW|DETACHED|NEW_GROUP
 

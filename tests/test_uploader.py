@@ -143,3 +143,37 @@ def test_backoff_grows_with_jitter_up_to_a_cap_and_honours_retry_after() -> None
         assert 0.5 * base <= delay <= 1.5 * base
     assert _uploader.backoff(1, 3600, rng) >= 3600
     assert _uploader.backoff(1, 10**9, rng) <= _uploader.RETRY_AFTER_CAP * 1.0 + 1
+
+
+def test_the_watchdog_ends_a_stuck_uploader() -> None:
+    """Whatever blocks (a DNS lookup escapes socket timeouts), the process ends on time."""
+    import subprocess
+    import sys
+
+    code = (
+        "import time; from cli_telemetry import _uploader; _uploader._watchdog(0.2); time.sleep(60)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], timeout=30, check=False)
+    assert result.returncode == 3
+
+
+def test_main_reads_its_options_from_the_environment(
+    paths: _paths.Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loopback import Endpoint
+
+    from cli_telemetry._spawn import OPTIONS_VARIABLE
+
+    ids = record(paths, 2)
+    # In process, the watchdog would end the test run itself in 35 s.
+    monkeypatch.setattr(_uploader, "_watchdog", lambda seconds: None)
+    server = Endpoint()
+    try:
+        monkeypatch.setenv(
+            OPTIONS_VARIABLE, json.dumps({**OPTIONS.__dict__, "endpoint": server.url})
+        )
+        assert _uploader.main() == 0
+        assert OPTIONS_VARIABLE not in os.environ  # not passed on to anything it starts
+        assert [e["event_id"] for e in server.events] == ids
+    finally:
+        server.close()

@@ -6,7 +6,7 @@ the body ``{"batch": [event, ...], "sent_at": "<UTC ISO 8601>"}``; any 2xx means
 Timeouts are strict because a slow or hostile endpoint must cost the background uploader a
 bounded time and nothing more: 2 s to connect, 5 s to read, and never past the run's
 deadline. urllib3's own retries and redirects are off: the uploader decides what to retry,
-across runs, with backoff. A response body is read only up to 64 KiB and ignored.
+across runs, with backoff. A response body is never read.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from .base import DELIVERED, Delivery
 
 CONNECT_TIMEOUT: Final = 2.0
 READ_TIMEOUT: Final = 5.0
-MAX_RESPONSE_BYTES: Final = 65536
 USER_AGENT: Final = f"cli-telemetry/{__version__}"
 
 
@@ -72,13 +71,12 @@ class HttpSink:
             )
         except urllib3.exceptions.HTTPError as exc:
             return Delivery("retry", _error_kind(exc))
-        try:
-            response.read(MAX_RESPONSE_BYTES, decode_content=False)
-        except (urllib3.exceptions.HTTPError, OSError):
-            pass  # the status line is what counts
-        finally:
-            response.release_conn()
-        return classify(response.status, response.headers.get("Retry-After"))
+        # The status line is all we need. The body is never read: a server that drips it a
+        # byte at a time could otherwise hold us for as long as it likes. Closing drops the
+        # connection (a new one per batch is cheap next to that risk).
+        status, retry_after = response.status, response.headers.get("Retry-After")
+        response.close()
+        return classify(status, retry_after)
 
     def close(self) -> None:
         self._pool.clear()
