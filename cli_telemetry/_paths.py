@@ -138,3 +138,23 @@ def unwritable(path: str) -> str | None:
     if not os.access(probe, os.W_OK | os.X_OK):
         return f"{probe} is not writable"
     return None
+
+
+def write_private(path: str, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically (a temp file, then a rename), mode 0600.
+
+    A reader sees the old content or the new, never a mix; a failed write leaves the old
+    file and no temp file. The directory must exist.
+    """
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -109,26 +109,11 @@ def load_config(path: str) -> Config:
 
 
 def save_config(path: str, config: Config, tool: str) -> None:
-    """Write atomically (temp file, then rename) with owner-only permissions."""
-    from ._paths import make_private_dir
+    """Write atomically with owner-only permissions, creating the directory (0700)."""
+    from ._paths import make_private_dir, write_private
 
     make_private_dir(os.path.dirname(path))
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(config.to_text(tool))
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+    write_private(path, config.to_text(tool))
 
 
 class EnvSettings(Record):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Final
+from typing import Final, TypedDict
 
 SPAWN_INTERVAL: Final = 2.0
 
@@ -28,6 +28,22 @@ SPAWN_INTERVAL: Final = 2.0
 CREATE_NEW_PROCESS_GROUP: Final = 0x00000200
 DETACHED_PROCESS: Final = 0x00000008
 CREATE_NO_WINDOW: Final = 0x08000000
+
+OPTIONS_VARIABLE: Final = "CLI_TELEMETRY_UPLOADER_OPTIONS"
+"""The uploader's options travel in its environment, not its arguments: any user of the
+machine can read a process's arguments (``ps``), and an endpoint URL may carry a token."""
+
+
+class UploaderOptions(TypedDict):
+    """What a command tells its uploader: enough to act without importing the tool."""
+
+    tool: str
+    env_prefix: str
+    consent: str
+    policy_version: int
+    endpoint: str
+    max_events: int
+    max_bytes: int
 
 
 def should_spawn(stamp: str, now: float) -> bool:
@@ -37,25 +53,38 @@ def should_spawn(stamp: str, now: float) -> bool:
             return False
     except FileNotFoundError:
         pass
-    fd = os.open(stamp, os.O_WRONLY | os.O_CREAT, 0o600)
-    os.close(fd)
-    os.utime(stamp, (now, now))
+    next_spawn_at(stamp, now)
     return True
 
 
-OPTIONS_VARIABLE: Final = "CLI_TELEMETRY_UPLOADER_OPTIONS"
-"""The uploader's options travel in its environment, not its arguments: any user of the
-machine can read a process's arguments (``ps``), and an endpoint URL may carry a token."""
+def next_spawn_at(stamp: str, when: float) -> None:
+    """Let commands spawn again from ``when`` (+ SPAWN_INTERVAL): the uploader's way to ask
+    for a backoff (a future time) or to free the throttle at once (0)."""
+    fd = os.open(stamp, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.close(fd)
+    os.utime(stamp, (when, when))
 
 
 def uploader_argv() -> list[str]:
-    """The same interpreter as the tool, so it finds cli_telemetry where the tool does."""
-    return [sys.executable, "-m", "cli_telemetry._uploader"]
+    """The tool's own interpreter, with ``-P``: ``-m`` would otherwise put the current
+    directory first on sys.path, and a ``filelock.py`` in an untrusted checkout would run."""
+    return [sys.executable, "-P", "-m", "cli_telemetry._uploader"]
 
 
 def spawn(argv: list[str], options_json: str) -> int | None:
-    """Start ``argv`` detached; returns its pid on POSIX (for `reap`), None on Windows."""
-    env = {**os.environ, OPTIONS_VARIABLE: options_json}
+    """Start ``argv`` detached; returns its pid on POSIX (for `reap`), None on Windows.
+
+    The child gets the tool's sys.path as PYTHONPATH, so that it finds cli_telemetry where
+    the tool did even when that path was built at run time (zipapp, pex, shiv).
+    """
+    cwd = os.getcwd()
+    env = {
+        **os.environ,
+        OPTIONS_VARIABLE: options_json,
+        # Not the current directory, which `python -m tool` put on the tool's path: the
+        # uploader must not import a stray module from an untrusted checkout.
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p and p != cwd),
+    }
     if os.name == "nt":
         _spawn_windows(argv, env)
         return None
@@ -63,13 +92,20 @@ def spawn(argv: list[str], options_json: str) -> int | None:
 
 
 def _spawn_posix(argv: list[str], env: dict[str, str]) -> int:
+    import signal
+
     actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
         (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
         (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
     ]
     actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()]
-    return os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True)
+    # A shell's `trap '' TERM` would otherwise be inherited, and `telemetry disable` could
+    # not stop the uploader.
+    defaults = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGQUIT}
+    return os.posix_spawn(
+        argv[0], argv, env, file_actions=actions, setsid=True, setsigdef=defaults, setsigmask=()
+    )
 
 
 def _inheritable_fds() -> list[int]:

@@ -1,7 +1,8 @@
-"""The background uploader: ``python -m cli_telemetry._uploader '<json options>'``.
+"""The background uploader: ``python -P -m cli_telemetry._uploader``.
 
-Started detached by `_spawn.spawn_uploader` after a command that recorded events. It may
-import what it likes (urllib3, filelock, json): none of it is in the command's process.
+Started detached by `Telemetry` (through `_spawn.spawn`) after a command that recorded
+events; its options arrive in the environment (`_spawn.OPTIONS_VARIABLE`). It may import
+what it likes (urllib3, filelock, json): none of it is in the command's process.
 
 One run, in order:
 
@@ -9,18 +10,19 @@ One run, in order:
    one uploader runs per tool and user, and whatever is claimed in the spool when the lock
    is won belongs to an uploader that died: it is released at once (nothing is stuck, and
    no live uploader can be sending the same batch).
-2. Until the spool is empty, the deadline (30 s) passes, or a batch fails: check consent
-   again (``telemetry disable`` or DO_NOT_TRACK since the command stop it), claim a batch,
-   send it to every sink, acknowledge it only when delivered. A rejected batch (a 4xx other
-   than 408/429) can never succeed: it is dropped and counted. A batch to retry is released,
-   and the run stops: the next command's uploader tries again after a backoff (exponential,
-   with jitter, at least the server's Retry-After up to a cap), written as the future mtime
-   of the spawn stamp that commands look at.
-3. Record the outcome for ``telemetry status``: last upload, last error (a kind, never a
-   message), consecutive failures.
+2. Until the spool stays empty for `LINGER`, the deadline nears, or a batch fails: check
+   consent again (``telemetry disable`` since the command stops it), claim a batch, send it
+   to every sink, acknowledge it only when delivered. A rejected batch (a 4xx other than
+   408/413/429) can never succeed: it is dropped and counted; a 413 is split. A batch to
+   retry is released and the run stops: the next command's uploader tries again after a
+   backoff (exponential, with jitter, at least the server's Retry-After up to a cap).
+3. Before each send, the failure it might end in is already written down (the failure
+   count, and the backoff as the spawn stamp's future mtime): a run that hangs until the
+   watchdog kills it is then a failure like any other, not a license to retry at once. A
+   delivery undoes it.
 
 Nothing is printed: stdin, stdout and stderr are /dev/null. Every failure ends up as a kind
-in ``upload.json``.
+in ``upload.json``, which ``telemetry status`` shows.
 """
 
 from __future__ import annotations
@@ -35,11 +37,15 @@ from typing import Any, Final
 
 from . import _paths
 from ._settings import EnvSettings, decide, load_config
+from ._spawn import UploaderOptions, next_spawn_at
 from .sinks.base import Delivery, Sink
 from .spool import Spool
 
 DEADLINE: Final = 30.0
 HARD_STOP_GRACE: Final = 5.0
+MIN_TIME_FOR_A_BATCH: Final = 7.0
+"""Connect and read timeouts together: with less time left, a send could be cut short after
+the server stored the batch, and the batch would be sent again."""
 LINGER: Final = 1.0
 """How long an uploader with an empty spool waits for more events before it exits, so that
 one uploader serves a burst of commands (whose own spawns the stamp throttles)."""
@@ -48,22 +54,6 @@ BATCH_BYTES: Final = 512 * 1024
 BACKOFF_BASE: Final = 30.0
 BACKOFF_CAP: Final = 6 * 3600.0
 RETRY_AFTER_CAP: Final = 24 * 3600.0
-
-
-class Options:
-    """What the command passes to its uploader: enough to act without importing the tool."""
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.tool: str = data["tool"]
-        self.env_prefix: str = data["env_prefix"]
-        self.consent: Any = data["consent"]
-        self.policy_version: int = data["policy_version"]
-        self.endpoint: str = data["endpoint"]
-        self.max_events: int = data["max_events"]
-        self.max_bytes: int = data["max_bytes"]
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__, separators=(",", ":"))
 
 
 def read_state(path: str) -> dict[str, Any]:
@@ -76,17 +66,13 @@ def read_state(path: str) -> dict[str, Any]:
 
 
 def write_state(path: str, state: dict[str, Any]) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(state, f)
-    os.replace(tmp, path)
+    _paths.write_private(path, json.dumps(state))
 
 
 def backoff(failures: int, retry_after: float | None, rng: random.Random) -> float:
     """Seconds until the next attempt after ``failures`` consecutive failed runs."""
-    delay: float = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** max(0, failures - 1))
-    delay *= rng.uniform(0.5, 1.5)
+    exponent = min(max(0, failures - 1), 20)  # 2**20 * 30 s is far past the cap anyway
+    delay: float = min(BACKOFF_CAP, BACKOFF_BASE * 2.0**exponent) * rng.uniform(0.5, 1.5)
     if retry_after is not None:
         delay = max(delay, min(retry_after, RETRY_AFTER_CAP))
     return delay
@@ -112,12 +98,12 @@ def deliver(sinks: Sequence[Sink], events: list[dict[str, Any]], deadline: float
     return worst
 
 
-def run(options: Options, sinks: Sequence[Sink], *, deadline: float) -> str:
-    """One uploader run; returns why it stopped (for tests): "busy", "disabled", "empty",
-    "deadline", "retry" or "error"."""
+def run(options: UploaderOptions, sinks: Sequence[Sink], *, deadline: float) -> str:
+    """One uploader run; returns why it stopped: "busy", "disabled", "empty", "deadline"
+    or "retry"."""
     from filelock import FileLock, Timeout
 
-    paths = _paths.resolve(options.tool)
+    paths = _paths.resolve(options["tool"])
     if not os.path.isdir(paths.spool_dir):
         return "empty"
     lock = FileLock(paths.uploader_lock, timeout=0, mode=0o600)
@@ -126,10 +112,8 @@ def run(options: Options, sinks: Sequence[Sink], *, deadline: float) -> str:
     except Timeout:
         return "busy"
     try:
-        fd = os.open(paths.uploader_pid, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(str(os.getpid()))
-        return _run_locked(options, sinks, paths, deadline)
+        _paths.write_private(paths.uploader_pid, str(os.getpid()))
+        return _Run(options, sinks, paths, deadline).run()
     finally:
         try:
             os.unlink(paths.uploader_pid)  # a stale pid must never be signalled
@@ -138,74 +122,98 @@ def run(options: Options, sinks: Sequence[Sink], *, deadline: float) -> str:
         lock.release()
 
 
-def _run_locked(
-    options: Options, sinks: Sequence[Sink], paths: _paths.Paths, deadline: float
-) -> str:
-    spool = Spool(paths.spool_dir, max_events=options.max_events, max_bytes=options.max_bytes)
-    spool.release_all_claims()  # whoever claimed them is dead: we hold the uploader lock
-    state = read_state(paths.upload_state)
-    reason = "empty"
-    idle_since = time.monotonic()
-    while True:
-        if not _consented(options, paths):
-            reason = "disabled"
-            break
-        if time.monotonic() >= deadline:
-            reason = "deadline"
-            break
-        batch = spool.claim(BATCH_EVENTS, BATCH_BYTES)
-        if batch is None:
-            if time.monotonic() - idle_since >= LINGER:
-                break
-            time.sleep(0.1)  # events of commands still running may yet arrive
-            continue
+class _Run:
+    """The state of one run, holding the uploader lock."""
+
+    def __init__(
+        self, options: UploaderOptions, sinks: Sequence[Sink], paths: _paths.Paths, deadline: float
+    ) -> None:
+        self.options = options
+        self.sinks = sinks
+        self.paths = paths
+        self.deadline = deadline
+        self.spool = Spool(
+            paths.spool_dir, max_events=options["max_events"], max_bytes=options["max_bytes"]
+        )
+        self.state = read_state(paths.upload_state)
+        self.batch_events = BATCH_EVENTS
+
+    def run(self) -> str:
+        self.spool.release_all_claims()  # whoever claimed them is dead: we hold the lock
         idle_since = time.monotonic()
-        state["last_attempt"] = _iso(time.time())
-        if not _consented(options, paths):  # disable may have run while we claimed
-            spool.release(batch)
-            reason = "disabled"
-            break
-        result = deliver(sinks, batch.events, deadline)
+        freed = False
+        while True:
+            if not self._consented():
+                return "disabled"
+            if self.deadline - time.monotonic() < MIN_TIME_FOR_A_BATCH:
+                return "deadline"  # not a failure: the next command's uploader goes on
+            batch = self.spool.claim(self.batch_events, BATCH_BYTES)
+            if batch is None:
+                if time.monotonic() - idle_since < LINGER:
+                    time.sleep(0.1)  # events of commands still running may yet arrive
+                    continue
+                if freed:
+                    return "empty"
+                # Free the throttle, then look once more: an event appended before that,
+                # whose command saw the throttle and did not spawn, is still ours.
+                next_spawn_at(self.paths.uploader_stamp, 0)
+                freed = True
+                continue
+            if freed:  # we freed the throttle but go on: take it back
+                next_spawn_at(self.paths.uploader_stamp, time.time())
+                freed = False
+            idle_since = time.monotonic()
+            if not self._consented():  # disable may have run while we claimed
+                self.spool.release(batch)
+                return "disabled"
+            outcome = self._send(batch)
+            if outcome != "sent":
+                return outcome
+
+    def _send(self, batch: Any) -> str:
+        failures = int(self.state.get("failures", 0)) + 1
+        rng = random.Random()
+        self._record_failure(failures, "interrupted", backoff(failures, None, rng))
+        result = deliver(self.sinks, batch.events, self.deadline)
         if result.outcome == "delivered":
-            spool.ack(batch)
-            state.update(last_upload=_iso(time.time()), failures=0, last_error=None)
-            write_state(paths.upload_state, state)  # status is current while we linger
-        elif result.outcome == "rejected":
-            spool.ack(batch)
-            spool.count(rejected=len(batch.events))
-            state["last_error"] = result.error
-        else:
-            spool.release(batch)
-            failures = int(state.get("failures", 0)) + 1
-            delay = backoff(failures, result.retry_after, random.Random())
-            state.update(
-                failures=failures, last_error=result.error, retry_at=_iso(time.time() + delay)
-            )
-            _touch(paths.uploader_stamp, time.time() + delay)
-            reason = "retry"
-            break
-    write_state(paths.upload_state, state)
-    if reason == "empty":
-        _touch(paths.uploader_stamp, 0)  # the next command may start an uploader at once
-    return reason
+            self.spool.ack(batch)
+            self.state.update(last_upload=_iso(time.time()), failures=0, last_error=None)
+            self.state.pop("retry_at", None)
+            write_state(self.paths.upload_state, self.state)
+            next_spawn_at(self.paths.uploader_stamp, time.time())  # undo the pessimism
+            return "sent"
+        if result.error == "http_413" and len(batch.events) > 1:
+            self.spool.release(batch)  # too large for this endpoint: try halves
+            self.batch_events = max(1, len(batch.events) // 2)
+            self.state["failures"] = failures - 1
+            next_spawn_at(self.paths.uploader_stamp, time.time())
+            return "sent"
+        if result.outcome == "rejected":
+            self.spool.ack(batch)
+            self.spool.count(rejected=len(batch.events))
+            self.state.update(failures=failures - 1, last_error=result.error)
+            write_state(self.paths.upload_state, self.state)
+            next_spawn_at(self.paths.uploader_stamp, time.time())
+            return "sent"
+        self.spool.release(batch)
+        self._record_failure(failures, result.error, backoff(failures, result.retry_after, rng))
+        return "retry"
 
+    def _record_failure(self, failures: int, error: str | None, delay: float) -> None:
+        self.state.update(failures=failures, last_error=error, retry_at=_iso(time.time() + delay))
+        write_state(self.paths.upload_state, self.state)
+        next_spawn_at(self.paths.uploader_stamp, time.time() + delay)
 
-def _consented(options: Options, paths: _paths.Paths) -> bool:
-    env = EnvSettings.read(options.env_prefix)
-    decision = decide(
-        env,
-        lambda: load_config(paths.config_file),
-        options.consent,
-        options.policy_version,
-        options.tool,
-    )
-    return decision.enabled and os.path.isdir(paths.spool_dir)
-
-
-def _touch(path: str, mtime: float) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    os.close(fd)
-    os.utime(path, (mtime, mtime))
+    def _consented(self) -> bool:
+        options = self.options
+        decision = decide(
+            EnvSettings.read(options["env_prefix"]),
+            lambda: load_config(self.paths.config_file),
+            "prompt" if options["consent"] == "prompt" else "notice",
+            options["policy_version"],
+            options["tool"],
+        )
+        return decision.enabled and os.path.isdir(self.paths.spool_dir)
 
 
 def _iso(timestamp: float) -> str:
@@ -216,18 +224,21 @@ def main() -> int:
     from ._spawn import OPTIONS_VARIABLE
     from .sinks.http import HttpSink
 
-    options = Options(json.loads(os.environ.pop(OPTIONS_VARIABLE)))
+    os.chdir("/")  # hold no directory of the user's (it could not be unmounted)
+    options: UploaderOptions = json.loads(os.environ.pop(OPTIONS_VARIABLE))
     _watchdog(DEADLINE + HARD_STOP_GRACE)
-
-    sink = HttpSink(options.endpoint)
+    sink = HttpSink(options["endpoint"])
     try:
         run(options, [sink], deadline=time.monotonic() + DEADLINE)
     except Exception as exc:  # nobody can see us: leave the kind where status shows it
-        paths = _paths.resolve(options.tool)
+        paths = _paths.resolve(options["tool"])
         try:
             state = read_state(paths.upload_state)
-            state["last_error"] = f"internal:{type(exc).__name__}"
+            failures = int(state.get("failures", 0)) + 1
+            delay = backoff(failures, None, random.Random())
+            state.update(failures=failures, last_error=f"internal:{type(exc).__name__}")
             write_state(paths.upload_state, state)
+            next_spawn_at(paths.uploader_stamp, time.time() + delay)
         except OSError:
             pass
         return 1
@@ -240,8 +251,10 @@ def _watchdog(seconds: float) -> None:
     """End the process after ``seconds``, whatever it is doing.
 
     The deadline is checked between batches and bounds each request's timeouts, but some
-    waits escape socket timeouts (a DNS lookup, a TLS library): this makes the bound hard.
-    A batch in flight is released by the next uploader, so nothing is lost.
+    waits escape socket timeouts (a DNS lookup; a server that drips its answer a byte at a
+    time resets the read timeout with every byte): this makes the bound hard. The failure
+    was written down before the send, and the batch in flight is released by the next
+    uploader, so nothing is lost.
     """
     import threading
 

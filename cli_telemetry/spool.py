@@ -412,14 +412,12 @@ class Spool:
     def _add_stats(self, **increments: int) -> None:
         import json
 
+        from ._paths import write_private
+
         counters = self._read_stats()
         for key, value in increments.items():
             counters[key] = counters.get(key, 0) + value
-        tmp = self._stats + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(counters, f)
-        os.replace(tmp, self._stats)
+        write_private(self._stats, json.dumps(counters))
 
 
 def _read_event(path: str) -> tuple[dict[str, Any] | None, int]:

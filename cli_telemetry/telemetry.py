@@ -406,18 +406,21 @@ class Telemetry:
         self.spool(paths).append(encoded)
         endpoint = env.endpoint or self.endpoint
         if endpoint:
-            self._start_uploader(paths, endpoint)
+            self._start_uploader(env, paths, endpoint)
 
-    def _start_uploader(self, paths: Paths, endpoint: str) -> None:
+    def _start_uploader(self, env: EnvSettings, paths: Paths, endpoint: str) -> None:
         """Start a detached uploader, unless one started recently or is backing off."""
         from . import _spawn
         from .events import encode
         from .spool import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS
 
+        self._uploaders = _spawn.reap(self._uploaders)  # in a long-lived host process
+        if getattr(sys, "frozen", False):
+            self._debug(env, "a frozen app cannot start the uploader: events stay local")
+            return
         if not _spawn.should_spawn(paths.uploader_stamp, time.time()):
             return
-        self._uploaders = _spawn.reap(self._uploaders)
-        options = {
+        options: _spawn.UploaderOptions = {
             "tool": self.tool,
             "env_prefix": self.env_prefix,
             "consent": self.consent,

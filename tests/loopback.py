@@ -49,6 +49,15 @@ class Endpoint:
                     with endpoint._lock:
                         endpoint.holding -= 1
                     return
+                if mode == "drip":  # a status line, then a header byte every second
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                    while not endpoint.release.wait(1):
+                        try:
+                            self.wfile.write(b"X")
+                            self.wfile.flush()
+                        except OSError:
+                            return
+                    return
                 if mode == "reset":
                     self.connection.setsockopt(
                         socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)

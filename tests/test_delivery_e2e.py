@@ -6,8 +6,10 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -107,7 +109,14 @@ def test_retryable_failures_keep_the_events_and_back_off(
 ) -> None:
     endpoint.mode, endpoint.status = mode, status
     sending.run("hello")
-    assert poll(lambda: state(sending).get("failures") == 1, timeout=20)
+    # (Before each send the uploader writes the failure it might end in, as "interrupted".)
+    assert poll(
+        lambda: (
+            state(sending).get("failures") == 1
+            and state(sending).get("last_error") != "interrupted"
+        ),
+        timeout=20,
+    )
     assert error is None or state(sending)["last_error"] == error
     assert pending(sending) == 1
     assert (sending.state_dir / "uploader.stamp").stat().st_mtime > time.time() + 10
@@ -219,3 +228,64 @@ def test_a_hundred_concurrent_commands_with_a_flaky_server_lose_and_duplicate_no
     assert len(ids) == len(set(ids)), "an event arrived twice"
     assert len(ids) >= 100
     assert [e["command"] for e in endpoint.events].count("cli-app hello") == len(ids)
+
+
+def test_the_uploader_never_imports_from_the_current_directory(
+    sending: Tool, endpoint: Endpoint, tmp_path: Path
+) -> None:
+    """Running a tool inside an untrusted checkout must not run the checkout's code."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    marker = tmp_path / "PWNED"
+    for module in ("filelock", "urllib3"):
+        (checkout / f"{module}.py").write_text(f"open({str(marker)!r}, 'w').write('{module}')\n")
+    result = subprocess.run(
+        sending.command("hello"), env=sending.env, cwd=checkout, capture_output=True,
+        text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert poll(lambda: len(endpoint.events) == 1, timeout=20)
+    assert not marker.exists()
+
+
+def test_an_ignored_sigterm_is_not_inherited_so_disable_still_stops_it(
+    sending: Tool, endpoint: Endpoint
+) -> None:
+    endpoint.mode = "hold"
+    subprocess.run(
+        ["sh", "-c", "trap '' TERM; exec \"$@\"", "sh", *sending.command("hello")],
+        env=sending.env, cwd=sending.home, capture_output=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert poll(lambda: endpoint.holding == 1, timeout=20)
+    pid = int((sending.state_dir / "uploader.pid").read_text())
+    assert sending.run("telemetry", "disable").returncode == 0
+    assert dead(pid)
+
+
+def test_a_server_that_drips_its_answer_is_a_failure_with_a_backoff(
+    sending: Tool, endpoint: Endpoint
+) -> None:
+    """The uploader's watchdog ends it (here after 3 s instead of 35), and the failure was
+    written before the send: the next command does not hammer the endpoint again."""
+    import json as json_
+
+    from cli_telemetry._spawn import OPTIONS_VARIABLE
+
+    sending.env["CLI_APP_TELEMETRY_ENDPOINT"] = ""  # record only; we start the uploader
+    sending.run("hello")
+    endpoint.mode = "drip"
+    options = {"tool": "cli-app", "env_prefix": "CLI_APP", "consent": "notice",
+               "policy_version": 1, "endpoint": endpoint.url, "max_events": 1000,
+               "max_bytes": 2_000_000}  # fmt: skip
+    code = (
+        "from cli_telemetry import _uploader as u;"
+        " u.DEADLINE, u.HARD_STOP_GRACE, u.MIN_TIME_FOR_A_BATCH = 2.0, 1.0, 0.0; u.main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env={**sending.env, OPTIONS_VARIABLE: json_.dumps(options)},
+        cwd=sending.home, capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 3  # the watchdog
+    assert (state(sending)["failures"], state(sending)["last_error"]) == (1, "interrupted")
+    assert (sending.state_dir / "uploader.stamp").stat().st_mtime > time.time() + 10
+    assert pending(sending) == 1  # still claimed, released by the next uploader

@@ -131,5 +131,5 @@ def test_starting_the_uploader_imports_none_of_its_dependencies(tool: Tool) -> N
     tool.env["CLI_APP_TELEMETRY_ENDPOINT"] = closed_port()
     added = added_by_telemetry(tool)
     assert "cli_telemetry._spawn" in added  # it did spawn
-    assert added - ALLOWED - FIRST_RUN_ONLY == set()
+    assert added - ALLOWED - FIRST_RUN_ONLY - {"signal"} == set()  # signal: ~0.2 ms, to spawn
     assert not added & NEVER

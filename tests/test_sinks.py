@@ -109,3 +109,23 @@ def test_memory_sink_answers_in_turn_then_delivers() -> None:
     assert sink.events == []
     assert sink.send(EVENTS, soon()).outcome == "delivered"
     assert sink.events == EVENTS
+
+
+def test_credentials_in_the_url_become_basic_auth(endpoint: Endpoint) -> None:
+    url = endpoint.url.replace("http://", "http://user:s3cret@") + "?key=abc"
+    sink = HttpSink(url)
+    assert sink.send(EVENTS, soon()).outcome == "delivered"
+    [request] = endpoint.requests
+    headers = {k.lower(): v for k, v in request["headers"].items()}
+    assert headers["authorization"] == "Basic dXNlcjpzM2NyZXQ="
+    assert request["path"] == "/v1/events?key=abc"
+    assert "s3cret" not in sink.endpoint
+    sink.close()
+
+
+def test_backoff_never_overflows() -> None:
+    import random
+
+    from cli_telemetry._uploader import BACKOFF_CAP, backoff
+
+    assert backoff(10**6, None, random.Random(0)) <= 1.5 * BACKOFF_CAP

@@ -22,7 +22,8 @@ from cli_telemetry import _spawn
 
 
 def test_argv_is_this_interpreter_running_the_uploader_module() -> None:
-    assert _spawn.uploader_argv() == [sys.executable, "-m", "cli_telemetry._uploader"]
+    # -P: the current directory (an untrusted checkout, say) must not shadow any module.
+    assert _spawn.uploader_argv() == [sys.executable, "-P", "-m", "cli_telemetry._uploader"]
 
 
 def test_posix_spawn_detaches_with_dev_null_and_no_inherited_descriptors(
@@ -47,7 +48,15 @@ def test_posix_spawn_detaches_with_dev_null_and_no_inherited_descriptors(
     assert (path, argv) == ("/bin/true", ["/bin/true", "x"])
     # The options (an endpoint may hold a token) are in the environment, not the arguments
     # that `ps` shows every user.
-    assert env == {**os.environ, _spawn.OPTIONS_VARIABLE: '{"endpoint":"https://t0k3n@host"}'}
+    assert env[_spawn.OPTIONS_VARIABLE] == '{"endpoint":"https://t0k3n@host"}'
+    assert env["PYTHONPATH"].split(os.pathsep) == [p for p in sys.path if p and p != os.getcwd()]
+    assert {k: v for k, v in env.items() if k not in (_spawn.OPTIONS_VARIABLE, "PYTHONPATH")} == {
+        k: v for k, v in os.environ.items() if k != "PYTHONPATH"
+    }
+    import signal
+
+    assert {signal.SIGTERM, signal.SIGHUP, signal.SIGINT} <= kwargs["setsigdef"]
+    assert kwargs["setsigmask"] == ()
     assert kwargs["setsid"] is True
     actions = kwargs["file_actions"]
     assert actions[:3] == [
@@ -65,7 +74,7 @@ def test_windows_popen_flags(fp: FakeProcess) -> None:
     def record(process: Any) -> None:
         seen.update(process.kwargs)
 
-    fp.register([sys.executable, "-m", "cli_telemetry._uploader"], callback=record)
+    fp.register([sys.executable, "-P", "-m", "cli_telemetry._uploader"], callback=record)
     _spawn._spawn_windows(_spawn.uploader_argv(), {"A": "1"})
     assert seen["stdin"] == seen["stdout"] == seen["stderr"] == subprocess.DEVNULL
     assert seen["close_fds"] is True

@@ -15,13 +15,13 @@ import gzip
 import json
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 import urllib3
 
 from .. import __version__
-from ..telemetry import iso_now
 from .base import DELIVERED, Delivery
 
 CONNECT_TIMEOUT: Final = 2.0
@@ -35,8 +35,18 @@ class HttpSink:
     name = "http"
 
     def __init__(self, endpoint: str, *, gzip_body: bool = True) -> None:
-        self.endpoint = endpoint
         self.gzip_body = gzip_body
+        # urllib3 ignores user:password@ in a URL: send it as basic auth, and keep it out of
+        # the URL the pool logs and connects with.
+        self._auth: dict[str, str] = {}
+        try:
+            url = urllib3.util.parse_url(endpoint)
+        except urllib3.exceptions.LocationParseError:
+            url = None
+        if url is not None and url.auth:
+            self._auth = urllib3.util.make_headers(basic_auth=url.auth)
+            endpoint = url._replace(auth=None).url
+        self.endpoint = endpoint
         self._pool = urllib3.PoolManager(
             retries=False,
             timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT),
@@ -47,10 +57,12 @@ class HttpSink:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return Delivery("retry", "deadline")
+        sent_at = datetime.now(UTC).isoformat(timespec="milliseconds")
         body = json.dumps(
-            {"batch": list(events), "sent_at": iso_now()}, separators=(",", ":")
+            {"batch": list(events), "sent_at": sent_at.replace("+00:00", "Z")},
+            separators=(",", ":"),
         ).encode()
-        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **self._auth}
         if self.gzip_body:
             body = gzip.compress(body, compresslevel=6)
             headers["Content-Encoding"] = "gzip"
