@@ -83,7 +83,7 @@ def new_modules(code: str, cwd: Path, env: dict[str, str] | None = None) -> set[
 
 
 def test_import_adds_only_allowed_modules(tmp_path: Path) -> None:
-    added = new_modules("import cli_telemetry", tmp_path)
+    added = new_modules("from cli_telemetry import Telemetry", tmp_path)
     assert added - ALLOWED == set()
     assert "cli_telemetry.telemetry" in added  # the measurement measures something
 
@@ -133,3 +133,9 @@ def test_starting_the_uploader_imports_none_of_its_dependencies(tool: Tool) -> N
     assert "cli_telemetry._spawn" in added  # it did spawn
     assert added - ALLOWED - FIRST_RUN_ONLY - {"signal"} == set()  # signal: ~0.2 ms, to spawn
     assert not added & NEVER
+
+
+def test_the_uploader_module_does_not_import_click_or_the_network(tmp_path: Path) -> None:
+    """An uploader that finds another running exits having imported neither."""
+    added = new_modules("import cli_telemetry._uploader", tmp_path)
+    assert not added & {"urllib3", "filelock", "cli_telemetry.telemetry"}
