@@ -57,6 +57,39 @@ def should_spawn(stamp: str, now: float) -> bool:
     return True
 
 
+def running_uploader(pid_file: str) -> int | None:
+    """The pid of the uploader running now, if the pid file names a live one, else None.
+
+    Cheap (a small read, and on Linux /proc), so a command checks it before spawning, and an
+    uploader before it imports filelock: in a burst, the running uploader takes the new
+    events, and nobody starts a process only to find the lock taken. The lock stays the
+    authority; a pid reused by another program is told apart by its command line (Linux),
+    so it can never be mistaken for an uploader and signalled.
+    """
+    try:
+        with open(pid_file, "rb") as f:
+            pid = int(f.read().strip() or b"0")
+    except (OSError, ValueError):
+        return None
+    if pid <= 0:
+        return None
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return pid if b"cli_telemetry._uploader" in f.read() else None
+    except FileNotFoundError:
+        if os.path.isdir("/proc/self"):
+            return None  # Linux, and no such process
+    except OSError:
+        return None
+    if os.name == "nt":
+        return None  # no cheap check: let the lock decide
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return None
+    return pid
+
+
 def next_spawn_at(stamp: str, when: float) -> None:
     """Let commands spawn again from ``when`` (+ SPAWN_INTERVAL): the uploader's way to ask
     for a backoff (a future time) or to free the throttle at once (0)."""

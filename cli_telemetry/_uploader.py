@@ -37,7 +37,7 @@ from typing import Any, Final
 
 from . import _paths
 from ._settings import EnvSettings, decide, load_config
-from ._spawn import UploaderOptions, next_spawn_at
+from ._spawn import UploaderOptions, next_spawn_at, running_uploader
 from .sinks.base import Delivery, Sink
 from .spool import Spool
 
@@ -101,11 +101,14 @@ def deliver(sinks: Sequence[Sink], events: list[dict[str, Any]], deadline: float
 def run(options: UploaderOptions, sinks: Sequence[Sink], *, deadline: float) -> str:
     """One uploader run; returns why it stopped: "busy", "disabled", "empty", "deadline"
     or "retry"."""
-    from filelock import FileLock, Timeout
 
     paths = _paths.resolve(options["tool"])
     if not os.path.isdir(paths.spool_dir):
         return "empty"
+    if running_uploader(paths.uploader_pid) is not None:
+        return "busy"  # without even importing filelock
+    from filelock import FileLock, Timeout
+
     lock = FileLock(paths.uploader_lock, timeout=0, mode=0o600)
     try:
         lock.acquire()

@@ -144,28 +144,17 @@ def _delete_state(telemetry: Telemetry, paths: _paths.Paths) -> int:
 
 
 def _stop_uploader(paths: _paths.Paths) -> None:
-    """Terminate the uploader that holds the lock (its pid file is current while it does)."""
+    """Terminate the uploader that holds the lock, if its pid file names a live one."""
     import signal
 
-    try:
-        with open(paths.uploader_pid, encoding="ascii") as f:
-            pid = int(f.read().strip())
-        if _is_uploader(pid):
+    from ._spawn import running_uploader
+
+    pid = running_uploader(paths.uploader_pid)
+    if pid is not None:
+        try:
             os.kill(pid, signal.SIGTERM)
-    except (OSError, ValueError):
-        pass  # it exited meanwhile, or never wrote its pid: the lock wait covers both
-
-
-def _is_uploader(pid: int) -> bool:
-    """Where the OS says (Linux), check that ``pid`` still is an uploader, not a process
-    that reused the number."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"cli_telemetry._uploader" in f.read()
-    except FileNotFoundError:
-        return not os.path.isdir("/proc/self")  # no /proc: trust the pid file
-    except OSError:
-        return False
+        except OSError:
+            pass  # it exited meanwhile: the lock wait covers it
 
 
 def _unlink(path: str) -> None:

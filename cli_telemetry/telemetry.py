@@ -418,6 +418,8 @@ class Telemetry:
         if getattr(sys, "frozen", False):
             self._debug(env, "a frozen app cannot start the uploader: events stay local")
             return
+        if _spawn.running_uploader(paths.uploader_pid) is not None:
+            return  # it picks up the new events itself
         if not _spawn.should_spawn(paths.uploader_stamp, time.time()):
             return
         options: _spawn.UploaderOptions = {

@@ -168,3 +168,22 @@ def test_reap_collects_finished_uploaders_and_keeps_running_ones() -> None:
         os.kill(running, 9)
         os.waitpid(running, 0)
     assert _spawn.reap([done]) == []
+
+
+def test_running_uploader_recognises_only_a_live_uploader(tmp_path: Path) -> None:
+    pid_file = tmp_path / "uploader.pid"
+    assert _spawn.running_uploader(str(pid_file)) is None  # no file
+    pid_file.write_text("not a pid")
+    assert _spawn.running_uploader(str(pid_file)) is None
+    pid_file.write_text(str(os.getpid()))  # alive, but not an uploader (a reused pid)
+    assert _spawn.running_uploader(str(pid_file)) is None
+    sleeper = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; time.sleep(60)", "cli_telemetry._uploader"]
+    )
+    try:
+        pid_file.write_text(str(sleeper.pid))
+        assert _spawn.running_uploader(str(pid_file)) == sleeper.pid
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert _spawn.running_uploader(str(pid_file)) is None  # gone
