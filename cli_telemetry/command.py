@@ -128,7 +128,12 @@ def _delete_state(telemetry: Telemetry, paths: _paths.Paths) -> int:
         deleted = telemetry.spool(paths).purge(remove=True)
         for path in (paths.ids_file, paths.uploader_pid, paths.uploader_stamp, paths.upload_state):
             _unlink(path)
-        _unlink(paths.uploader_lock)  # still held: a waiting uploader notices and starts over
+        try:
+            # Still held: a waiting uploader notices and starts over. (Windows may refuse to
+            # delete an open file; an empty lock file left behind holds nothing.)
+            os.unlink(paths.uploader_lock)
+        except OSError:
+            pass
     except SpoolBusyError:
         raise click.ClickException(
             "the spool is busy (another process is using it); telemetry is off now,"
