@@ -1,0 +1,83 @@
+"""The collector's HTTP side: ``POST /v1/events`` and ``GET /healthz``.
+
+Bad requests get a precise answer and store nothing: 415 for a wrong content type or
+encoding, 413 for a body over the limit (compressed or not: a gzip bomb is cut off while it
+inflates), 400 with ``{"error": ..., "field": ...}`` for malformed JSON or an invalid event.
+A valid batch is stored whole, in one transaction; resent events are acknowledged and not
+stored twice.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Final
+
+from sqlalchemy.engine import Engine
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from . import storage
+from .validation import InvalidBatch, check_batch
+
+MAX_BODY_BYTES: Final = 8 * 1024 * 1024
+"""Raw and inflated alike: 10,000 events of a few hundred bytes each fit comfortably."""
+
+
+def error(status: int, message: str, field: str | None = None) -> JSONResponse:
+    body: dict[str, str] = {"error": message}
+    if field is not None:
+        body["field"] = field
+    return JSONResponse(body, status_code=status)
+
+
+def create_app(engine: Engine) -> Starlette:
+    async def ingest(request: Request) -> JSONResponse:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            return error(415, "Content-Type must be application/json")
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("identity", "gzip"):
+            return error(415, "Content-Encoding must be gzip or absent")
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return error(413, f"the body is over {MAX_BODY_BYTES} bytes")
+        raw = bytearray()
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_BODY_BYTES:
+                return error(413, f"the body is over {MAX_BODY_BYTES} bytes")
+        body = bytes(raw)
+        if encoding == "gzip":
+            inflater = zlib.decompressobj(wbits=31)
+            try:
+                body = inflater.decompress(body, MAX_BODY_BYTES + 1)
+            except zlib.error:
+                return error(400, "the body is not valid gzip")
+            if len(body) > MAX_BODY_BYTES or inflater.unconsumed_tail:
+                return error(413, f"the inflated body is over {MAX_BODY_BYTES} bytes")
+            if not inflater.eof:
+                return error(400, "the gzip body is truncated")
+        try:
+            document = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            return error(400, f"the body is not JSON: {str(exc)[:200]}")
+        try:
+            batch = check_batch(document)
+        except InvalidBatch as exc:
+            return error(400, exc.message, exc.field)
+        stored = await run_in_threadpool(storage.store, engine, batch)
+        return JSONResponse({"stored": stored, "duplicates": len(batch) - stored})
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    return Starlette(
+        routes=[
+            Route("/v1/events", ingest, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )

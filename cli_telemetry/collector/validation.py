@@ -1,0 +1,191 @@
+"""Validation of a batch against event schema version 1, field by field.
+
+A collector must store nothing it was not promised: an unknown field is rejected, not
+ignored, so nothing private slips in through a modified client. Each check names the field
+it failed on, so a 400 tells the sender exactly what is wrong. `FIELD_CHECKS` covers exactly
+the keys of `events.Event` (tests/test_collector_validation.py holds them together).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from typing import Any, Final
+
+from ..events import (
+    COMMAND_EVENT,
+    COMMAND_ONLY_FIELDS,
+    CUSTOM_ONLY_FIELDS,
+    MAX_KEY_LENGTH,
+    MAX_PROPERTIES,
+    MAX_STRING_LENGTH,
+    SCHEMA_VERSION,
+)
+
+MAX_BATCH_EVENTS: Final = 10_000
+
+
+class InvalidBatch(ValueError):
+    """Why a batch was refused; ``field`` names where (``batch[3].flags``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+_UUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_TIMESTAMP: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z")
+_NAME: Final = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+_SHORT_TEXT: Final = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
+_VERSION: Final = re.compile(r"\d+(\.\d+)*|")
+_HEX64: Final = re.compile(r"[0-9a-f]{64}")
+_OPTION: Final = re.compile(r"--?[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_COMMAND: Final = re.compile(
+    r"[a-z0-9][a-z0-9_-]{0,63}( ([A-Za-z0-9][A-Za-z0-9_.:-]{0,63}|<unlisted>)){0,16}"
+)
+"""The tool, then subcommand names as groups list them: never a path or free text."""
+_OUTCOMES: Final = frozenset({"success", "error", "usage_error", "aborted", "interrupted"})
+
+Check = Callable[[Any], str | None]
+"""Returns None if the value is valid, else what is wrong with it."""
+
+
+def _string(pattern: re.Pattern[str], what: str) -> Check:
+    def check(value: Any) -> str | None:
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            return f"must be {what}"
+        return None
+
+    return check
+
+
+def _optional(check: Check) -> Check:
+    return lambda value: None if value is None else check(value)
+
+
+def _int(low: int, high: int) -> Check:
+    def check(value: Any) -> str | None:
+        if type(value) is not int or not low <= value <= high:
+            return f"must be a whole number from {low} to {high}"
+        return None
+
+    return check
+
+
+def _bool(value: Any) -> str | None:
+    return None if type(value) is bool else "must be true or false"
+
+
+def _schema_version(value: Any) -> str | None:
+    return None if value == SCHEMA_VERSION and type(value) is int else f"must be {SCHEMA_VERSION}"
+
+
+def _flags(value: Any) -> str | None:
+    if not isinstance(value, list) or len(value) > 100:
+        return "must be a list of at most 100 option names"
+    if not all(isinstance(v, str) and _OPTION.fullmatch(v) for v in value):
+        return "must hold option names such as --dry-run"
+    return None
+
+
+def _scalar(value: Any) -> bool:
+    if value is None or type(value) in (bool, int):
+        return True
+    if type(value) is float:
+        return math.isfinite(value)
+    return isinstance(value, str) and len(value) <= MAX_STRING_LENGTH
+
+
+def _values(value: Any) -> str | None:
+    if not isinstance(value, dict) or len(value) > 100:
+        return "must be an object of at most 100 option values"
+    for key, item in value.items():
+        if not _OPTION.fullmatch(key):
+            return f"has a key that is not an option name: {key[:40]!r}"
+        items = item if isinstance(item, list) else [item]
+        if len(items) > 100 or not all(_scalar(v) for v in items):
+            return f"{key} must be a choice, a boolean, or a list of them"
+    return None
+
+
+def _properties(value: Any) -> str | None:
+    if not isinstance(value, dict) or len(value) > MAX_PROPERTIES:
+        return f"must be an object of at most {MAX_PROPERTIES} properties"
+    for key, item in value.items():
+        if not 0 < len(key) <= MAX_KEY_LENGTH:
+            return f"has a property name longer than {MAX_KEY_LENGTH} characters"
+        if not _scalar(item):
+            return f"{key} must be a JSON scalar (text of at most {MAX_STRING_LENGTH})"
+    return None
+
+
+FIELD_CHECKS: Final[dict[str, Check]] = {
+    "schema_version": _schema_version,
+    "event_id": _string(_UUID, "a UUID in lowercase hex"),
+    "event": _string(_NAME, "an event name such as command or deploy.finished"),
+    "timestamp": _string(_TIMESTAMP, "a UTC ISO 8601 time such as 2026-11-23T12:00:00.000Z"),
+    "tool": _string(re.compile(r"[a-z0-9][a-z0-9_-]{0,63}"), "a tool name"),
+    "tool_version": _string(_SHORT_TEXT, "a version of at most 200 printable characters"),
+    "install_id": _string(_UUID, "a UUID in lowercase hex"),
+    "machine_id": _string(_HEX64, "64 lowercase hex digits"),
+    "command": _string(_COMMAND, "a command path such as 'acme deploy start'"),
+    "flags": _flags,
+    "values": _values,
+    "exit_code": _int(-(2**31), 2**32 - 1),
+    "outcome": lambda v: None if v in _OUTCOMES else f"must be one of {sorted(_OUTCOMES)}",
+    "error_type": _optional(_string(re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}"), "a class name")),
+    "duration_ms": _int(0, 7 * 24 * 3600 * 1000),
+    "os": _string(re.compile(r"[a-z0-9_.-]{1,32}"), "an OS name such as linux"),
+    "os_version": _string(_VERSION, "a dotted version number, or empty"),
+    "arch": _string(re.compile(r"[a-z0-9_.-]{1,32}"), "an architecture such as x86_64"),
+    "python_version": _string(re.compile(r"\d+\.\d+\.\d+"), "a version such as 3.12.4"),
+    "ci": _optional(_string(re.compile(r"[a-z0-9_]{1,32}"), "a CI provider name")),
+    "interactive": _bool,
+    "properties": _properties,
+}
+
+OPTIONAL: Final = frozenset({"machine_id"})
+
+
+def check_event(event: Any, where: str) -> None:
+    """Raise InvalidBatch unless ``event`` is exactly a valid schema-1 event."""
+    if not isinstance(event, dict):
+        raise InvalidBatch(where, "must be an event object")
+    if "event" not in event:
+        raise InvalidBatch(f"{where}.event", "is missing")
+    problem = FIELD_CHECKS["event"](event["event"])
+    if problem:  # first: the kind of event decides which fields belong
+        raise InvalidBatch(f"{where}.event", problem)
+    command = event["event"] == COMMAND_EVENT
+    allowed = set(FIELD_CHECKS) - (CUSTOM_ONLY_FIELDS if command else COMMAND_ONLY_FIELDS)
+    for key in event:
+        if key not in allowed:
+            raise InvalidBatch(f"{where}.{str(key)[:64]}", "is not a field of schema 1")
+    for key in sorted(allowed - OPTIONAL):
+        if key not in event:
+            raise InvalidBatch(f"{where}.{key}", "is missing")
+    for key, value in event.items():
+        problem = FIELD_CHECKS[key](value)
+        if problem:
+            raise InvalidBatch(f"{where}.{key}", problem)
+
+
+def check_batch(body: Any) -> list[dict[str, Any]]:
+    """The events of a request body ``{"batch": [...], "sent_at": "..."}``, all valid."""
+    if not isinstance(body, dict):
+        raise InvalidBatch("body", 'must be an object {"batch": [...], "sent_at": "..."}')
+    for key in body:
+        if key not in ("batch", "sent_at"):
+            raise InvalidBatch(str(key)[:64], "is not a field of the request body")
+    if "sent_at" in body and not (
+        isinstance(body["sent_at"], str) and _TIMESTAMP.fullmatch(body["sent_at"])
+    ):
+        raise InvalidBatch("sent_at", "must be a UTC ISO 8601 time")
+    batch = body.get("batch")
+    if not isinstance(batch, list) or not 0 < len(batch) <= MAX_BATCH_EVENTS:
+        raise InvalidBatch("batch", f"must be a list of 1 to {MAX_BATCH_EVENTS} events")
+    for index, event in enumerate(batch):
+        check_event(event, f"batch[{index}]")
+    return batch

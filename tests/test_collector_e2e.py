@@ -1,0 +1,222 @@
+"""The collector as a real server process on 127.0.0.1, with a real SQLite database."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import urllib3
+from conftest import Tool, poll
+
+from cli_telemetry.collector.validation import FIELD_CHECKS
+
+CLI = os.path.join(os.path.dirname(sys.executable), "cli-telemetry")
+
+
+class Collector:
+    def __init__(self, tmp_path: Path) -> None:
+        self.db = tmp_path / "collector.sqlite3"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [CLI, "collector", "serve", "--db", f"sqlite:///{self.db}", "--port", str(self.port)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        self.http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(10))
+        assert poll(self._healthy, timeout=30), "the collector did not start"
+
+    def _healthy(self) -> bool:
+        try:
+            return self.http.request("GET", self.url + "/healthz").status == 200
+        except urllib3.exceptions.HTTPError:
+            assert self.proc.poll() is None, self.proc.stderr.read() if self.proc.stderr else ""
+            return False
+
+    def post(self, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        response = self.http.request(
+            "POST", self.url + "/v1/events", body=body,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )  # fmt: skip
+        return response.status, json.loads(response.data or b"null")
+
+    def send(self, batch: list[dict[str, Any]]) -> tuple[int, Any]:
+        return self.post(
+            json.dumps({"batch": batch, "sent_at": "2026-11-23T12:00:00.000Z"}).encode()
+        )
+
+    def count(self) -> int:
+        with sqlite3.connect(self.db) as db:
+            return int(db.execute("select count(*) from events").fetchone()[0])
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        if self.proc.stderr:
+            self.proc.stderr.close()
+        self.http.clear()
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[Collector]:
+    server = Collector(tmp_path)
+    yield server
+    server.close()
+
+
+def event(**changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "schema_version": 1, "event_id": str(uuid.uuid4()), "event": "command",
+        "timestamp": "2026-11-23T12:00:00.123Z", "tool": "acme", "tool_version": "1.4.0",
+        "install_id": str(uuid.uuid4()), "machine_id": "ab" * 32, "command": "acme deploy start",
+        "flags": ["--env", "--dry-run"], "values": {"--env": "prod", "--dry-run": True},
+        "exit_code": 0, "outcome": "success", "error_type": None, "duration_ms": 12,
+        "os": "linux", "os_version": "6.1.0", "arch": "x86_64", "python_version": "3.11.7",
+        "ci": None, "interactive": False,
+    }  # fmt: skip
+    base.update(changes)
+    return {k: v for k, v in base.items() if v is not ...}
+
+
+def custom(**changes: Any) -> dict[str, Any]:
+    command_only = ("flags", "values", "exit_code", "outcome", "error_type", "duration_ms")
+    base = event(
+        event="deploy.finished", properties={"targets": 3}, **dict.fromkeys(command_only, ...)
+    )
+    base.update(changes)
+    return base
+
+
+def test_a_batch_is_stored_and_a_resend_is_not_stored_twice(collector: Collector) -> None:
+    batch = [event(), custom()]
+    assert collector.send(batch) == (200, {"stored": 2, "duplicates": 0})
+    assert collector.send(batch) == (200, {"stored": 0, "duplicates": 2})
+    assert collector.count() == 2
+
+
+def test_gzip_bodies(collector: Collector) -> None:
+    body = gzip.compress(json.dumps({"batch": [event()]}).encode())
+    assert collector.post(body, {"Content-Encoding": "gzip"}) == (
+        200,
+        {"stored": 1, "duplicates": 0},
+    )
+
+
+BAD_VALUES: dict[str, Any] = {
+    "schema_version": 2, "event_id": "not-a-uuid", "event": "Has Spaces",
+    "timestamp": "yesterday", "tool": "Acme!", "tool_version": "1\n2",
+    "install_id": "/home/alice", "machine_id": "raw-machine-id", "command": "acme /home/alice x y",
+    "flags": ["--env=prod"], "values": {"--env": {"nested": 1}}, "exit_code": "0",
+    "outcome": "fine", "error_type": "Error: /home/alice", "duration_ms": -1, "os": "Linux 6",
+    "os_version": "6.1.0-custom-alice", "arch": "x86 64", "python_version": "3.11",
+    "ci": "GitHub Actions", "interactive": "yes", "properties": {"k": ["list"]},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("field", sorted(FIELD_CHECKS))
+def test_each_invalid_field_is_named_and_nothing_is_stored(
+    collector: Collector, field: str
+) -> None:
+    bad = (custom if field == "properties" else event)(**{field: BAD_VALUES[field]})
+    status, body = collector.send([event(), bad])
+    assert status == 400
+    assert body["field"] == f"batch[1].{field}"
+    assert collector.count() == 0  # the valid event beside it was not stored either
+
+
+@pytest.mark.parametrize(
+    ("batch", "field"),
+    [
+        ([event(hostname="alice-laptop")], "batch[0].hostname"),
+        ([event(properties={"a": 1})], "batch[0].properties"),
+        ([custom(flags=["--x"])], "batch[0].flags"),
+        ([event(outcome=...)], "batch[0].outcome"),
+        ([{"not": "an event"}], "batch[0].event"),
+        ([], "batch"),
+        (["text"], "batch[0]"),
+    ],
+)
+def test_unknown_missing_and_misplaced_fields(
+    collector: Collector, batch: list[Any], field: str
+) -> None:
+    status, body = collector.send(batch)
+    assert (status, body["field"]) == (400, field)
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        (b"{not json", {}, 400),
+        (b"[1, 2]", {}, 400),
+        (b'{"batch": [], "extra": 1}', {}, 400),
+        (b"{}", {"Content-Type": "text/plain"}, 415),
+        (b"{}", {"Content-Encoding": "br"}, 415),
+        (b"not gzip at all", {"Content-Encoding": "gzip"}, 400),
+        (gzip.compress(b"{}")[:-8], {"Content-Encoding": "gzip"}, 400),
+        (b" " * (9 * 1024 * 1024), {}, 413),
+        (gzip.compress(b" " * (64 * 1024 * 1024)), {"Content-Encoding": "gzip"}, 413),
+    ],
+    ids=[
+        "bad-json",
+        "not-object",
+        "extra-key",
+        "content-type",
+        "encoding",
+        "bad-gzip",
+        "truncated-gzip",
+        "too-large",
+        "gzip-bomb",
+    ],
+)
+def test_bad_requests_get_a_precise_answer(
+    collector: Collector, body: bytes, headers: dict[str, str], status: int
+) -> None:
+    got, answer = collector.post(body, headers)
+    assert got == status
+    assert isinstance(answer["error"], str) and answer["error"]
+    assert collector.count() == 0
+
+
+@pytest.mark.parametrize("size", [1, 10_000])
+def test_batches_of_one_to_ten_thousand(collector: Collector, size: int) -> None:
+    assert collector.send([event() for _ in range(size)]) == (
+        200,
+        {"stored": size, "duplicates": 0},
+    )
+    assert collector.count() == size
+
+
+def test_concurrent_writers(collector: Collector) -> None:
+    def write() -> None:
+        for _ in range(10):
+            assert collector.send([event() for _ in range(50)])[0] == 200
+
+    threads = [threading.Thread(target=write) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert collector.count() == 6 * 10 * 50
+
+
+def test_the_example_tool_reaches_the_collector(collector: Collector, tool: Tool) -> None:
+    tool.enable()
+    tool.env["CLI_APP_TELEMETRY_ENDPOINT"] = collector.url + "/v1/events"
+    assert tool.run("deploy", "start", "web", "--env", "prod").returncode == 0
+    assert poll(lambda: collector.count() == 2, timeout=30)
+    with sqlite3.connect(collector.db) as db:
+        rows = db.execute("select event, command, outcome from events order by event").fetchall()
+    assert rows == [("command", "cli-app deploy start", "success"),
+                    ("deploy.finished", "cli-app deploy start", None)]  # fmt: skip
