@@ -10,11 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import venv
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -47,59 +50,84 @@ def isolated_env(home: str) -> dict[str, str]:
 
 
 def demo() -> int:
-    sys.path.insert(0, str(ROOT / "examples"))
-    import receiver  # a stdlib receiver of the wire format, on a free loopback port
-
-    received: list[dict[str, object]] = []
-
-    def show(event: dict[str, object]) -> None:
-        received.append(event)
-        print(f"      [endpoint] received: {receiver.describe(event)}", flush=True)
-
-    server = receiver.start_in_background(0, show)
-    endpoint = f"http://127.0.0.1:{server.server_address[1]}/v1/events"
+    """The whole story on the embedded default: the example tool, its detached uploader,
+    the collector on loopback with a SQLite file, and the report."""
     with tempfile.TemporaryDirectory(prefix="cli-telemetry-demo-") as home:
         env = isolated_env(home)
-        env["CLI_APP_TELEMETRY_ENDPOINT"] = endpoint
-
-        def run(*args: str, extra: dict[str, str] | None = None, note: str = "") -> None:
-            shown = " ".join(f"{k}={v}" for k, v in (extra or {}).items())
-            line = f"$ {shown + ' ' if shown else ''}cli-app {' '.join(args)}"
-            print(f"\n{line}" + (f"   # {note}" if note else ""), flush=True)
-            subprocess.run([str(BIN / "cli-app"), *args], env={**env, **(extra or {})}, check=False)
-
-        debug = {"CLI_APP_TELEMETRY_DEBUG": "1"}
-        print(f"A throwaway HOME for this demo: {home}\nA local endpoint: {endpoint}")
-        run(
-            "hello",
-            "--name",
-            "Ada",
-            extra=debug,
-            note="debug mode: print the event, record nothing",
+        db = f"sqlite:///{home}/collector.sqlite3"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        collector = subprocess.Popen(
+            [str(BIN / "cli-telemetry"), "collector", "serve", "--db", db, "--port", str(port)],
+            env=env,
         )
-        run("deploy", "start", "web", "--env", "staging", "--dry-run", extra=debug)
-        run(
-            "telemetry", "status", note="off until the one-time notice has been shown on a terminal"
-        )
-        run("telemetry", "enable")
-        run("hello", "--shout", note="recorded, then a detached uploader sends it")
-        run("deploy", "start", "web", "--replicas", "3", extra={"CLI_APP_ENV": "prod"})
-        run("check", "widget.txt", note="fails: recorded as an error, no message or path kept")
-        run("deploy", "stop", note="a usage error: recorded without echoing the bad input")
-        deadline = time.monotonic() + 60
-        while len(received) < 5 and time.monotonic() < deadline:  # uploads are throttled
-            stamp = Path(home, ".local/state/cli-app/telemetry/uploader.stamp")
-            if stamp.exists() and stamp.stat().st_mtime < time.time() - 2:
-                run("hello", extra={"DO_NOT_TRACK": "1"}, note="waiting for the uploader")
-            time.sleep(0.2)
-        print(f"\nThe endpoint received {len(received)} events; one of them in full:")
-        print(json.dumps(received[-1] if received else {}, indent=2))
-        run("telemetry", "status", note="the spool is empty again; last upload is set")
-        run("hello", extra={"DO_NOT_TRACK": "1"}, note="DO_NOT_TRACK wins over the config file")
-        run("telemetry", "disable")
-        run("telemetry", "status")
-    server.shutdown()
-    return 0 if received else 1
+        try:
+            if not wait_for(lambda: healthy(port), 30):
+                print("the collector did not start", file=sys.stderr)
+                return 1
+            env["CLI_APP_TELEMETRY_ENDPOINT"] = f"http://127.0.0.1:{port}/v1/events"
+            return tell_the_story(home, env, db)
+        finally:
+            collector.terminate()
+            collector.wait(timeout=30)
+
+
+def tell_the_story(home: str, env: dict[str, str], db: str) -> int:
+    def run(*args: str, extra: dict[str, str] | None = None, note: str = "") -> None:
+        shown = " ".join(f"{k}={v}" for k, v in (extra or {}).items())
+        line = f"$ {shown + ' ' if shown else ''}cli-app {' '.join(args)}"
+        print(f"\n{line}" + (f"   # {note}" if note else ""), flush=True)
+        subprocess.run([str(BIN / "cli-app"), *args], env={**env, **(extra or {})}, check=False)
+
+    def status() -> dict[str, object]:
+        out = subprocess.run(
+            [str(BIN / "cli-app"), "telemetry", "status", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        result: dict[str, object] = json.loads(out)
+        return result
+
+    debug = {"CLI_APP_TELEMETRY_DEBUG": "1"}
+    print(f"A throwaway HOME for this demo: {home}")
+    print(f"The collector: {env['CLI_APP_TELEMETRY_ENDPOINT']}, storing in {db}")
+    run("hello", "--name", "Ada", extra=debug, note="debug mode: print the event, record nothing")
+    run("telemetry", "status", note="off until the one-time notice has been shown on a terminal")
+    run("telemetry", "enable")
+    run("hello", "--shout", note="recorded; a detached uploader sends it to the collector")
+    run("deploy", "start", "web", "--replicas", "3", extra={"CLI_APP_ENV": "prod"})
+    run("deploy", "start", "api", "--env", "staging", "--dry-run")
+    run("check", "widget.txt", note="fails: recorded as an error, no message or path kept")
+    run("deploy", "stop", note="a usage error: recorded without echoing the bad input")
+    print("\nWaiting (at most 60 s) until the spool is empty and the uploader done ...")
+    if not wait_for(lambda: status()["pending"] == 0 and status()["last_upload"] is not None, 60):
+        print("events did not arrive", file=sys.stderr)
+        return 1
+    run("telemetry", "status")
+    print(f"\n$ cli-telemetry report --db {db} --since 1d", flush=True)
+    subprocess.run([str(BIN / "cli-telemetry"), "report", "--db", db, "--since", "1d"], check=True)
+    run("telemetry", "disable", note="stops any uploader, deletes what waits and the ids")
+    return 0
+
+
+def healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def test(extra: list[str]) -> int:

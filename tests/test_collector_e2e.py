@@ -220,3 +220,50 @@ def test_the_example_tool_reaches_the_collector(collector: Collector, tool: Tool
         rows = db.execute("select event, command, outcome from events order by event").fetchall()
     assert rows == [("command", "cli-app deploy start", "success"),
                     ("deploy.finished", "cli-app deploy start", None)]  # fmt: skip
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_report_counts_commands_flags_errors_and_days(collector: Collector) -> None:
+    batch = [
+        event(command="acme deploy start", flags=["--env"]),
+        event(command="acme deploy start", flags=["--env", "--dry-run"], outcome="error",
+              exit_code=1, error_type="ClickException"),
+        event(command="acme hello", flags=[], values={}, ci="github_actions"),
+        custom(),
+        event(tool="other", command="other run"),
+    ]  # fmt: skip
+    assert collector.send(batch)[0] == 200
+    db = f"sqlite:///{collector.db}"
+    result = cli("report", "--db", db, "--since", "3650d", "--tool", "acme", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["invocations"], report["error_rate"], report["ci_share"]) == (3, 0.3333, 0.3333)
+    assert report["commands"][0] == {
+        "command": "acme deploy start", "count": 2, "error_rate": 0.5, "avg_ms": 12,
+    }  # fmt: skip
+    assert report["flags"] == [{"name": "--env", "count": 2}, {"name": "--dry-run", "count": 1}]
+    assert report["daily"] == [{"day": "2026-11-23", "invocations": 3, "installs": 3}]
+    text = cli("report", "--db", db, "--since", "3650d")
+    assert text.returncode == 0
+    for heading in ("Commands", "Flags", "Tool versions", "Operating systems", "Daily"):
+        assert heading in text.stdout
+    assert "other run" in text.stdout  # all tools without --tool
+
+
+def test_prune_deletes_only_old_events(collector: Collector) -> None:
+    old = [event(timestamp="2020-01-01T00:00:00.000Z") for _ in range(3)]
+    assert collector.send([*old, event(), event()])[0] == 200
+    result = cli("collector", "prune", "--db", f"sqlite:///{collector.db}", "--older-than", "90d")
+    assert (result.returncode, result.stdout) == (0, "deleted 3 event(s) older than 90d\n")
+    assert collector.count() == 2
+    with sqlite3.connect(collector.db) as db:
+        assert db.execute("select count(*) from event_flags").fetchone()[0] == 4
+
+
+def test_a_bad_age_is_a_usage_error() -> None:
+    result = cli("report", "--db", "sqlite://", "--since", "last week")
+    assert result.returncode == 2
+    assert "not an age such as 7d" in result.stderr

@@ -29,3 +29,40 @@ def serve(url: str | None, host: str, port: int) -> None:
     engine = connect(url or default_url())
     click.echo(f"collector: storing in {engine.url.render_as_string(hide_password=True)}", err=True)
     uvicorn.run(create_app(engine), host=host, port=port, log_level="warning")
+
+
+@collector.command()
+@click.option("--db", "url", help="SQLAlchemy URL; default: a SQLite file in your data dir.")
+@click.option("--older-than", "age", default="90d", show_default=True, help="e.g. 90d, 12h.")
+def prune(url: str | None, age: str) -> None:
+    """Delete events older than an age (retention)."""
+    from . import storage
+    from .report import iso_ago, parse_age
+
+    try:
+        seconds = parse_age(age)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    engine = storage.connect(url or storage.default_url())
+    deleted = storage.prune(engine, iso_ago(seconds))
+    click.echo(f"deleted {deleted} event(s) older than {age}")
+
+
+@main.command()
+@click.option("--db", "url", help="SQLAlchemy URL; default: a SQLite file in your data dir.")
+@click.option("--since", default="7d", show_default=True, help="e.g. 7d, 24h.")
+@click.option("--tool", help="Only this tool.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def report(url: str | None, since: str, tool: str | None, as_json: bool) -> None:
+    """How your tools are used: commands, flags, errors, versions, platforms."""
+    import json
+
+    from .report import build, iso_ago, parse_age, render
+    from .storage import connect, default_url
+
+    try:
+        seconds = parse_age(since)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    result = build(connect(url or default_url()), since=iso_ago(seconds), tool=tool)
+    click.echo(json.dumps(result, indent=2) if as_json else render(result))

@@ -45,6 +45,22 @@ events: Final = sa.Table(
     sa.Index("events_tool_command", "tool", "command"),
 )
 
+flags: Final = sa.Table(
+    "event_flags",
+    metadata,
+    sa.Column(
+        "event_id",
+        sa.String(36),
+        sa.ForeignKey("events.event_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("flag", sa.String(80), primary_key=True),
+    sa.Column("tool", sa.String(64), nullable=False),
+    sa.Column("timestamp", sa.String(32), nullable=False),
+    sa.Index("event_flags_tool_timestamp", "tool", "timestamp"),
+)
+"""One row per option given, so "top flags" is a GROUP BY, not a scan of every event's JSON."""
+
 COLUMNS: Final = (
     "timestamp", "tool", "tool_version", "event", "command", "outcome",
     "exit_code", "duration_ms", "install_id", "os", "python_version", "ci",
@@ -93,7 +109,30 @@ def store(engine: Engine, batch: Sequence[dict[str, Any]]) -> int:
     statement = insert(events).on_conflict_do_nothing(index_elements=["event_id"])
     with engine.begin() as connection:
         result = connection.execute(statement.returning(events.c.event_id), unique)
-        return len(result.fetchall())
+        new = {row[0] for row in result.fetchall()}
+        flag_rows = [
+            {
+                "event_id": e["event_id"],
+                "flag": flag,
+                "tool": e["tool"],
+                "timestamp": e["timestamp"],
+            }
+            for e in batch
+            if e["event_id"] in new
+            for flag in dict.fromkeys(e.get("flags", []))
+        ]
+        if flag_rows:
+            connection.execute(sa.insert(flags), flag_rows)
+        return len(new)
+
+
+def prune(engine: Engine, before: str) -> int:
+    """Delete events whose timestamp is before ``before`` (ISO 8601 UTC); returns how many."""
+    with engine.begin() as connection:
+        connection.execute(sa.delete(flags).where(flags.c.timestamp < before))
+        return int(
+            connection.execute(sa.delete(events).where(events.c.timestamp < before)).rowcount
+        )
 
 
 def count(engine: Engine) -> int:
