@@ -1,4 +1,6 @@
-"""The collector as a real server process on 127.0.0.1, with a real SQLite database."""
+"""The collector as a real server process on 127.0.0.1, with a real database: every test
+runs against SQLite and against PostgreSQL (started by scripts/postgres.sh, which .ci/run
+runs through dev.py; the PostgreSQL half skips, saying why, only where none could start)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,6 @@ import gzip
 import json
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import urllib3
 from conftest import Tool, poll
 
@@ -25,14 +27,15 @@ CLI = os.path.join(os.path.dirname(sys.executable), "cli-telemetry")
 
 
 class Collector:
-    def __init__(self, tmp_path: Path) -> None:
-        self.db = tmp_path / "collector.sqlite3"
+    def __init__(self, db_url: str) -> None:
+        self.db_url = db_url
+        self.engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [CLI, "collector", "serve", "--db", f"sqlite:///{self.db}", "--port", str(self.port)],
+            [CLI, "collector", "serve", "--db", db_url, "--port", str(self.port)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         self.http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(10))
@@ -57,11 +60,17 @@ class Collector:
             json.dumps({"batch": batch, "sent_at": "2026-11-23T12:00:00.000Z"}).encode()
         )
 
-    def count(self) -> int:
-        with sqlite3.connect(self.db) as db:
-            return int(db.execute("select count(*) from events").fetchone()[0])
+    def count(self, table: str = "events") -> int:
+        with self.engine.connect() as connection:
+            query = sa.select(sa.func.count()).select_from(sa.table(table))
+            return int(connection.execute(query).scalar_one())
+
+    def rows(self, query: str) -> list[tuple[Any, ...]]:
+        with self.engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(sa.text(query))]
 
     def close(self) -> None:
+        self.engine.dispose()
         self.proc.terminate()
         self.proc.wait(timeout=30)
         if self.proc.stderr:
@@ -69,9 +78,29 @@ class Collector:
         self.http.clear()
 
 
-@pytest.fixture
-def collector(tmp_path: Path) -> Iterator[Collector]:
-    server = Collector(tmp_path)
+def fresh_postgres() -> str:
+    url = os.environ.get("CLI_TELEMETRY_TEST_POSTGRES")
+    if not url:
+        pytest.skip(
+            "no PostgreSQL: CLI_TELEMETRY_TEST_POSTGRES is unset (python3 dev.py test sets it"
+            " when scripts/postgres.sh can start a server)"
+        )
+    from cli_telemetry.collector import storage
+
+    engine = storage.connect(url)
+    storage.metadata.drop_all(engine)  # each test starts from an empty database
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def collector(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Collector]:
+    url = (
+        f"sqlite:///{tmp_path / 'collector.sqlite3'}"
+        if request.param == "sqlite"
+        else fresh_postgres()
+    )
+    server = Collector(url)
     yield server
     server.close()
 
@@ -216,8 +245,7 @@ def test_the_example_tool_reaches_the_collector(collector: Collector, tool: Tool
     tool.env["CLI_APP_TELEMETRY_ENDPOINT"] = collector.url + "/v1/events"
     assert tool.run("deploy", "start", "web", "--env", "prod").returncode == 0
     assert poll(lambda: collector.count() == 2, timeout=30)
-    with sqlite3.connect(collector.db) as db:
-        rows = db.execute("select event, command, outcome from events order by event").fetchall()
+    rows = collector.rows("select event, command, outcome from events order by event")
     assert rows == [("command", "cli-app deploy start", "success"),
                     ("deploy.finished", "cli-app deploy start", None)]  # fmt: skip
 
@@ -236,7 +264,7 @@ def test_report_counts_commands_flags_errors_and_days(collector: Collector) -> N
         event(tool="other", command="other run"),
     ]  # fmt: skip
     assert collector.send(batch)[0] == 200
-    db = f"sqlite:///{collector.db}"
+    db = collector.db_url
     result = cli("report", "--db", db, "--since", "3650d", "--tool", "acme", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -256,11 +284,10 @@ def test_report_counts_commands_flags_errors_and_days(collector: Collector) -> N
 def test_prune_deletes_only_old_events(collector: Collector) -> None:
     old = [event(timestamp="2020-01-01T00:00:00.000Z") for _ in range(3)]
     assert collector.send([*old, event(), event()])[0] == 200
-    result = cli("collector", "prune", "--db", f"sqlite:///{collector.db}", "--older-than", "90d")
+    result = cli("collector", "prune", "--db", collector.db_url, "--older-than", "90d")
     assert (result.returncode, result.stdout) == (0, "deleted 3 event(s) older than 90d\n")
     assert collector.count() == 2
-    with sqlite3.connect(collector.db) as db:
-        assert db.execute("select count(*) from event_flags").fetchone()[0] == 4
+    assert collector.count("event_flags") == 4
 
 
 def test_a_bad_age_is_a_usage_error() -> None:
