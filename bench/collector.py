@@ -1,0 +1,144 @@
+"""Collector throughput and report speed: ``python bench/collector.py [--seconds S]``.
+
+1. Ingest: the collector as a real server process on loopback, 4 client threads posting
+   batches of 100 events (gzip, as the uploader sends them) for ``--seconds``; prints events
+   stored per second, for SQLite and, when CLI_TELEMETRY_TEST_POSTGRES is set (dev.py test
+   and scripts/postgres.sh provide one), for PostgreSQL.
+2. Report: 1,000,000 events inserted directly, then the time of `report.build` over them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from typing import Any
+
+import urllib3
+
+from cli_telemetry.collector import report, storage
+
+CLI = os.path.join(os.path.dirname(sys.executable), "cli-telemetry")
+COMMANDS = ["acme deploy start", "acme deploy status", "acme hello", "acme check", "acme init"]
+
+
+def make_event(day: int = 0) -> dict[str, Any]:
+    """A realistic command event, ``day`` days ago (plus a random time of day)."""
+    when = time.gmtime(time.time() - day * 86400 - random.random() * 86400)
+    return {
+        "schema_version": 1,
+        "event_id": str(uuid.uuid4()),
+        "event": "command",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", when),
+        "tool": "acme",
+        "tool_version": random.choice(["1.3.0", "1.4.0"]),
+        "install_id": str(uuid.UUID(int=random.randrange(5000))),
+        "machine_id": "ab" * 32,
+        "command": random.choice(COMMANDS),
+        "flags": random.sample(["--env", "--dry-run", "--verbose", "--replicas"], 2),
+        "values": {"--env": "prod"},
+        "exit_code": 0,
+        "outcome": random.choice(["success"] * 9 + ["error"]),
+        "error_type": None,
+        "duration_ms": random.randrange(2000),
+        "os": random.choice(["linux", "macos"]),
+        "os_version": "6.1.0",
+        "arch": "x86_64",
+        "python_version": random.choice(["3.11.7", "3.12.4"]),
+        "ci": random.choice([None, None, None, "github_actions"]),
+        "interactive": True,
+    }
+
+
+def ingest(url: str, seconds: float, clients: int = 4) -> float:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([CLI, "collector", "serve", "--db", url, "--port", str(port)])
+    http = urllib3.PoolManager(maxsize=clients, retries=False)
+    endpoint = f"http://127.0.0.1:{port}/v1/events"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if http.request("GET", f"http://127.0.0.1:{port}/healthz").status == 200:
+                break
+        except urllib3.exceptions.HTTPError:
+            if time.monotonic() > deadline:
+                raise SystemExit("the collector did not start") from None
+            time.sleep(0.1)
+    stored = [0] * clients
+
+    def client(index: int) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            batch = {"batch": [make_event() for _ in range(100)]}  # new ids: no duplicates
+            body = gzip.compress(json.dumps(batch).encode())
+            response = http.request(
+                "POST", endpoint, body=body,
+                headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+            )  # fmt: skip
+            assert response.status == 200, response.data
+            stored[index] += json.loads(response.data)["stored"]
+
+    start = time.monotonic()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - start
+    server.terminate()
+    server.wait(30)
+    return sum(stored) / elapsed
+
+
+def report_time(url: str, events: int) -> float:
+    engine = storage.connect(url)
+    for start in range(0, events, 10_000):
+        storage.store(engine, [make_event(day=random.randrange(30)) for _ in range(10_000)])
+        print(f"\r  inserted {start + 10_000:,} events", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    times = []
+    for _ in range(3):
+        begin = time.perf_counter()
+        report.build(engine, since=report.iso_ago(7 * 86400), tool="acme")
+        times.append(time.perf_counter() - begin)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        databases = {"sqlite": f"sqlite:///{tmp}/bench.sqlite3"}
+        if os.environ.get("CLI_TELEMETRY_TEST_POSTGRES"):
+            databases["postgresql"] = os.environ["CLI_TELEMETRY_TEST_POSTGRES"]
+        for name, url in databases.items():
+            if name == "postgresql":
+                engine = storage.connect(url)
+                storage.metadata.drop_all(engine)
+                engine.dispose()
+            rate = ingest(url, args.seconds)
+            print(f"{name}: ingest {rate:,.0f} events/s (4 clients, batches of 100, gzip)")
+        for name, url in databases.items():
+            engine = storage.connect(url)
+            storage.metadata.drop_all(engine)
+            engine.dispose()
+            seconds = report_time(url, args.events)
+            print(f"{name}: report over {args.events:,} events: {seconds:.2f} s (median of 3)")
+
+
+if __name__ == "__main__":
+    main()
