@@ -27,7 +27,7 @@ CLI = os.path.join(os.path.dirname(sys.executable), "cli-telemetry")
 
 
 class Collector:
-    def __init__(self, db_url: str) -> None:
+    def __init__(self, db_url: str, extra: list[str] | None = None) -> None:
         self.db_url = db_url
         self.engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
         with socket.socket() as s:
@@ -35,7 +35,7 @@ class Collector:
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [CLI, "collector", "serve", "--db", db_url, "--port", str(self.port)],
+            [CLI, "collector", "serve", "--db", db_url, "--port", str(self.port), *(extra or [])],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         self.http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(10))
@@ -294,3 +294,17 @@ def test_a_bad_age_is_a_usage_error() -> None:
     result = cli("report", "--db", "sqlite://", "--since", "last week")
     assert result.returncode == 2
     assert "not an age such as 7d" in result.stderr
+
+
+def test_a_tool_with_a_token_needs_it(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'tokens.sqlite3'}"
+    server = Collector(db, extra=["--token", "acme=s3cret"])
+    try:
+        assert server.send([event()])[0] == 401
+        body = json.dumps({"batch": [event()]}).encode()
+        assert server.post(body, {"Authorization": "Bearer wrong"})[0] == 401
+        assert server.post(body, {"Authorization": "Bearer s3cret"})[0] == 200
+        assert server.send([event(tool="other", command="other run")])[0] == 200  # no token
+        assert server.count() == 2
+    finally:
+        server.close()

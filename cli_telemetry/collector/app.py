@@ -9,6 +9,7 @@ stored twice.
 
 from __future__ import annotations
 
+import hmac
 import json
 import zlib
 from typing import Final
@@ -34,7 +35,12 @@ def error(status: int, message: str, field: str | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-def create_app(engine: Engine) -> Starlette:
+def create_app(engine: Engine, tokens: dict[str, str] | None = None) -> Starlette:
+    """The app over ``engine``. ``tokens`` maps a tool to its shared secret: a batch with
+    that tool's events must then carry ``Authorization: Bearer <secret>`` (401 otherwise).
+    Tools without a token are accepted as they are (tokens are off by default)."""
+    tokens = dict(tokens or {})
+
     async def ingest(request: Request) -> JSONResponse:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
@@ -69,6 +75,10 @@ def create_app(engine: Engine) -> Starlette:
             batch = check_batch(document)
         except InvalidBatch as exc:
             return error(400, exc.message, exc.field)
+        presented = request.headers.get("authorization", "")
+        for tool in sorted({event["tool"] for event in batch} & tokens.keys()):
+            if not hmac.compare_digest(presented.encode(), f"Bearer {tokens[tool]}".encode()):
+                return error(401, f"events of {tool} need its Bearer token", "Authorization")
         stored = await run_in_threadpool(storage.store, engine, batch)
         return JSONResponse({"stored": stored, "duplicates": len(batch) - stored})
 

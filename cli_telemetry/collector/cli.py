@@ -19,16 +19,30 @@ def collector() -> None:
 @click.option("--db", "url", help="SQLAlchemy URL; default: a SQLite file in your data dir.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8787, show_default=True)
-def serve(url: str | None, host: str, port: int) -> None:
+@click.option(
+    "--token",
+    "tokens",
+    multiple=True,
+    envvar="CLI_TELEMETRY_COLLECTOR_TOKENS",
+    help="TOOL=SECRET: require 'Authorization: Bearer SECRET' for that tool's events"
+    " (repeatable; the variable takes a space-separated list).",
+)
+def serve(url: str | None, host: str, port: int, tokens: tuple[str, ...]) -> None:
     """Accept events on POST /v1/events and store them."""
     import uvicorn
 
     from .app import create_app
     from .storage import connect, default_url
 
+    secrets: dict[str, str] = {}
+    for item in tokens:
+        tool, sep, secret = item.partition("=")
+        if not sep or not tool or not secret:
+            raise click.BadParameter(f"{item!r} is not TOOL=SECRET", param_hint="--token")
+        secrets[tool] = secret
     engine = connect(url or default_url())
     click.echo(f"collector: storing in {engine.url.render_as_string(hide_password=True)}", err=True)
-    uvicorn.run(create_app(engine), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(engine, secrets), host=host, port=port, log_level="warning")
 
 
 @collector.command()
