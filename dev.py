@@ -142,8 +142,19 @@ def start_postgres() -> dict[str, str]:
     return {"CLI_TELEMETRY_TEST_POSTGRES": result.stdout.strip()}
 
 
+def find_chromium() -> dict[str, str]:
+    """scripts/chromium.sh installs (as root) Debian's Chromium for the dashboard test."""
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "chromium.sh")], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        print(f"Chromium unavailable, the browser test will skip:\n{result.stderr}", flush=True)
+        return {}
+    return {"CLI_TELEMETRY_TEST_CHROMIUM": result.stdout.strip()}
+
+
 def test(extra: list[str]) -> int:
-    env = {**os.environ, **start_postgres()}
+    env = {**os.environ, **start_postgres(), **find_chromium()}
     steps = [
         [str(PYTHON), "-m", "ruff", "check", "."],
         [str(PYTHON), "-m", "ruff", "format", "--check", "."],

@@ -12,13 +12,13 @@ from __future__ import annotations
 import hmac
 import json
 import zlib
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from . import storage
@@ -85,9 +85,34 @@ def create_app(engine: Engine, tokens: dict[str, str] | None = None) -> Starlett
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
 
+    def report_for(request: Request) -> dict[str, Any] | JSONResponse:
+        from .report import build, iso_ago, parse_age
+
+        try:
+            seconds = parse_age(request.query_params.get("since", "30d"))
+        except ValueError as exc:
+            return error(400, str(exc), "since")
+        return build(engine, since=iso_ago(seconds), tool=request.query_params.get("tool") or None)
+
+    async def api_report(request: Request) -> JSONResponse:
+        result = await run_in_threadpool(report_for, request)
+        return result if isinstance(result, JSONResponse) else JSONResponse(result)
+
+    async def dashboard(request: Request) -> Response:
+        from .dashboard import page
+
+        result = await run_in_threadpool(report_for, request)
+        return result if isinstance(result, JSONResponse) else HTMLResponse(page(result))
+
+    async def favicon(request: Request) -> Response:
+        return Response(status_code=204)
+
     return Starlette(
         routes=[
             Route("/v1/events", ingest, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/api/report", api_report, methods=["GET"]),
+            Route("/", dashboard, methods=["GET"]),
+            Route("/favicon.ico", favicon, methods=["GET"]),
         ]
     )

@@ -1,0 +1,75 @@
+"""The dashboard in a real headless browser (Debian's Chromium): it loads, its charts are
+drawn with the stored data, the console stays clean, and a screenshot is kept for CI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_collector_e2e import Collector, custom, event
+
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--hide-scrollbars", "--window-size=1280,1700",
+]  # fmt: skip
+
+
+def chromium() -> str:
+    path = os.environ.get("CLI_TELEMETRY_TEST_CHROMIUM") or shutil.which("chromium")
+    if not path:
+        pytest.skip(
+            "no Chromium: python3 dev.py test installs it with scripts/chromium.sh where it can"
+        )
+    return path
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[Collector]:
+    server = Collector(f"sqlite:///{tmp_path / 'dashboard.sqlite3'}")
+    yield server
+    server.close()
+
+
+def browse(url: str, profile: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [chromium(), *FLAGS, f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
+         *extra, url],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_the_dashboard_draws_the_stored_data(collector: Collector, tmp_path: Path) -> None:
+    batch = [event(command="acme deploy start") for _ in range(5)]
+    batch += [event(command="acme hello", flags=["--shout"], values={"--shout": True},
+                    outcome="error", exit_code=1, error_type="RuntimeError"), custom()]  # fmt: skip
+    assert collector.send(batch)[0] == 200
+
+    result = browse(collector.url + "/?since=7d", tmp_path / "profile", "--dump-dom")
+    assert result.returncode == 0, result.stderr[-2000:]
+    dom = result.stdout
+    assert "Usage since" in dom
+    assert dom.count("<svg") == 7  # every chart is drawn
+    for label in ("acme deploy start", "acme hello", "--env", "--shout", "linux", "3.11.7"):
+        assert label in dom, label
+    console = [line for line in result.stderr.splitlines() if "CONSOLE" in line]
+    assert console == []
+
+    artifacts = Path(tempfile.gettempdir()) / "cli-telemetry-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    screenshot = artifacts / "dashboard.png"
+    shot = browse(collector.url + "/?since=7d", tmp_path / "profile2", f"--screenshot={screenshot}")
+    assert shot.returncode == 0, shot.stderr[-2000:]
+    assert screenshot.stat().st_size > 10_000  # a picture, not an empty page
+    print(f"dashboard screenshot: {screenshot}")
+
+
+def test_a_bad_since_is_a_clear_400(collector: Collector) -> None:
+    response = collector.http.request("GET", collector.url + "/?since=forever")
+    assert response.status == 400
+    assert b"not an age" in response.data
