@@ -240,14 +240,25 @@ def test_concurrent_writers(collector: Collector) -> None:
     assert collector.count() == 6 * 10 * 50
 
 
-def test_the_example_tool_reaches_the_collector(collector: Collector, tool: Tool) -> None:
+def test_the_example_tool_reaches_the_collector_and_the_report(
+    collector: Collector, tool: Tool
+) -> None:
+    """The whole path: example tool -> detached uploader -> collector -> report."""
     tool.enable()
     tool.env["CLI_APP_TELEMETRY_ENDPOINT"] = collector.url + "/v1/events"
     assert tool.run("deploy", "start", "web", "--env", "prod").returncode == 0
     assert poll(lambda: collector.count() == 2, timeout=30)
     rows = collector.rows("select event, command, outcome from events order by event")
-    assert rows == [("command", "cli-app deploy start", "success"),
-                    ("deploy.finished", "cli-app deploy start", None)]  # fmt: skip
+    assert rows == [
+        ("command", "cli-app deploy start", "success"),
+        ("deploy.finished", "cli-app deploy start", None),
+    ]
+    result = cli("report", "--db", collector.db_url, "--since", "1d", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["invocations"] == 1
+    assert report["commands"][0]["command"] == "cli-app deploy start"
+    assert report["flags"] == [{"name": "--env", "count": 1}]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
