@@ -130,31 +130,24 @@ def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
     return True
 
 
-def start_postgres() -> dict[str, str]:
-    """scripts/postgres.sh installs (as root) and starts a server; without one, the
-    PostgreSQL tests skip and say why."""
+def provide(script: str, variable: str, what: str) -> dict[str, str]:
+    """Run scripts/<script> (it installs, as root, and starts what some tests need, and
+    prints where it is); without it, those tests skip and say why."""
     result = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "postgres.sh")], capture_output=True, text=True, check=False
+        ["bash", str(ROOT / "scripts" / script)], capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
-        print(f"PostgreSQL unavailable, its tests will skip:\n{result.stderr}", flush=True)
+        print(f"{what} unavailable, its tests will skip:\n{result.stderr}", flush=True)
         return {}
-    return {"CLI_TELEMETRY_TEST_POSTGRES": result.stdout.strip()}
-
-
-def find_chromium() -> dict[str, str]:
-    """scripts/chromium.sh installs (as root) Debian's Chromium for the dashboard test."""
-    result = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "chromium.sh")], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        print(f"Chromium unavailable, the browser test will skip:\n{result.stderr}", flush=True)
-        return {}
-    return {"CLI_TELEMETRY_TEST_CHROMIUM": result.stdout.strip()}
+    return {variable: result.stdout.strip()}
 
 
 def test(extra: list[str]) -> int:
-    env = {**os.environ, **start_postgres(), **find_chromium()}
+    env = {
+        **os.environ,
+        **provide("postgres.sh", "CLI_TELEMETRY_TEST_POSTGRES", "PostgreSQL"),
+        **provide("chromium.sh", "CLI_TELEMETRY_TEST_CHROMIUM", "Chromium"),
+    }
     steps = [
         [str(PYTHON), "-m", "ruff", "check", "."],
         [str(PYTHON), "-m", "ruff", "format", "--check", "."],
