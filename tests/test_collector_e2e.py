@@ -267,7 +267,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_report_counts_commands_flags_errors_and_days(collector: Collector) -> None:
     batch = [
-        event(command="acme deploy start", flags=["--env"]),
+        event(command="acme deploy start", flags=["--env"], values={"--env": "prod"}),
         event(command="acme deploy start", flags=["--env", "--dry-run"], outcome="error",
               exit_code=1, error_type="ClickException"),
         event(command="acme hello", flags=[], values={}, ci="github_actions"),
@@ -319,3 +319,66 @@ def test_a_tool_with_a_token_needs_it(tmp_path: Path) -> None:
         assert server.count() == 2
     finally:
         server.close()
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"values": {"--env": "/home/alice/.ssh/id_rsa"}}, "values"),
+        ({"flags": [], "values": {"--token": "s3cr3t"}}, "values"),
+        ({"values": {"--env": 10**4000}}, "values"),
+        ({"tool_version": "/home/alice/projects/secret"}, "tool_version"),
+        ({"tool_version": "\ud800"}, "tool_version"),
+        ({"python_version": "3." + "1" * 5000 + ".4"}, "python_version"),
+        ({"os_version": "1" * 50}, "os_version"),
+        ({"timestamp": "\u0662\u0660\u0662\u0666-01-01T00:00:00Z"}, "timestamp"),
+        ({"timestamp": "2026-13-45T99:99:99Z"}, "timestamp"),
+        ({"timestamp": "2099-01-01T00:00:00.000Z"}, "timestamp"),
+        ({"command": "other thing"}, "command"),
+    ],
+)
+def test_hostile_values_are_refused(
+    collector: Collector, changes: dict[str, Any], field: str
+) -> None:
+    status, body = collector.post(
+        json.dumps({"batch": [event(**changes)]}, ensure_ascii=True).encode()
+    )
+    assert (status, body["field"]) == (400, f"batch[0].{field}")
+    assert collector.count() == 0
+
+
+def test_a_repeated_event_in_one_batch_is_stored_once(collector: Collector) -> None:
+    one = event()
+    assert collector.send([one, dict(one)]) == (200, {"stored": 1, "duplicates": 1})
+    assert collector.count("event_flags") == 2
+
+
+def test_concurrent_resends_of_one_batch_store_it_once(collector: Collector) -> None:
+    batch = [event() for _ in range(200)]
+    answers: list[tuple[int, Any]] = []
+
+    def send() -> None:
+        answers.append(collector.send(batch))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert [status for status, _ in answers] == [200] * 4
+    assert sum(body["stored"] for _, body in answers) == 200
+    assert collector.count() == 200 and collector.count("event_flags") == 400
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (gzip.compress(b'{"batch": []}') + b"junk", {"Content-Encoding": "gzip"}),
+        ('{"batch": []}'.encode("utf-16"), {}),
+    ],
+    ids=["data-after-gzip", "utf-16"],
+)
+def test_bodies_that_are_not_exactly_one_utf8_document(
+    collector: Collector, body: bytes, headers: dict[str, str]
+) -> None:
+    assert collector.post(body, headers)[0] == 400

@@ -67,8 +67,12 @@ def create_app(engine: Engine, tokens: dict[str, str] | None = None) -> Starlett
                 return error(413, f"the inflated body is over {MAX_BODY_BYTES} bytes")
             if not inflater.eof:
                 return error(400, "the gzip body is truncated")
+            if inflater.unused_data:
+                return error(400, "there is data after the gzip body")
         try:
-            document = json.loads(body)
+            document = json.loads(body.decode("utf-8"))  # strictly UTF-8, as JSON on the wire is
+        except UnicodeDecodeError:
+            return error(400, "the body is not UTF-8")
         except (ValueError, RecursionError) as exc:
             return error(400, f"the body is not JSON: {str(exc)[:200]}")
         try:

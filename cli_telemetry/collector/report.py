@@ -112,7 +112,9 @@ def build(engine: Engine, *, since: str, tool: str | None = None) -> dict[str, A
         "ci_share": round(int(in_ci) / total, 4) if total else 0.0,
         "commands": per_command,
         "flags": top_flags,
-        "tool_versions": top(events.c.tool_version),
+        "tool_versions": top(
+            events.c.tool_version if tool else events.c.tool + " " + events.c.tool_version
+        ),
         "os": top(events.c.os),
         "python_versions": top(events.c.python_version),
         "daily": daily,

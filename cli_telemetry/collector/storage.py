@@ -102,37 +102,30 @@ def store(engine: Engine, batch: Sequence[dict[str, Any]]) -> int:
         for event in batch
     ]  # fmt: skip
     unique = list({row["event_id"]: row for row in rows}.values())  # a batch may repeat one
+    by_id = {event["event_id"]: event for event in batch}
     if engine.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     statement = insert(events).on_conflict_do_nothing(index_elements=["event_id"])
     with engine.begin() as connection:
-        # Which are new: one indexed lookup, then a plain executemany (RETURNING per row
-        # costs ~3x). Two batches racing with the same new event still store it once.
-        ids = [row["event_id"] for row in unique]
-        known = set(
-            connection.execute(sa.select(events.c.event_id).where(events.c.event_id.in_(ids)))
-            .scalars()
-            .all()
-        )
-        rows = [row for row in unique if row["event_id"] not in known]
-        if rows:
-            connection.execute(statement, rows)
-        new = {row["event_id"] for row in rows}
+        # RETURNING names exactly the rows this transaction stored, even when two requests
+        # race with the same events: the count is right, and their flags go in once.
+        result = connection.execute(statement.returning(events.c.event_id), unique)
+        new = {row[0] for row in result.fetchall()}
         flag_rows = [
             {
-                "event_id": e["event_id"],
+                "event_id": row["event_id"],
                 "flag": flag,
-                "tool": e["tool"],
-                "timestamp": e["timestamp"],
+                "tool": row["tool"],
+                "timestamp": row["timestamp"],
             }
-            for e in batch
-            if e["event_id"] in new
-            for flag in dict.fromkeys(e.get("flags", []))
+            for row in unique
+            if row["event_id"] in new
+            for flag in dict.fromkeys(by_id[row["event_id"]].get("flags", []))
         ]
         if flag_rows:
-            connection.execute(sa.insert(flags), flag_rows)
+            connection.execute(insert(flags).on_conflict_do_nothing(), flag_rows)
         return len(new)
 
 

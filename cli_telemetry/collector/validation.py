@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Callable
+from datetime import UTC
 from typing import Any, Final
 
 from ..events import (
@@ -35,13 +37,18 @@ class InvalidBatch(ValueError):
         self.message = message
 
 
+# re.ASCII everywhere: without it \d also matches Arabic-Indic and other digits.
 _UUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_TIMESTAMP: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z")
+_TIMESTAMP: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z", re.ASCII)
 _NAME: Final = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
-_SHORT_TEXT: Final = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
-_VERSION: Final = re.compile(r"\d+(\.\d+)*|")
+_TOOL_VERSION: Final = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}")
+_VERSION: Final = re.compile(r"\d{1,9}(\.\d{1,9}){0,5}|", re.ASCII)
 _HEX64: Final = re.compile(r"[0-9a-f]{64}")
 _OPTION: Final = re.compile(r"--?[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_CHOICE: Final = re.compile(r"[A-Za-z0-9_.:+-][A-Za-z0-9_.:+/ -]{0,63}")
+"""A value from a closed set: a word, never free text (no leading / or ~, no control)."""
+FUTURE_SKEW: Final = 86400.0
+"""Client clocks drift; a day ahead is tolerated, more is a bad clock or a lie."""
 _COMMAND: Final = re.compile(
     r"[a-z0-9][a-z0-9_-]{0,63}( ([A-Za-z0-9][A-Za-z0-9_.:-]{0,63}|<unlisted>)){0,16}"
 )
@@ -91,11 +98,47 @@ def _flags(value: Any) -> str | None:
 
 
 def _scalar(value: Any) -> bool:
-    if value is None or type(value) in (bool, int):
+    """A property value: JSON scalar, bounded, and writable as UTF-8."""
+    if value is None or type(value) is bool:
         return True
+    if type(value) is int:
+        return abs(value) <= 2**63
     if type(value) is float:
         return math.isfinite(value)
-    return isinstance(value, str) and len(value) <= MAX_STRING_LENGTH
+    return isinstance(value, str) and len(value) <= MAX_STRING_LENGTH and _utf8(value)
+
+
+def _utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
+def _choice(value: Any) -> bool:
+    """An option's value from a closed set: a choice word, a boolean, a bounded number."""
+    if value is None or type(value) is bool:
+        return True
+    if type(value) is int:
+        return abs(value) <= 2**53
+    if type(value) is float:
+        return math.isfinite(value)
+    return isinstance(value, str) and bool(_CHOICE.fullmatch(value))
+
+
+def _timestamp(value: Any) -> str | None:
+    from datetime import datetime
+
+    if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value):
+        return "must be a UTC ISO 8601 time such as 2026-11-23T12:00:00.000Z"
+    try:
+        when = datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        return "is not a real date and time"
+    if when.timestamp() > time.time() + FUTURE_SKEW:
+        return "is in the future"
+    return None
 
 
 def _values(value: Any) -> str | None:
@@ -105,8 +148,8 @@ def _values(value: Any) -> str | None:
         if not _OPTION.fullmatch(key):
             return f"has a key that is not an option name: {key[:40]!r}"
         items = item if isinstance(item, list) else [item]
-        if len(items) > 100 or not all(_scalar(v) for v in items):
-            return f"{key} must be a choice, a boolean, or a list of them"
+        if len(items) > 100 or not all(_choice(v) for v in items):
+            return f"{key} must be a choice word, a boolean, or a list of them"
     return None
 
 
@@ -125,9 +168,9 @@ FIELD_CHECKS: Final[dict[str, Check]] = {
     "schema_version": _schema_version,
     "event_id": _string(_UUID, "a UUID in lowercase hex"),
     "event": _string(_NAME, "an event name such as command or deploy.finished"),
-    "timestamp": _string(_TIMESTAMP, "a UTC ISO 8601 time such as 2026-11-23T12:00:00.000Z"),
+    "timestamp": _timestamp,
     "tool": _string(re.compile(r"[a-z0-9][a-z0-9_-]{0,63}"), "a tool name"),
-    "tool_version": _string(_SHORT_TEXT, "a version of at most 200 printable characters"),
+    "tool_version": _string(_TOOL_VERSION, "a version such as 1.4.0 (64 characters at most)"),
     "install_id": _string(_UUID, "a UUID in lowercase hex"),
     "machine_id": _string(_HEX64, "64 lowercase hex digits"),
     "command": _string(_COMMAND, "a command path such as 'acme deploy start'"),
@@ -140,7 +183,9 @@ FIELD_CHECKS: Final[dict[str, Check]] = {
     "os": _string(re.compile(r"[a-z0-9_.-]{1,32}"), "an OS name such as linux"),
     "os_version": _string(_VERSION, "a dotted version number, or empty"),
     "arch": _string(re.compile(r"[a-z0-9_.-]{1,32}"), "an architecture such as x86_64"),
-    "python_version": _string(re.compile(r"\d+\.\d+\.\d+"), "a version such as 3.12.4"),
+    "python_version": _string(
+        re.compile(r"\d{1,4}\.\d{1,4}\.\d{1,6}", re.ASCII), "a version such as 3.12.4"
+    ),
     "ci": _optional(_string(re.compile(r"[a-z0-9_]{1,32}"), "a CI provider name")),
     "interactive": _bool,
     "properties": _properties,
@@ -170,6 +215,14 @@ def check_event(event: Any, where: str) -> None:
         problem = FIELD_CHECKS[key](value)
         if problem:
             raise InvalidBatch(f"{where}.{key}", problem)
+    if event["command"].split(" ", 1)[0] != event["tool"]:
+        raise InvalidBatch(f"{where}.command", "must start with the tool's name")
+    if command:
+        unflagged = set(event["values"]) - set(event["flags"])
+        if unflagged:
+            raise InvalidBatch(
+                f"{where}.values", f"has options not in flags: {sorted(unflagged)[:3]}"
+            )
 
 
 def check_batch(body: Any) -> list[dict[str, Any]]:
