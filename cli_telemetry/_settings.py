@@ -119,7 +119,15 @@ def save_config(path: str, config: Config, tool: str) -> None:
 class EnvSettings(Record):
     """What the environment says, read once. ``prefix`` is the tool's, e.g. ``ACME``."""
 
-    __slots__ = ("debug", "disabled", "disabled_var", "do_not_track", "endpoint", "strict")
+    __slots__ = (
+        "debug",
+        "disabled",
+        "disabled_var",
+        "do_not_track",
+        "endpoint",
+        "strict",
+        "token",
+    )
 
     def __init__(
         self,
@@ -129,6 +137,7 @@ class EnvSettings(Record):
         strict: bool,
         disabled_var: str,
         endpoint: str | None = None,
+        token: str | None = None,
     ) -> None:
         self.do_not_track: Final = do_not_track
         self.disabled: Final = disabled
@@ -136,6 +145,7 @@ class EnvSettings(Record):
         self.strict: Final = strict
         self.disabled_var: Final = disabled_var
         self.endpoint: Final = endpoint
+        self.token: Final = token
 
     @classmethod
     def read(cls, prefix: str, environ: Mapping[str, str] | None = None) -> EnvSettings:
@@ -147,6 +157,7 @@ class EnvSettings(Record):
             strict=env_flag(env.get(f"{prefix}_TELEMETRY_STRICT")),
             disabled_var=f"{prefix}_TELEMETRY_DISABLED",
             endpoint=env.get(f"{prefix}_TELEMETRY_ENDPOINT") or None,
+            token=env.get(f"{prefix}_TELEMETRY_TOKEN") or None,
         )
 
 

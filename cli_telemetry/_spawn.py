@@ -42,6 +42,7 @@ class UploaderOptions(TypedDict):
     consent: str
     policy_version: int
     endpoint: str
+    token: str | None
     max_events: int
     max_bytes: int
 

@@ -229,7 +229,7 @@ def main() -> int:
     os.chdir("/")  # hold no directory of the user's (it could not be unmounted)
     options: UploaderOptions = json.loads(os.environ.pop(OPTIONS_VARIABLE))
     _watchdog(DEADLINE + HARD_STOP_GRACE)
-    sink = _LazyHttpSink(options["endpoint"])
+    sink = _LazyHttpSink(options["endpoint"], options.get("token"))
     try:
         run(options, [sink], deadline=time.monotonic() + DEADLINE)
     except Exception as exc:  # nobody can see us: leave the kind where status shows it
@@ -255,15 +255,16 @@ class _LazyHttpSink:
 
     name = "http"
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, token: str | None) -> None:
         self.endpoint = endpoint
+        self.token = token
         self._sink: Sink | None = None
 
     def send(self, events: Sequence[dict[str, Any]], deadline: float) -> Delivery:
         if self._sink is None:
             from .sinks.http import HttpSink
 
-            self._sink = HttpSink(self.endpoint)
+            self._sink = HttpSink(self.endpoint, token=self.token)
         return self._sink.send(events, deadline)
 
     def close(self) -> None:

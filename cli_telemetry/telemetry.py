@@ -103,6 +103,7 @@ class Telemetry:
         *,
         version: str,
         endpoint: str | None = None,
+        token: str | None = None,
         consent: ConsentMode = "notice",
         privacy_url: str | None = None,
         policy_version: int = 1,
@@ -125,6 +126,7 @@ class Telemetry:
         self.tool = tool
         self.version = version
         self.endpoint = endpoint
+        self.token = token
         self.consent: ConsentMode = consent
         self.privacy_url = privacy_url
         self.policy_version = policy_version
@@ -428,6 +430,7 @@ class Telemetry:
             "consent": self.consent,
             "policy_version": self.policy_version,
             "endpoint": endpoint,
+            "token": env.token or self.token,
             "max_events": self.max_events or DEFAULT_MAX_EVENTS,
             "max_bytes": self.max_bytes or DEFAULT_MAX_BYTES,
         }

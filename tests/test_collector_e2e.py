@@ -382,3 +382,17 @@ def test_bodies_that_are_not_exactly_one_utf8_document(
     collector: Collector, body: bytes, headers: dict[str, str]
 ) -> None:
     assert collector.post(body, headers)[0] == 400
+
+
+def test_the_uploader_sends_the_tools_token(tmp_path: Path, tool: Tool) -> None:
+    server = Collector(
+        f"sqlite:///{tmp_path / 'token.sqlite3'}", extra=["--token", "cli-app=s3cret"]
+    )
+    try:
+        tool.enable()
+        tool.env["CLI_APP_TELEMETRY_ENDPOINT"] = server.url + "/v1/events"
+        tool.env["CLI_APP_TELEMETRY_TOKEN"] = "s3cret"
+        assert tool.run("hello").returncode == 0
+        assert poll(lambda: server.count() == 1, timeout=30)
+    finally:
+        server.close()

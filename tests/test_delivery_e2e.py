@@ -275,7 +275,7 @@ def test_a_server_that_drips_its_answer_is_a_failure_with_a_backoff(
     sending.run("hello")
     endpoint.mode = "drip"
     options = {"tool": "cli-app", "env_prefix": "CLI_APP", "consent": "notice",
-               "policy_version": 1, "endpoint": endpoint.url, "max_events": 1000,
+               "policy_version": 1, "endpoint": endpoint.url, "token": None, "max_events": 1000,
                "max_bytes": 2_000_000}  # fmt: skip
     code = (
         "from cli_telemetry import _uploader as u;"

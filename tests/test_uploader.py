@@ -33,7 +33,7 @@ def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[_paths.Pa
 
 OPTIONS: UploaderOptions = {
     "tool": "acme", "env_prefix": "ACME", "consent": "notice", "policy_version": 1,
-    "endpoint": "http://unused", "max_events": 1000, "max_bytes": 2_000_000,
+    "endpoint": "http://unused", "token": None, "max_events": 1000, "max_bytes": 2_000_000,
 }  # fmt: skip
 
 

@@ -34,7 +34,7 @@ class HttpSink:
 
     name = "http"
 
-    def __init__(self, endpoint: str, *, gzip_body: bool = True) -> None:
+    def __init__(self, endpoint: str, *, token: str | None = None, gzip_body: bool = True) -> None:
         self.gzip_body = gzip_body
         # urllib3 ignores user:password@ in a URL: send it as basic auth, and keep it out of
         # the URL the pool logs and connects with.
@@ -46,6 +46,8 @@ class HttpSink:
         if url is not None and url.auth:
             self._auth = urllib3.util.make_headers(basic_auth=url.auth)
             endpoint = url._replace(auth=None).url
+        if token:  # the collector's per-tool shared secret
+            self._auth = {"Authorization": f"Bearer {token}"}
         self.endpoint = endpoint
         self._pool = urllib3.PoolManager(
             retries=False,
