@@ -97,14 +97,23 @@ def _flags(value: Any) -> str | None:
     return None
 
 
-def _scalar(value: Any) -> bool:
-    """A property value: JSON scalar, bounded, and writable as UTF-8."""
+def _plain(value: Any, int_limit: int) -> bool | None:
+    """Whether a null, boolean or number is acceptable (ints within ``int_limit``, floats
+    finite); None when ``value`` is none of those, for the caller to judge."""
     if value is None or type(value) is bool:
         return True
     if type(value) is int:
-        return abs(value) <= 2**63
+        return abs(value) <= int_limit
     if type(value) is float:
         return math.isfinite(value)
+    return None
+
+
+def _scalar(value: Any) -> bool:
+    """A property value: JSON scalar, bounded, and writable as UTF-8."""
+    plain = _plain(value, 2**63)
+    if plain is not None:
+        return plain
     return isinstance(value, str) and len(value) <= MAX_STRING_LENGTH and _utf8(value)
 
 
@@ -118,12 +127,9 @@ def _utf8(value: str) -> bool:
 
 def _choice(value: Any) -> bool:
     """An option's value from a closed set: a choice word, a boolean, a bounded number."""
-    if value is None or type(value) is bool:
-        return True
-    if type(value) is int:
-        return abs(value) <= 2**53
-    if type(value) is float:
-        return math.isfinite(value)
+    plain = _plain(value, 2**53)
+    if plain is not None:
+        return plain
     return isinstance(value, str) and bool(_CHOICE.fullmatch(value))
 
 
