@@ -29,45 +29,35 @@ READ_TIMEOUT: Final = 5.0
 USER_AGENT: Final = f"cli-telemetry/{__version__}"
 
 
-class HttpSink:
-    """POSTs batches to ``endpoint`` in the wire format above."""
+class Transport:
+    """One small urllib3 pool with the strict timeouts above, shared by every HTTP sink.
 
-    name = "http"
+    `post` sends one request and classifies the answer from its status line alone. A body
+    is read only when a provider signals errors inside a 200 (``read_limit`` bytes at
+    most), and never past the deadline.
+    """
 
-    def __init__(self, endpoint: str, *, token: str | None = None, gzip_body: bool = True) -> None:
-        self.gzip_body = gzip_body
-        # urllib3 ignores user:password@ in a URL: send it as basic auth, and keep it out of
-        # the URL the pool logs and connects with.
-        self._auth: dict[str, str] = {}
-        try:
-            url = urllib3.util.parse_url(endpoint)
-        except urllib3.exceptions.LocationParseError:
-            url = None
-        if url is not None and url.auth:
-            self._auth = urllib3.util.make_headers(basic_auth=url.auth)
-            endpoint = url._replace(auth=None).url
-        if token:  # the collector's per-tool shared secret
-            self._auth = {"Authorization": f"Bearer {token}"}
-        self.endpoint = endpoint
+    def __init__(self) -> None:
         self._pool = urllib3.PoolManager(
             retries=False,
             timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT),
             maxsize=1,
         )
 
-    def send(self, events: Sequence[dict[str, Any]], deadline: float) -> Delivery:
+    def post(
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        deadline: float,
+        *,
+        read_limit: int = 0,
+    ) -> tuple[Delivery, bytes]:
+        """POST ``body``; returns the delivery and, if ``read_limit``, up to that many bytes
+        of the answer's body (empty otherwise)."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return Delivery("retry", "deadline")
-        sent_at = datetime.now(UTC).isoformat(timespec="milliseconds")
-        body = json.dumps(
-            {"batch": list(events), "sent_at": sent_at.replace("+00:00", "Z")},
-            separators=(",", ":"),
-        ).encode()
-        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **self._auth}
-        if self.gzip_body:
-            body = gzip.compress(body, compresslevel=6)
-            headers["Content-Encoding"] = "gzip"
+            return Delivery("retry", "deadline"), b""
         timeout = urllib3.Timeout(
             connect=min(CONNECT_TIMEOUT, remaining),
             read=min(READ_TIMEOUT, remaining),
@@ -76,24 +66,88 @@ class HttpSink:
         try:
             response = self._pool.request(
                 "POST",
-                self.endpoint,
+                url,
                 body=body,
-                headers=headers,
+                headers={"User-Agent": USER_AGENT, **headers},
                 timeout=timeout,
                 preload_content=False,
                 redirect=False,
             )
         except urllib3.exceptions.HTTPError as exc:
-            return Delivery("retry", _error_kind(exc))
-        # The status line is all we need. The body is never read: a server that drips it a
-        # byte at a time could otherwise hold us for as long as it likes. Closing drops the
+            return Delivery("retry", _error_kind(exc)), b""
+        # The status line is usually all we need. A server that drips its body a byte at a
+        # time could otherwise hold us for as long as it likes. Closing drops the
         # connection (a new one per batch is cheap next to that risk).
         status, retry_after = response.status, response.headers.get("Retry-After")
-        response.close()
-        return classify(status, retry_after)
+        answer = b""
+        try:
+            if read_limit:
+                answer = response.read(read_limit, decode_content=True)
+        except urllib3.exceptions.HTTPError as exc:
+            if 200 <= status < 300:  # delivered or not? unknown: the provider de-duplicates
+                return Delivery("retry", _error_kind(exc)), b""
+        finally:
+            response.close()
+        return classify(status, retry_after), answer
 
     def close(self) -> None:
         self._pool.clear()
+
+
+def split_auth(url: str) -> tuple[str, dict[str, str]]:
+    """``url`` without its ``user:password@``, and those as a basic auth header (urllib3
+    ignores credentials in a URL, and they must not appear in what the pool logs)."""
+    try:
+        parsed = urllib3.util.parse_url(url)
+    except urllib3.exceptions.LocationParseError:
+        return url, {}
+    if not parsed.auth:
+        return url, {}
+    return parsed._replace(auth=None).url, urllib3.util.make_headers(basic_auth=parsed.auth)
+
+
+def gzipped(body: bytes, headers: dict[str, str]) -> bytes:
+    """``body`` gzip-compressed, with its Content-Encoding header added to ``headers``."""
+    headers["Content-Encoding"] = "gzip"
+    return gzip.compress(body, compresslevel=6, mtime=0)
+
+
+def json_body(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def utc_now_iso() -> str:
+    """Now, as ``2026-01-02T03:04:05.678Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class HttpSink:
+    """POSTs batches to ``endpoint`` in the wire format above."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        token: str | None = None,
+        gzip_body: bool = True,
+        name: str = "collector",
+    ) -> None:
+        self.name = name
+        self.gzip_body = gzip_body
+        self.endpoint, self._auth = split_auth(endpoint)
+        if token:  # the collector's per-tool shared secret
+            self._auth = {"Authorization": f"Bearer {token}"}
+        self._transport = Transport()
+
+    def send(self, events: Sequence[dict[str, Any]], deadline: float) -> Delivery:
+        body = json_body({"batch": list(events), "sent_at": utc_now_iso()})
+        headers = {"Content-Type": "application/json", **self._auth}
+        if self.gzip_body:
+            body = gzipped(body, headers)
+        return self._transport.post(self.endpoint, body, headers, deadline)[0]
+
+    def close(self) -> None:
+        self._transport.close()
 
 
 def classify(status: int, retry_after: str | None) -> Delivery:

@@ -1,0 +1,218 @@
+"""Where events go besides (or instead of) the project's own collector: providers, described.
+
+A running CLI never sends anything itself; its detached uploader does, in another process,
+and the collector can forward too. So what an author configures in code is a *description*
+of a sink, a `Provider`: the import path of the class that sends, its JSON options, and a
+name. The description travels to the uploader in its environment, and only there (or in
+the collector) is the sink class imported and built, with urllib3 and the mapping code. The
+tool's own process imports this one small module and nothing of the providers'
+implementations (``tests/test_imports.py`` holds that).
+
+    Telemetry("acme", sinks=[PostHog(api_key="phc_..."), Segment(write_key="...")])
+
+A custom provider is any class with a ``name``, ``send(events, deadline) -> Delivery`` and
+``close()`` (`cli_telemetry.sinks.Sink`), importable by the uploader, described with its
+import path: ``Provider("mypkg.telemetry:MyProvider", option=1)``.
+
+The name keys the per-sink acknowledgement in the spool (an event leaves the spool when every
+sink has it, and a sink that has it is not sent it again), so two sinks of the same kind
+need two names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from ._record import Record
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .sinks.base import Sink
+
+Option = str | int | float | bool | None | dict[str, str]
+
+_TARGET: Final = r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*"
+_NAME: Final = r"[a-z][a-z0-9_-]{0,31}"
+
+
+class Provider(Record):
+    """A sink described by the import path of its class (``"package.module:Class"``), the
+    keyword options it is built with (JSON values), and a name (default: the class name,
+    lowercased)."""
+
+    __slots__ = ("name", "options", "target")
+
+    def __init__(self, target: str, *, name: str | None = None, **options: Option) -> None:
+        if not isinstance(target, str) or not re.fullmatch(_TARGET, target):
+            raise ConfigurationError(f"provider {target!r} must be 'package.module:Class'")
+        if name is None:
+            name = target.rpartition(":")[2].lower()
+        if not isinstance(name, str) or not re.fullmatch(_NAME, name):
+            raise ConfigurationError(f"provider name {name!r} must match {_NAME}")
+        self.target: Final = target
+        self.name: Final = name
+        self.options: Final[dict[str, Option]] = dict(options)
+
+    __hash__ = None  # type: ignore[assignment]  # options is a dict
+
+    def build(self) -> Sink:
+        """Import the class and make the sink (in the uploader or the collector only)."""
+        import importlib
+
+        module_name, _, qualname = self.target.partition(":")
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+        sink: Sink = obj(name=self.name, **self.options)
+        return sink
+
+    def to_json(self) -> dict[str, Any]:
+        return {"target": self.target, "name": self.name, "options": self.options}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Provider:
+        return cls(str(data["target"]), name=str(data["name"]), **dict(data["options"]))
+
+
+def _required(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{what} must be a non-empty string")
+    return value
+
+
+def _url(value: object, what: str) -> str:
+    url = _required(value, what)
+    if not url.startswith(("http://", "https://")):
+        raise ConfigurationError(f"{what} must be an http:// or https:// URL, not {url!r}")
+    return url.rstrip("/")
+
+
+def Collector(endpoint: str, *, token: str | None = None, name: str = "collector") -> Provider:
+    """The project's own collector (``cli-telemetry collector serve``), or any endpoint
+    that takes the wire format: ``Telemetry(endpoint=...)`` is this provider."""
+    return Provider(
+        "cli_telemetry.sinks.http:HttpSink",
+        name=name,
+        endpoint=_url(endpoint, "endpoint"),
+        token=token,
+    )
+
+
+def PostHog(
+    api_key: str,
+    *,
+    host: str = "https://us.i.posthog.com",
+    api: str = "batch",
+    name: str = "posthog",
+) -> Provider:
+    """PostHog's ``POST /batch/`` (``api="batch"``, the default), or its newer
+    ``POST /i/v1/analytics/events`` (``api="v1"``). ``host``: ``https://eu.i.posthog.com``
+    for the EU cloud, or a self-hosted instance."""
+    if api not in ("batch", "v1"):
+        raise ConfigurationError(f"PostHog api must be 'batch' or 'v1', not {api!r}")
+    return Provider(
+        "cli_telemetry.sinks.posthog:PostHogSink",
+        name=name,
+        api_key=_required(api_key, "PostHog api_key"),
+        host=_url(host, "PostHog host"),
+        api=api,
+    )
+
+
+def Segment(
+    write_key: str, *, host: str = "https://api.segment.io", name: str = "segment"
+) -> Provider:
+    """Segment's ``POST /v1/batch`` with the write key as basic auth user. ``host``:
+    ``https://events.eu1.segmentapis.com`` for the EU workspace region."""
+    return Provider(
+        "cli_telemetry.sinks.segment:SegmentSink",
+        name=name,
+        write_key=_required(write_key, "Segment write_key"),
+        host=_url(host, "Segment host"),
+    )
+
+
+def RudderStack(write_key: str, data_plane_url: str, *, name: str = "rudderstack") -> Provider:
+    """RudderStack's ``POST /v1/batch`` on your data plane, gzip, basic auth with the
+    write key."""
+    return Provider(
+        "cli_telemetry.sinks.rudderstack:RudderStackSink",
+        name=name,
+        write_key=_required(write_key, "RudderStack write_key"),
+        data_plane_url=_url(data_plane_url, "RudderStack data_plane_url"),
+    )
+
+
+def Mixpanel(
+    token: str,
+    *,
+    host: str = "https://api.mixpanel.com",
+    service_account: str | None = None,
+    project_id: str | None = None,
+    name: str = "mixpanel",
+) -> Provider:
+    """Mixpanel's ``POST /track`` with the project token, or, with a service account
+    (``"user:secret"``) and ``project_id``, ``POST /import`` (events of any age, strict
+    validation). ``host``: ``https://api-eu.mixpanel.com`` for EU residency."""
+    if (service_account is None) != (project_id is None):
+        raise ConfigurationError("Mixpanel /import needs both service_account and project_id")
+    if service_account is not None and ":" not in service_account:
+        raise ConfigurationError("Mixpanel service_account must be 'username:secret'")
+    return Provider(
+        "cli_telemetry.sinks.mixpanel:MixpanelSink",
+        name=name,
+        token=_required(token, "Mixpanel token"),
+        host=_url(host, "Mixpanel host"),
+        service_account=service_account,
+        project_id=project_id,
+    )
+
+
+def Amplitude(
+    api_key: str,
+    *,
+    host: str = "https://api2.amplitude.com",
+    api: str = "httpapi",
+    name: str = "amplitude",
+) -> Provider:
+    """Amplitude's HTTP V2 API ``POST /2/httpapi`` (``api="httpapi"``, the default) or its
+    Batch Event Upload ``POST /batch`` (``api="batch"``). ``host``:
+    ``https://api.eu.amplitude.com`` for the EU data center."""
+    if api not in ("httpapi", "batch"):
+        raise ConfigurationError(f"Amplitude api must be 'httpapi' or 'batch', not {api!r}")
+    return Provider(
+        "cli_telemetry.sinks.amplitude:AmplitudeSink",
+        name=name,
+        api_key=_required(api_key, "Amplitude api_key"),
+        host=_url(host, "Amplitude host"),
+        api=api,
+    )
+
+
+def Webhook(url: str, *, secret: str | None = None, name: str = "webhook") -> Provider:
+    """Our wire format to any URL; with a ``secret``, each request is signed (HMAC-SHA256
+    over the timestamp and the body) so the receiver can verify it."""
+    return Provider(
+        "cli_telemetry.sinks.webhook:WebhookSink",
+        name=name,
+        url=_url(url, "Webhook url"),
+        secret=secret,
+    )
+
+
+def OTLP(
+    endpoint: str = "http://localhost:4318",
+    *,
+    headers: dict[str, str] | None = None,
+    name: str = "otlp",
+) -> Provider:
+    """OpenTelemetry logs over OTLP/HTTP JSON: ``POST <endpoint>/v1/logs``, one log record
+    per event. ``endpoint`` is the base URL, as ``OTEL_EXPORTER_OTLP_ENDPOINT``."""
+    return Provider(
+        "cli_telemetry.sinks.otlp:OtlpSink",
+        name=name,
+        endpoint=_url(endpoint, "OTLP endpoint"),
+        headers=dict(headers or {}),
+    )
