@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Final, TypedDict
+from typing import Any, Final, TypedDict
 
 SPAWN_INTERVAL: Final = 2.0
 
@@ -41,8 +41,8 @@ class UploaderOptions(TypedDict):
     env_prefix: str
     consent: str
     policy_version: int
-    endpoint: str
-    token: str | None
+    sinks: list[dict[str, Any]]
+    """`cli_telemetry.providers.Provider.to_json` of each sink, the collector first."""
     max_events: int
     max_bytes: int
 

@@ -39,7 +39,7 @@ from . import _paths
 from ._settings import EnvSettings, decide, load_config
 from ._spawn import UploaderOptions, next_spawn_at, running_uploader
 from .sinks.base import Delivery, Sink
-from .spool import Spool
+from .spool import Batch, Spool
 
 DEADLINE: Final = 30.0
 HARD_STOP_GRACE: Final = 5.0
@@ -49,6 +49,7 @@ the server stored the batch, and the batch would be sent again."""
 LINGER: Final = 1.0
 """How long an uploader with an empty spool waits for more events before it exits, so that
 one uploader serves a burst of commands (whose own spawns the stamp throttles)."""
+CLOSE_TIMEOUT: Final = 2.0
 BATCH_EVENTS: Final = 100
 BATCH_BYTES: Final = 512 * 1024
 BACKOFF_BASE: Final = 30.0
@@ -78,29 +79,46 @@ def backoff(failures: int, retry_after: float | None, rng: random.Random) -> flo
     return delay
 
 
-def deliver(sinks: Sequence[Sink], events: list[dict[str, Any]], deadline: float) -> Delivery:
-    """Send to every sink, each isolated from the others' failures; the worst outcome wins.
+def deliver(
+    work: Sequence[tuple[Sink, list[dict[str, Any]]]], deadline: float
+) -> dict[str, Delivery]:
+    """Send each sink its events, all at once, each isolated from the others.
 
-    (Remembering which sinks already have a batch, so that a retry skips them, comes with
-    the providers.)
+    Every sink sends in its own (daemon) thread: one that raises fails alone, and one that
+    hangs past the deadline is reported as a ``timeout`` while the others' answers stand
+    (and the run goes on without it). Returns each sink's delivery by name.
     """
-    worst = Delivery("delivered")
-    rank = {"delivered": 0, "rejected": 1, "retry": 2}
-    for sink in sinks:
+    import queue
+    import threading
+
+    answers: queue.Queue[tuple[str, Delivery]] = queue.Queue()
+
+    def send(sink: Sink, events: list[dict[str, Any]]) -> None:
         try:
             result = sink.send(events, deadline)
+            if not isinstance(result, Delivery):
+                result = Delivery("retry", "sink_error:bad_result")
         except Exception as exc:  # a sink's bug is that sink's failure
             result = Delivery("retry", f"sink_error:{type(exc).__name__}")
-        if rank[result.outcome] > rank[worst.outcome] or (
-            result.outcome == worst.outcome and result.retry_after
-        ):
-            worst = result
-    return worst
+        answers.put((sink.name, result))
+
+    for sink, events in work:
+        threading.Thread(target=send, args=(sink, events), daemon=True).start()
+    results: dict[str, Delivery] = {}
+    while len(results) < len(work):
+        try:
+            name, result = answers.get(timeout=max(0.0, deadline - time.monotonic()) + 0.5)
+        except queue.Empty:
+            break
+        results[name] = result
+    for sink, _ in work:
+        results.setdefault(sink.name, Delivery("retry", "timeout"))
+    return results
 
 
 def run(options: UploaderOptions, sinks: Sequence[Sink], *, deadline: float) -> str:
     """One uploader run; returns why it stopped: "busy", "disabled", "empty", "deadline"
-    or "retry"."""
+    or "retry" (a sink is backing off: what it lacks waits in the spool)."""
 
     paths = _paths.resolve(options["tool"])
     if not os.path.isdir(paths.spool_dir):
@@ -126,40 +144,57 @@ def run(options: UploaderOptions, sinks: Sequence[Sink], *, deadline: float) -> 
 
 
 class _Run:
-    """The state of one run, holding the uploader lock."""
+    """The state of one run, holding the uploader lock.
+
+    Each sink keeps its own failure count and backoff in ``upload.json`` (under
+    ``"sinks"``): a sink that is down backs off alone, while the others go on receiving
+    events; the top-level ``failures`` and ``last_error`` summarise them for ``status``.
+    """
 
     def __init__(
         self, options: UploaderOptions, sinks: Sequence[Sink], paths: _paths.Paths, deadline: float
     ) -> None:
         self.options = options
-        self.sinks = sinks
+        self.sinks = list(sinks)
         self.paths = paths
         self.deadline = deadline
         self.spool = Spool(
             paths.spool_dir, max_events=options["max_events"], max_bytes=options["max_bytes"]
         )
         self.state = read_state(paths.upload_state)
+        sink_states = self.state.get("sinks")
+        self.sink_states: dict[str, dict[str, Any]] = (
+            sink_states if isinstance(sink_states, dict) else {}
+        )
+        self.state["sinks"] = self.sink_states
         self.batch_events = BATCH_EVENTS
+        self.hung: set[str] = set()
+        self.rng = random.Random()
 
     def run(self) -> str:
         self.spool.release_all_claims()  # whoever claimed them is dead: we hold the lock
         idle_since = time.monotonic()
         freed = False
+        seen: set[str] = set()  # events this run handled: those still here wait for others
         while True:
             if not self._consented():
                 return "disabled"
             if self.deadline - time.monotonic() < MIN_TIME_FOR_A_BATCH:
                 return "deadline"  # not a failure: the next command's uploader goes on
-            batch = self.spool.claim(self.batch_events, BATCH_BYTES)
+            ready = self._ready()
+            if not ready:
+                self._set_stamp()
+                return "retry"
+            batch = self.spool.claim(self.batch_events, BATCH_BYTES, skip=seen)
             if batch is None:
                 if time.monotonic() - idle_since < LINGER:
                     time.sleep(0.1)  # events of commands still running may yet arrive
                     continue
                 if freed:
-                    return "empty"
+                    return "retry" if len(self._ready()) < len(self.sinks) else "empty"
                 # Free the throttle, then look once more: an event appended before that,
                 # whose command saw the throttle and did not spawn, is still ours.
-                next_spawn_at(self.paths.uploader_stamp, 0)
+                self._set_stamp(free=True)
                 freed = True
                 continue
             if freed:  # we freed the throttle but go on: take it back
@@ -169,43 +204,130 @@ class _Run:
             if not self._consented():  # disable may have run while we claimed
                 self.spool.release(batch)
                 return "disabled"
-            outcome = self._send(batch)
-            if outcome != "sent":
-                return outcome
+            seen.update(batch.names)
+            retry_names = self._send(batch, ready)
+            seen.difference_update(retry_names)
 
-    def _send(self, batch: Any) -> str:
-        failures = int(self.state.get("failures", 0)) + 1
-        rng = random.Random()
-        self._record_failure(failures, "interrupted", backoff(failures, None, rng))
-        result = deliver(self.sinks, batch.events, self.deadline)
-        if result.outcome == "delivered":
-            self.spool.ack(batch)
-            self.state.update(last_upload=_iso(time.time()), failures=0, last_error=None)
+    def _ready(self) -> list[Sink]:
+        """The sinks not backing off (and not hung in this run)."""
+        now = time.time()
+        return [
+            sink
+            for sink in self.sinks
+            if sink.name not in self.hung
+            and float(self.sink_states.get(sink.name, {}).get("retry_at_epoch", 0)) <= now
+        ]
+
+    def _send(self, batch: Batch, ready: list[Sink]) -> list[str]:
+        """Send the batch to the ready sinks that lack its events; settle it. Returns the
+        names of events to claim again in this run (after a 413, in smaller batches)."""
+        work = []
+        for sink in ready:
+            events = [
+                event
+                for event, name in zip(batch.events, batch.names, strict=True)
+                if sink.name not in batch.delivered.get(name, ())
+            ]
+            if events:
+                work.append((sink, events))
+        # The failure each send might end in is written down first (see the module doc).
+        before = {sink.name: dict(self.sink_states.get(sink.name, {})) for sink, _ in work}
+        for sink, _ in work:
+            failures = self._failures(sink.name) + 1
+            self._record_failure(sink.name, failures, "interrupted", None, write=False)
+        if work:
+            self._summarise()
+            self._save()
+        results = deliver(work, min(self.deadline, time.monotonic() + MIN_TIME_FOR_A_BATCH))
+        have: dict[str, set[str]] = {name: set() for name in batch.names}
+        again: list[str] = []
+        for sink, events in work:
+            result = results[sink.name]
+            sent = {event["event_id"] for event in events}
+            names = [
+                name
+                for event, name in zip(batch.events, batch.names, strict=True)
+                if event["event_id"] in sent
+            ]
+            if result.outcome == "delivered":
+                for name in names:
+                    have[name].add(sink.name)
+                now = _iso(time.time())
+                self.sink_states[sink.name] = {"last_upload": now}
+                self.state["last_upload"] = now
+            elif result.error == "http_413" and len(events) > 1:
+                self.sink_states[sink.name] = before[sink.name]  # not a failure
+                self.batch_events = max(1, len(batch.events) // 2)  # too large: try halves
+                again = batch.names
+            elif result.outcome == "rejected":
+                for name in names:
+                    have[name].add(sink.name)  # it will never take them: dropped for it
+                self.spool.count(rejected=len(names))
+                self.sink_states[sink.name] = {**before[sink.name], "last_error": result.error}
+            else:
+                failures = self._failures(sink.name)
+                self._record_failure(
+                    sink.name, failures, result.error, result.retry_after, write=False
+                )
+                if result.error == "timeout":
+                    self.hung.add(sink.name)  # its thread may still be sending: leave it be
+        self._summarise()
+        self._save()
+        self.spool.settle(batch, have, [sink.name for sink in self.sinks])
+        return again
+
+    def _failures(self, name: str) -> int:
+        return max(0, int(self.sink_states.get(name, {}).get("failures", 0)))
+
+    def _record_failure(
+        self,
+        name: str,
+        failures: int,
+        error: str | None,
+        retry_after: float | None,
+        *,
+        write: bool = True,
+    ) -> None:
+        delay = backoff(failures, retry_after, self.rng)
+        self.sink_states[name] = {
+            **self.sink_states.get(name, {}),
+            "failures": failures,
+            "last_error": error,
+            "retry_at": _iso(time.time() + delay),
+            "retry_at_epoch": time.time() + delay,
+        }
+        if write:
+            self._summarise()
+            self._save()
+
+    def _summarise(self) -> None:
+        """The top-level summary ``status`` shows: the worst sink's failure count, and the
+        error of a sink that is failing (or else of one that refused events for good)."""
+        states = [self.sink_states.get(sink.name, {}) for sink in self.sinks]
+        failing = [s for s in states if s.get("failures")]
+        self.state["failures"] = max((int(s["failures"]) for s in failing), default=0)
+        erring = failing or [s for s in states if s.get("last_error")]  # failing, or refused
+        self.state["last_error"] = erring[-1].get("last_error") if erring else None
+        retry_at = [s["retry_at"] for s in failing if s.get("retry_at")]
+        if retry_at:
+            self.state["retry_at"] = min(retry_at)
+        else:
             self.state.pop("retry_at", None)
-            write_state(self.paths.upload_state, self.state)
-            next_spawn_at(self.paths.uploader_stamp, time.time())  # undo the pessimism
-            return "sent"
-        if result.error == "http_413" and len(batch.events) > 1:
-            self.spool.release(batch)  # too large for this endpoint: try halves
-            self.batch_events = max(1, len(batch.events) // 2)
-            self.state["failures"] = failures - 1
-            next_spawn_at(self.paths.uploader_stamp, time.time())
-            return "sent"
-        if result.outcome == "rejected":
-            self.spool.ack(batch)
-            self.spool.count(rejected=len(batch.events))
-            self.state.update(failures=failures - 1, last_error=result.error)
-            write_state(self.paths.upload_state, self.state)
-            next_spawn_at(self.paths.uploader_stamp, time.time())
-            return "sent"
-        self.spool.release(batch)
-        self._record_failure(failures, result.error, backoff(failures, result.retry_after, rng))
-        return "retry"
 
-    def _record_failure(self, failures: int, error: str | None, delay: float) -> None:
-        self.state.update(failures=failures, last_error=error, retry_at=_iso(time.time() + delay))
+    def _save(self) -> None:
         write_state(self.paths.upload_state, self.state)
-        next_spawn_at(self.paths.uploader_stamp, time.time() + delay)
+        self._set_stamp()
+
+    def _set_stamp(self, *, free: bool = False) -> None:
+        """The next spawn time: at once (subject to the throttle) while a sink can take
+        events, else when the first backing-off sink may try again."""
+        now = time.time()
+        waits = [
+            float(self.sink_states.get(sink.name, {}).get("retry_at_epoch", 0))
+            for sink in self.sinks
+        ]
+        at = max(now, min(waits, default=now))
+        next_spawn_at(self.paths.uploader_stamp, 0 if free and at <= now else at)
 
     def _consented(self) -> bool:
         options = self.options
@@ -229,9 +351,9 @@ def main() -> int:
     os.chdir("/")  # hold no directory of the user's (it could not be unmounted)
     options: UploaderOptions = json.loads(os.environ.pop(OPTIONS_VARIABLE))
     _watchdog(DEADLINE + HARD_STOP_GRACE)
-    sink = _LazyHttpSink(options["endpoint"], options.get("token"))
+    sinks = [_LazySink(spec) for spec in options["sinks"]]
     try:
-        run(options, [sink], deadline=time.monotonic() + DEADLINE)
+        run(options, sinks, deadline=time.monotonic() + DEADLINE)
     except Exception as exc:  # nobody can see us: leave the kind where status shows it
         paths = _paths.resolve(options["tool"])
         try:
@@ -245,31 +367,49 @@ def main() -> int:
             pass
         return 1
     finally:
-        sink.close()
+        _close(sinks)
     return 0
 
 
-class _LazyHttpSink:
-    """The HTTP sink, built on first send: an uploader that finds the lock taken (most of a
-    burst's) exits without importing urllib3 (~65 ms of CPU on a machine the user is using)."""
+def _close(sinks: Sequence[Sink]) -> None:
+    """Close every sink, each bounded: a custom provider whose close hangs must not keep
+    the process alive until the watchdog."""
+    import threading
 
-    name = "http"
+    threads = [threading.Thread(target=sink.close, daemon=True) for sink in sinks]
+    for thread in threads:
+        thread.start()
+    end = time.monotonic() + CLOSE_TIMEOUT
+    for thread in threads:
+        thread.join(max(0.0, end - time.monotonic()))
 
-    def __init__(self, endpoint: str, token: str | None) -> None:
-        self.endpoint = endpoint
-        self.token = token
+
+class _LazySink:
+    """A sink built on its first send: an uploader that finds the lock taken (most of a
+    burst's) exits without importing urllib3 (~65 ms of CPU on a machine the user is
+    using), and a custom provider that cannot be imported is that sink's failure alone."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.name = str(spec["name"])
         self._sink: Sink | None = None
 
     def send(self, events: Sequence[dict[str, Any]], deadline: float) -> Delivery:
         if self._sink is None:
-            from .sinks.http import HttpSink
+            from .providers import Provider
 
-            self._sink = HttpSink(self.endpoint, token=self.token)
+            try:
+                self._sink = Provider.from_json(self.spec).build()
+            except Exception as exc:
+                return Delivery("retry", f"load_error:{type(exc).__name__}")
         return self._sink.send(events, deadline)
 
     def close(self) -> None:
         if self._sink is not None:
-            self._sink.close()
+            try:
+                self._sink.close()
+            except Exception:
+                pass
 
 
 def _watchdog(seconds: float) -> None:

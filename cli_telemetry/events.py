@@ -21,6 +21,9 @@ ClosedValue = str | int | float | bool | None | list[str | int | float | bool | 
 """A value from a closed set (a Choice or a flag); lists come from ``multiple=True``."""
 
 COMMAND_EVENT: Final = "command"
+IDENTIFY_EVENT: Final = "identify"
+"""A custom event of anonymous traits (`Telemetry.identify`), mapped to each provider's
+identify call; no `track` may use the name."""
 
 
 class Event(TypedDict):
@@ -72,8 +75,11 @@ MAX_EVENT_BYTES: Final = 8192
 _EVENT_NAME: Final = r"[a-z][a-z0-9_.-]{0,63}"  # compiled on first use, off the hot path
 
 
-def check_custom_event(name: object, properties: object) -> dict[str, Scalar]:
-    """Validate a custom event, returning a copy of its properties.
+def check_custom_event(
+    name: object, properties: object, *, identify: bool = False
+) -> dict[str, Scalar]:
+    """Validate a custom event (or, with ``identify``, traits), returning a copy of its
+    properties.
 
     Raises TypeError for a value of the wrong kind and ValueError for one out of bounds, so
     an author sees a precise message. At an end user's run time the caller catches these
@@ -85,6 +91,8 @@ def check_custom_event(name: object, properties: object) -> dict[str, Scalar]:
         raise ValueError(
             f"event name {name!r} must match {_EVENT_NAME} and not be {COMMAND_EVENT!r}"
         )
+    if (name == IDENTIFY_EVENT) != identify:
+        raise ValueError(f"use Telemetry.identify for traits, not an event named {name!r}")
     if properties is None:
         return {}
     if not isinstance(properties, dict):

@@ -7,6 +7,7 @@ Layout, all owner-only (0700 directories, 0600 files)::
       new/                 one event per file, named <time_ns>-<random>.json (sorts oldest first)
       claimed/<batch id>/  events an uploader is sending
       stats.json           counters: events dropped by the bounds, corrupt files removed
+      delivered.json       which sinks already have which waiting events (see `settle`)
       .lock                the filelock that serialises whole-spool operations
 
 Why a file per event: ``append`` writes the event to ``tmp/`` and renames it into ``new/``.
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Container, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final
 
@@ -78,14 +79,24 @@ def _ignore(message: str) -> None:
 
 
 class Batch(Record):
-    """Events claimed by one uploader; ``ack`` or ``release`` it exactly once."""
+    """Events claimed by one uploader; ``ack``, ``release`` or ``settle`` it exactly once.
 
-    __slots__ = ("batch_id", "events", "names")
+    ``delivered`` maps an event's file name to the sinks that already have it (an earlier
+    run delivered it to them, or they refused it for good), so a retry skips them."""
 
-    def __init__(self, batch_id: str, events: list[dict[str, Any]], names: list[str]) -> None:
+    __slots__ = ("batch_id", "delivered", "events", "names")
+
+    def __init__(
+        self,
+        batch_id: str,
+        events: list[dict[str, Any]],
+        names: list[str],
+        delivered: dict[str, frozenset[str]] | None = None,
+    ) -> None:
         self.batch_id: Final = batch_id
         self.events: Final = events
         self.names: Final = names
+        self.delivered: Final = delivered or {}
 
 
 class SpoolStats(Record):
@@ -124,6 +135,7 @@ class Spool:
         self._new = os.path.join(directory, "new")
         self._claimed = os.path.join(directory, "claimed")
         self._stats = os.path.join(directory, "stats.json")
+        self._delivered = os.path.join(directory, "delivered.json")
         self._last_ns = 0
 
     # -- the hot path: no lock, no import ------------------------------------------------
@@ -223,8 +235,11 @@ class Spool:
                 self._add_stats(dropped=dropped)
             return dropped
 
-    def claim(self, max_events: int = 100, max_bytes: int = 500_000) -> Batch | None:
-        """Move the oldest events into a new claimed batch; None when there are none.
+    def claim(
+        self, max_events: int = 100, max_bytes: int = 500_000, *, skip: Container[str] = ()
+    ) -> Batch | None:
+        """Move the oldest events (but those named in ``skip``) into a new claimed batch;
+        None when there are none.
 
         Corrupt or truncated event files are removed (and counted); files that are not ours
         are left alone. Both are reported.
@@ -246,6 +261,8 @@ class Spool:
             for name in self._new_names():
                 if len(events) >= max_events:
                     break
+                if name in skip:
+                    continue
                 path = os.path.join(self._new, name)
                 event, length = _read_event(path)
                 if event is None:
@@ -265,7 +282,9 @@ class Spool:
                 self._add_stats(corrupt=corrupt)
             if not events:
                 return None
-            return Batch(batch_id, events, names)
+            marks = self._read_delivered()
+            delivered = {n: frozenset(marks[n]) for n in names if n in marks}
+            return Batch(batch_id, events, names, delivered)
 
     def ack(self, batch: Batch) -> None:
         """The batch was delivered: delete it.
@@ -277,6 +296,11 @@ class Spool:
             for name in batch.names:
                 _unlink(os.path.join(claim_dir, name))
             _rmdir(claim_dir)
+            if batch.delivered:
+                marks = self._read_delivered()
+                for name in batch.names:
+                    marks.pop(name, None)
+                self._write_delivered(marks)
 
     def release(self, batch: Batch) -> None:
         """The batch was not delivered: put its events back, in their original order.
@@ -286,6 +310,39 @@ class Spool:
         with self._locked(self.lock_timeout) as held:
             _require(held)
             self._release_dir(os.path.join(self._claimed, batch.batch_id))
+
+    def settle(
+        self, batch: Batch, have: Mapping[str, Collection[str]], needed: Collection[str]
+    ) -> int:
+        """Delete the batch's events that every ``needed`` sink now has (``have`` maps an
+        event's file name to the sinks that have it), and put the others back, remembering
+        who has them: an event leaves the spool only when every sink has it, and is never
+        sent again to a sink that has it. Returns how many events were deleted.
+
+        Raises SpoolBusyError if the lock stays busy (the batch is then released later as a
+        stale claim, and its sinks are sent it again: they de-duplicate on ``event_id``)."""
+        wanted = set(needed)
+        with self._locked(self.lock_timeout) as held:
+            _require(held)
+            claim_dir = os.path.join(self._claimed, batch.batch_id)
+            marks = self._read_delivered()
+            done = 0
+            for name in batch.names:
+                sinks = set(have.get(name, ())) | set(batch.delivered.get(name, ()))
+                path = os.path.join(claim_dir, name)
+                if wanted <= sinks:
+                    done += _unlink(path)
+                    marks.pop(name, None)
+                    continue
+                if sinks:
+                    marks[name] = sorted(sinks)
+                try:
+                    os.replace(path, os.path.join(self._new, name))
+                except OSError:
+                    pass
+            _rmdir(claim_dir)
+            self._write_delivered(marks)
+            return done
 
     def release_all_claims(self) -> int:
         """Put every claimed batch back; returns how many events.
@@ -333,6 +390,7 @@ class Spool:
             for name in _listdir(self._tmp):
                 _unlink(os.path.join(self._tmp, name))
             _unlink(self._stats)
+            _unlink(self._delivered)
             if remove:
                 for directory in (self._new, self._claimed, self._tmp):
                     _rmdir(directory)  # only if empty: a file someone else put there stays
@@ -393,6 +451,42 @@ class Spool:
         for name in _listdir(self._new):
             if not is_event_file(name):
                 self.report(f"ignored foreign file in spool: {name}")
+
+    def _read_delivered(self) -> dict[str, list[str]]:
+        import json
+
+        try:
+            with open(self._delivered, encoding="utf-8") as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError):
+            # Lost: the sinks that had these events are sent them again, and de-duplicate.
+            self.report("spool delivery marks are corrupt; starting over")
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {
+            k: [s for s in v if isinstance(s, str)]
+            for k, v in data.items()
+            if isinstance(k, str) and isinstance(v, list)
+        }
+
+    def _write_delivered(self, marks: dict[str, list[str]]) -> None:
+        """Keep only the marks of events still waiting (trim may have dropped some)."""
+        import json
+
+        from ._paths import write_private
+
+        if marks:
+            waiting = set(self._new_names())
+            for batch_dir in _listdir(self._claimed):
+                waiting.update(_listdir(os.path.join(self._claimed, batch_dir)))
+            marks = {name: sinks for name, sinks in marks.items() if name in waiting}
+        if marks:
+            write_private(self._delivered, json.dumps(marks))
+        else:
+            _unlink(self._delivered)
 
     def _read_stats(self) -> dict[str, int]:
         import json

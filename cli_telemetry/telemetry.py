@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import click
 
@@ -30,11 +30,16 @@ if TYPE_CHECKING:
     from .errors import ConfigurationError
     from .events import Event, Scalar
     from .instrument import Run
+    from .providers import Provider
     from .spool import Spool
 
 C = TypeVar("C", bound=click.Command)
 
 DEBUG_PREFIX: Final = "cli-telemetry: "
+COLLECTOR: Final = "collector"
+COLLECTOR_TARGET: Final = "cli_telemetry.sinks.http:HttpSink"
+"""The sink ``endpoint`` describes (`cli_telemetry.providers.Collector`), spelled out here
+so that a tool without other sinks never imports the providers module."""
 
 
 class Status(Record):
@@ -110,6 +115,7 @@ class Telemetry:
         strict: bool = False,
         max_events: int | None = None,
         max_bytes: int | None = None,
+        sinks: Sequence[Provider | str] = (),
     ) -> None:
         if not _is_tool_name(tool):
             raise _configuration_error(
@@ -136,6 +142,9 @@ class Telemetry:
         self.env_prefix = tool.upper().replace("-", "_")
         self._runs: list[Run] = []
         self._uploaders: list[int] = []  # pids this process spawned, reaped later
+        self._sinks: list[Provider] = []
+        for sink in sinks:
+            self.add_sink(sink)
 
     # -- the author's API --------------------------------------------------------------
 
@@ -150,6 +159,40 @@ class Telemetry:
         """The ``telemetry status|enable|disable`` group, to add to the tool's group."""
         return TelemetryGroup(self, name)
 
+    def add_sink(self, sink: Provider | str) -> None:
+        """Send events to ``sink`` too: a `cli_telemetry.providers` description, or the
+        import path of a custom provider class (``"mypkg.telemetry:MyProvider"``).
+
+        The name must be new (`ConfigurationError` otherwise): it is how the spool knows
+        which sinks already have an event."""
+        if isinstance(sink, str):
+            from .providers import Provider
+
+            sink = Provider(sink)
+        name = getattr(sink, "name", None)
+        if not callable(getattr(sink, "to_json", None)) or not isinstance(name, str):
+            raise _configuration_error(
+                f"a sink must be a cli_telemetry.providers.Provider, not {type(sink).__name__}"
+            )
+        if name in self.sink_names():
+            raise _configuration_error(f"two sinks are named {name!r}: give one another name")
+        self._sinks.append(sink)
+
+    def remove_sink(self, name: str) -> bool:
+        """Stop sending to the sink named ``name``; False if there was none. Events that
+        only it lacked leave the spool at the next upload."""
+        kept = [sink for sink in self._sinks if sink.name != name]
+        removed = len(kept) < len(self._sinks)
+        self._sinks = kept
+        if name == COLLECTOR and self.endpoint:
+            self.endpoint = None
+            removed = True
+        return removed
+
+    def sink_names(self) -> list[str]:
+        """The sinks' names, the collector (``endpoint``) first."""
+        return ([COLLECTOR] if self.endpoint else []) + [sink.name for sink in self._sinks]
+
     def track(self, event: str, properties: dict[str, Scalar] | None = None) -> None:
         """Record a custom event with JSON-scalar properties.
 
@@ -158,12 +201,25 @@ class Telemetry:
         raise TypeError/ValueError only in strict mode; an end user's run drops the event
         and says why in the debug output.
         """
+        self._record_custom(event, properties, identify=False)
+
+    def identify(self, traits: dict[str, Scalar]) -> None:
+        """Record anonymous traits of this installation (``{"plan": "pro"}``), which the
+        providers that have the notion attach to the install id (PostHog person
+        properties, Segment and RudderStack identify, Mixpanel profiles, Amplitude user
+        properties). The same rules as `track`'s properties: JSON scalars, bounded, never
+        anything that identifies a person."""
+        from .events import IDENTIFY_EVENT
+
+        self._record_custom(IDENTIFY_EVENT, traits, identify=True)
+
+    def _record_custom(self, event: str, properties: object, *, identify: bool) -> None:
         from ._settings import EnvSettings
         from .events import check_custom_event
 
         env = EnvSettings.read(self.env_prefix)
         try:
-            checked = check_custom_event(event, properties)
+            checked = check_custom_event(event, properties, identify=identify)
         except (TypeError, ValueError) as exc:
             if self.strict or env.strict:
                 raise
@@ -406,11 +462,22 @@ class Telemetry:
                 continue
             encoded.append(data)
         self.spool(paths).append(encoded)
+        sinks = self._sink_specs(env)
+        if sinks:
+            self._start_uploader(env, paths, sinks)
+
+    def _sink_specs(self, env: EnvSettings) -> list[dict[str, Any]]:
+        """What the uploader builds its sinks from (see `cli_telemetry.providers`): the
+        collector at ``endpoint`` (or ``<PREFIX>_TELEMETRY_ENDPOINT``), then the others."""
+        specs = [sink.to_json() for sink in self._sinks]
         endpoint = env.endpoint or self.endpoint
         if endpoint:
-            self._start_uploader(env, paths, endpoint)
+            options = {"endpoint": endpoint, "token": env.token or self.token}
+            collector = {"target": COLLECTOR_TARGET, "name": COLLECTOR, "options": options}
+            specs = [collector, *(spec for spec in specs if spec["name"] != COLLECTOR)]
+        return specs
 
-    def _start_uploader(self, env: EnvSettings, paths: Paths, endpoint: str) -> None:
+    def _start_uploader(self, env: EnvSettings, paths: Paths, sinks: list[dict[str, Any]]) -> None:
         """Start a detached uploader, unless one started recently or is backing off."""
         from . import _spawn
         from .events import encode
@@ -429,8 +496,7 @@ class Telemetry:
             "env_prefix": self.env_prefix,
             "consent": self.consent,
             "policy_version": self.policy_version,
-            "endpoint": endpoint,
-            "token": env.token or self.token,
+            "sinks": sinks,
             "max_events": self.max_events or DEFAULT_MAX_EVENTS,
             "max_bytes": self.max_bytes or DEFAULT_MAX_BYTES,
         }

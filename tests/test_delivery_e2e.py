@@ -44,7 +44,13 @@ def pending(tool: Tool) -> int:
 
 
 def allow_next_attempt(tool: Tool) -> None:
-    """As if the backoff had passed: the stamp's mtime is the next allowed spawn."""
+    """As if the backoff had passed: the stamp's mtime is the next allowed spawn, and each
+    sink's own next attempt is in ``upload.json``."""
+    upload = tool.state_dir / "upload.json"
+    state = json.loads(upload.read_text())
+    for sink_state in state.get("sinks", {}).values():
+        sink_state["retry_at_epoch"] = 0
+    upload.write_text(json.dumps(state))
     stamp = tool.state_dir / "uploader.stamp"
     past = time.time() - 60
     os.utime(stamp, (past, past))
@@ -262,11 +268,18 @@ def test_an_ignored_sigterm_is_not_inherited_so_disable_still_stops_it(
     assert dead(pid)
 
 
+@pytest.mark.parametrize(
+    ("grace", "returncode", "error"),
+    [(1.0, 0, "timeout"), (-1.0, 3, "interrupted")],
+    ids=["deadline", "watchdog"],
+)
 def test_a_server_that_drips_its_answer_is_a_failure_with_a_backoff(
-    sending: Tool, endpoint: Endpoint
+    sending: Tool, endpoint: Endpoint, grace: float, returncode: int, error: str
 ) -> None:
-    """The uploader's watchdog ends it (here after 3 s instead of 35), and the failure was
-    written before the send: the next command does not hammer the endpoint again."""
+    """A drip-fed answer escapes socket timeouts. The uploader stops waiting for the sink at
+    its deadline (here 2 s instead of 30) and backs it off; and if the watchdog has to end
+    the process first (here at 1 s), the failure was written before the send: either way
+    the next command does not hammer the endpoint again."""
     import json as json_
 
     from cli_telemetry._spawn import OPTIONS_VARIABLE
@@ -275,17 +288,19 @@ def test_a_server_that_drips_its_answer_is_a_failure_with_a_backoff(
     sending.run("hello")
     endpoint.mode = "drip"
     options = {"tool": "cli-app", "env_prefix": "CLI_APP", "consent": "notice",
-               "policy_version": 1, "endpoint": endpoint.url, "token": None, "max_events": 1000,
+               "policy_version": 1, "max_events": 1000, "sinks": [{"name": "collector",
+               "target": "cli_telemetry.sinks.http:HttpSink",
+               "options": {"endpoint": endpoint.url, "token": None}}],
                "max_bytes": 2_000_000}  # fmt: skip
     code = (
         "from cli_telemetry import _uploader as u;"
-        " u.DEADLINE, u.HARD_STOP_GRACE, u.MIN_TIME_FOR_A_BATCH = 2.0, 1.0, 0.0; u.main()"
+        f" u.DEADLINE, u.HARD_STOP_GRACE, u.MIN_TIME_FOR_A_BATCH = 2.0, {grace}, 0.0; u.main()"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], env={**sending.env, OPTIONS_VARIABLE: json_.dumps(options)},
         cwd=sending.home, capture_output=True, timeout=60, check=False,
     )  # fmt: skip
-    assert result.returncode == 3  # the watchdog
-    assert (state(sending)["failures"], state(sending)["last_error"]) == (1, "interrupted")
+    assert result.returncode == returncode
+    assert (state(sending)["failures"], state(sending)["last_error"]) == (1, error)
     assert (sending.state_dir / "uploader.stamp").stat().st_mtime > time.time() + 10
-    assert pending(sending) == 1  # still claimed, released by the next uploader
+    assert pending(sending) == 1  # released, or still claimed and released by the next one

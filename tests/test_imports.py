@@ -139,3 +139,50 @@ def test_the_uploader_module_does_not_import_click_or_the_network(tmp_path: Path
     """An uploader that finds another running exits having imported neither."""
     added = new_modules("import cli_telemetry._uploader", tmp_path)
     assert not added & {"urllib3", "filelock", "cli_telemetry.telemetry"}
+
+
+PROVIDERS_TOOL = """
+import sys
+import click
+from cli_telemetry import Telemetry
+from cli_telemetry.providers import (
+    OTLP, Amplitude, Mixpanel, PostHog, Provider, RudderStack, Segment, Webhook,
+)
+telemetry = Telemetry("acme", version="1.0", endpoint="{endpoint}", sinks=[
+    PostHog(api_key="phc_x", host="{endpoint}"), Segment(write_key="w", host="{endpoint}"),
+    Mixpanel(token="t", host="{endpoint}"), Amplitude(api_key="k", host="{endpoint}"),
+    RudderStack(write_key="w", data_plane_url="{endpoint}"), Webhook(url="{endpoint}"),
+    OTLP(endpoint="{endpoint}"), Provider("mypkg.telemetry:Mine"),
+])
+
+@telemetry.instrument
+@click.command()
+def main():
+    click.echo("hi")
+
+sys.argv = ["acme"]
+main()
+"""
+
+
+def test_a_tool_with_every_provider_imports_none_of_them(tmp_path: Path) -> None:
+    """Providers are descriptions in the tool's process (cli_telemetry.providers); the sink
+    modules, urllib3 and the mapping code load only in the uploader."""
+    from conftest import clean_environ
+    from loopback import closed_port
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**clean_environ(home), "ACME_TELEMETRY": "1", "CLI_APP_ENDPOINT": ""}
+    config = home / ".config" / "acme"
+    config.mkdir(parents=True)
+    (config / "telemetry.conf").write_text("enabled = true\nconsent_policy = 1\n")
+    code = PROVIDERS_TOOL.replace("{endpoint}", closed_port().rsplit("/", 2)[0])
+    added = new_modules(code, tmp_path, env)
+    assert {"cli_telemetry._spawn", "cli_telemetry.providers"} <= added  # it did spawn
+    ours = {"signal", "cli_telemetry.providers", "cli_telemetry.errors"}
+    click_at_run_time = {"locale", "_locale"}  # the other tests subtract a baseline run
+    allowed = ALLOWED | FIRST_RUN_ONLY | ours | click_at_run_time
+    assert added - allowed == set()
+    assert not added & NEVER
+    assert not {m for m in added if m.startswith("cli_telemetry.sinks")}

@@ -783,3 +783,76 @@ def test_ack_release_and_purge_refuse_to_work_without_the_lock(spool_dir: Path) 
         assert spool.claim() is None  # busy: claims nothing, says so
     spool.ack(batch)
     assert spool.stats().pending == 0
+
+
+# -- settle: per-sink acknowledgement ------------------------------------------------------
+
+
+def test_settle_deletes_what_every_sink_has_and_remembers_the_rest(
+    spool: Spool, spool_dir: Path
+) -> None:
+    spool.append([encode(f"e{i}") for i in range(3)])
+    batch = spool.claim()
+    assert batch is not None and batch.delivered == {}
+    first, second, third = batch.names
+    have = {first: {"a", "b"}, second: {"a"}, third: set()}
+    assert spool.settle(batch, have, ["a", "b"]) == 1
+    assert new_labels(spool_dir) == ["e1", "e2"]
+    assert not claimed_dirs(spool_dir)
+    again = spool.claim()
+    assert again is not None
+    assert again.delivered == {second: frozenset({"a"})}  # e2 is owed to both
+    # The next attempt adds to what was there; a sink no longer wanted does not count.
+    assert spool.settle(again, {second: {"b"}, third: {"a", "old"}}, ["a", "b"]) == 1
+    assert new_labels(spool_dir) == ["e2"]
+    last = spool.claim()
+    assert last is not None and last.delivered == {third: frozenset({"a", "old"})}
+    assert spool.settle(last, {}, ["a"]) == 1  # "b" was removed: "a" has it
+    assert spool.stats().pending == 0
+    assert not (spool_dir / "delivered.json").exists()  # nothing left to remember
+
+
+def test_delivery_marks_of_dropped_events_are_forgotten(spool_dir: Path) -> None:
+    spool = Spool(str(spool_dir), max_events=10)
+    spool.append([encode(f"e{i}") for i in range(3)])
+    batch = spool.claim()
+    assert batch is not None
+    spool.settle(batch, {name: {"a"} for name in batch.names}, ["a", "b"])
+    assert len(json.loads((spool_dir / "delivered.json").read_text())) == 3
+    spool.append([encode(f"f{i}") for i in range(10)])  # over the bound: the oldest go
+    batch = spool.claim(max_events=1)
+    assert batch is not None
+    spool.settle(batch, {}, ["a", "b"])
+    assert not any(label.startswith("e") for label in new_labels(spool_dir))
+    assert not (spool_dir / "delivered.json").exists()  # the marked events were dropped
+
+
+def test_corrupt_delivery_marks_mean_sending_again_not_losing(
+    spool: Spool, spool_dir: Path
+) -> None:
+    spool.append([encode("e0")])
+    batch = spool.claim()
+    assert batch is not None
+    spool.settle(batch, {batch.names[0]: {"a"}}, ["a", "b"])
+    (spool_dir / "delivered.json").write_text("{not json")
+    again = spool.claim()
+    assert again is not None and labels(again.events) == ["e0"]
+    assert again.delivered == {}  # "a" gets it again; it de-duplicates on event_id
+
+
+def test_claim_skips_the_names_it_is_told_to(spool: Spool) -> None:
+    spool.append([encode(f"e{i}") for i in range(3)])
+    batch = spool.claim()
+    assert batch is not None
+    spool.release(batch)
+    rest = spool.claim(skip={batch.names[0], batch.names[2]})
+    assert rest is not None and labels(rest.events) == ["e1"]
+
+
+def test_purge_forgets_delivery_marks(spool: Spool, spool_dir: Path) -> None:
+    spool.append([encode("e0")])
+    batch = spool.claim()
+    assert batch is not None
+    spool.settle(batch, {batch.names[0]: {"a"}}, ["a", "b"])
+    spool.purge()
+    assert not (spool_dir / "delivered.json").exists()

@@ -33,7 +33,7 @@ def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[_paths.Pa
 
 OPTIONS: UploaderOptions = {
     "tool": "acme", "env_prefix": "ACME", "consent": "notice", "policy_version": 1,
-    "endpoint": "http://unused", "token": None, "max_events": 1000, "max_bytes": 2_000_000,
+    "sinks": [], "max_events": 1000, "max_bytes": 2_000_000,
 }  # fmt: skip
 
 
@@ -67,8 +67,20 @@ def test_a_retry_stops_the_run_keeps_the_events_and_backs_off(paths: _paths.Path
     assert Spool(paths.spool_dir).stats().pending == 3
     assert os.stat(paths.uploader_stamp).st_mtime >= time.time() + 110
     assert state(paths)["failures"] == 1 and state(paths)["last_error"] == "http_503"
+    assert run([sink]) == "retry"  # still backing off: nothing sent
+    assert sink.events == []
+    end_backoff(paths)
     assert run([sink]) == "empty"
     assert len(sink.events) == 3
+    assert state(paths)["failures"] == 0
+
+
+def end_backoff(paths: _paths.Paths) -> None:
+    """As if the backoff had run its course."""
+    current = state(paths)
+    for sink_state in current["sinks"].values():
+        sink_state["retry_at_epoch"] = 0
+    _uploader.write_state(paths.upload_state, current)
 
 
 def test_a_rejected_batch_is_dropped_and_counted(paths: _paths.Paths) -> None:
@@ -134,8 +146,13 @@ def test_a_sink_that_raises_is_only_that_sinks_failure() -> None:
             pass
 
     good = MemorySink()
-    result = _uploader.deliver([Broken(), good], [{"event_id": "1"}], time.monotonic() + 5)
-    assert (result.outcome, result.error) == ("retry", "sink_error:RuntimeError")
+    events = [{"event_id": "1"}]
+    result = _uploader.deliver([(Broken(), events), (good, events)], time.monotonic() + 5)
+    assert (result["broken"].outcome, result["broken"].error) == (
+        "retry",
+        "sink_error:RuntimeError",
+    )
+    assert result["memory"].outcome == "delivered"
     assert good.events == [{"event_id": "1"}]
 
 
@@ -173,9 +190,141 @@ def test_main_reads_its_options_from_the_environment(
     monkeypatch.setattr(_uploader, "_watchdog", lambda seconds: None)
     server = Endpoint()
     try:
-        monkeypatch.setenv(OPTIONS_VARIABLE, json.dumps({**OPTIONS, "endpoint": server.url}))
+        sinks = [{"target": "cli_telemetry.sinks.http:HttpSink", "name": "collector",
+                  "options": {"endpoint": server.url, "token": None}}]  # fmt: skip
+        monkeypatch.setenv(OPTIONS_VARIABLE, json.dumps({**OPTIONS, "sinks": sinks}))
         assert _uploader.main() == 0
         assert OPTIONS_VARIABLE not in os.environ  # not passed on to anything it starts
         assert [e["event_id"] for e in server.events] == ids
     finally:
         server.close()
+
+
+# -- several sinks: fan-out, per-sink acknowledgement, isolation -----------------------
+
+
+def test_fan_out_with_one_failing_sink_resends_only_to_it(paths: _paths.Paths) -> None:
+    ids = record(paths, 3)
+    good = MemorySink("good")
+    flaky = MemorySink("flaky", results=[Delivery("retry", "http_503")])
+    assert run([good, flaky]) == "retry"  # everything that could go went; flaky waits
+    assert [e["event_id"] for e in good.events] == ids
+    assert flaky.events == []
+    assert Spool(paths.spool_dir).stats().pending == 3  # still owed to flaky
+    assert state(paths)["sinks"]["flaky"]["failures"] == 1
+    assert state(paths)["failures"] == 1 and state(paths)["last_error"] == "http_503"
+
+    more = record(paths, 2)
+    assert run([good, flaky]) == "retry"  # flaky still backing off: only good is sent
+    assert [e["event_id"] for e in good.events] == ids + more
+    assert flaky.events == []
+
+    end_backoff(paths)
+    assert run([good, flaky]) == "empty"
+    assert [e["event_id"] for e in good.events] == ids + more  # nothing sent twice to good
+    assert sorted(e["event_id"] for e in flaky.events) == sorted(ids + more)
+    assert Spool(paths.spool_dir).stats().pending == 0
+    assert state(paths)["failures"] == 0 and state(paths)["last_error"] is None
+
+
+def test_a_sink_that_refuses_for_good_does_not_hold_the_others(paths: _paths.Paths) -> None:
+    ids = record(paths, 2)
+    good = MemorySink("good")
+    refusing = MemorySink("refusing", results=[Delivery("rejected", "http_401")])
+    assert run([good, refusing]) == "empty"
+    assert [e["event_id"] for e in good.events] == ids
+    stats = Spool(paths.spool_dir).stats()
+    assert (stats.pending, stats.rejected) == (0, 2)
+    assert state(paths)["last_error"] == "http_401"
+
+
+def test_a_hanging_sink_is_cut_off_at_the_deadline_and_the_others_deliver(
+    paths: _paths.Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each send has MIN_TIME_FOR_A_BATCH (here 1 s): a sink still busy then counts as
+    timed out and is left behind for the rest of the run."""
+    import threading
+
+    monkeypatch.setattr(_uploader, "MIN_TIME_FOR_A_BATCH", 1.0)
+
+    release = threading.Event()
+
+    class Hanging:
+        name = "hanging"
+
+        def send(self, events: Any, deadline: float) -> Delivery:
+            release.wait(60)  # ignores its deadline
+            return Delivery("delivered")
+
+        def close(self) -> None:
+            pass
+
+    ids = record(paths, 2)
+    good = MemorySink("good")
+    try:
+        started = time.monotonic()
+        outcome = run([Hanging(), good], seconds=20)
+        assert time.monotonic() - started < 10
+    finally:
+        release.set()
+    assert outcome == "retry"
+    assert [e["event_id"] for e in good.events] == ids
+    assert state(paths)["sinks"]["hanging"]["last_error"] == "timeout"
+    assert Spool(paths.spool_dir).stats().pending == 2  # owed to the hanging sink only
+
+
+def test_a_removed_sink_no_longer_holds_events(paths: _paths.Paths) -> None:
+    record(paths, 2)
+    good = MemorySink("good")
+    assert run([good, MemorySink("gone", results=[Delivery("retry", "http_503")])]) == "retry"
+    assert Spool(paths.spool_dir).stats().pending == 2
+    assert run([good]) == "empty"  # the author removed "gone": good has them all
+    assert len(good.events) == 2
+    assert Spool(paths.spool_dir).stats().pending == 0
+
+
+def test_a_custom_provider_that_cannot_be_imported_fails_alone(paths: _paths.Paths) -> None:
+    record(paths, 1)
+    missing = _uploader._LazySink(
+        {"target": "no_such_module.anywhere:Provider", "name": "missing", "options": {}}
+    )
+    good = MemorySink("good")
+    assert run([missing, good]) == "retry"
+    assert len(good.events) == 1
+    assert state(paths)["sinks"]["missing"]["last_error"] == "load_error:ModuleNotFoundError"
+
+
+def test_too_large_for_one_sink_is_split_without_a_failure(paths: _paths.Paths) -> None:
+    ids = record(paths, 4)
+    picky = MemorySink("picky", results=[Delivery("rejected", "http_413")])
+    good = MemorySink("good")
+    assert run([picky, good]) == "empty"
+    assert [e["event_id"] for e in good.events] == ids  # sent once, not again after the split
+    assert sorted(e["event_id"] for e in picky.events) == ids
+    assert state(paths)["failures"] == 0
+
+
+def test_sinks_build_from_their_description_with_an_import_path(
+    paths: _paths.Paths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "my_provider.py").write_text(
+        "from cli_telemetry.sinks import Delivery\n"
+        "SENT = []\n"
+        "class Mine:\n"
+        "    def __init__(self, *, name, prefix):\n"
+        "        self.name, self.prefix = name, prefix\n"
+        "    def send(self, events, deadline):\n"
+        "        SENT.extend(self.prefix + e['event_id'] for e in events)\n"
+        "        return Delivery('delivered')\n"
+        "    def close(self):\n"
+        "        pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from cli_telemetry.providers import Provider
+
+    ids = record(paths, 2)
+    spec = Provider("my_provider:Mine", name="mine", prefix="x-").to_json()
+    assert run([_uploader._LazySink(json.loads(json.dumps(spec)))]) == "empty"
+    import my_provider  # type: ignore[import-not-found]
+
+    assert ["x-" + i for i in ids] == my_provider.SENT
