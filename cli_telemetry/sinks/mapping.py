@@ -17,6 +17,8 @@ things:
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -65,3 +67,18 @@ def epoch_millis(timestamp: str) -> int:
 def iso_offset(timestamp: str) -> str:
     """The timestamp with ``+00:00`` for ``Z``, as the Python SDKs write it."""
     return timestamp[:-1] + "+00:00" if timestamp.endswith("Z") else timestamp
+
+
+def isoformat(timestamp: str) -> str:
+    """The timestamp as ``datetime.isoformat()`` writes it (``...T03:04:05.678000+00:00``,
+    no fraction when it is zero), as posthog-python and rudder-sdk-python send it."""
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).isoformat()
+
+
+_BATCH_NAMESPACE: Final = uuid.UUID("6f0c3c1e-5b8e-4a53-9a52-2d7f0f3e8c10")
+
+
+def batch_id(events: Sequence[dict[str, Any]]) -> str:
+    """A UUID named by the batch's event ids: a batch that a later uploader run sends again
+    has the same id, where a request id made up per send would not."""
+    return str(uuid.uuid5(_BATCH_NAMESPACE, "\n".join(str(e.get("event_id")) for e in events)))

@@ -1,0 +1,181 @@
+"""The Segment sink against a fake Segment on loopback, compared with analytics-python's wire."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import urllib3
+from fake_segment import SEGMENT_KEY, FakeSegment
+from fake_service import sample_events
+from wire_reference import (
+    ISO_MILLIS,
+    ISO_PYTHON,
+    auth_scheme,
+    body,
+    expected_items,
+    header_names,
+    load,
+    shape,
+)
+
+from cli_telemetry import __version__
+from cli_telemetry.providers import Segment
+from cli_telemetry.sinks import Delivery, Sink
+from cli_telemetry.sinks.segment import NO_IP, SegmentSink
+
+OURS_ONLY = {"ip"}
+"""Context we add that the SDK does not: ``ip`` is a placeholder, so no one is located."""
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSegment]:
+    service = FakeSegment()
+    yield service
+    service.close()
+
+
+def soon() -> float:
+    return time.monotonic() + 10
+
+
+def sink_for(fake: FakeSegment, write_key: str = SEGMENT_KEY) -> SegmentSink:
+    return SegmentSink(write_key=write_key, host=fake.url)
+
+
+def compare_messages(ours: list[dict[str, Any]], reference: list[dict[str, Any]]) -> None:
+    """Each of our messages has the shape of the SDK's message of the same type, with the
+    identity in ``anonymousId`` where the capture used ``userId`` (both keys are there, the
+    unused one null, as the SDK sends them)."""
+    for message in ours:
+        ref = next(m for m in reference if m["type"] == message["type"])
+        expected = shape(ref) | {"anonymousId": "string", "userId": "null"}
+        assert shape(message) == expected
+        assert set(message["context"]) - OURS_ONLY == set(ref["context"])
+        assert message["context"]["ip"] == NO_IP
+        assert message["context"]["library"] == {"name": "cli-telemetry", "version": __version__}
+
+
+def test_the_sink_meets_the_interface() -> None:
+    assert isinstance(SegmentSink(write_key="k"), Sink)
+
+
+def test_request_matches_analytics_python(fake: FakeSegment) -> None:
+    sink = sink_for(fake)
+    assert sink.send(sample_events(), soon()) == Delivery("delivered")
+    sink.close()
+    [request] = fake.requests
+    [ref] = load("segment-gzip.json")
+    assert (request.method, request.path) == (ref["method"], ref["path"])
+    assert header_names(request.headers) == header_names(ref["headers"])
+    assert request.header("Content-Encoding") == ref["content_encoding"] == "gzip"
+    assert auth_scheme(request.headers) == auth_scheme(ref["headers"]) == "Basic"
+    assert (
+        request.header("Authorization")
+        == "Basic " + base64.b64encode(f"{SEGMENT_KEY}:".encode()).decode()
+    )
+    ours = body(request)
+    assert shape(ours) == shape(ref["body"])
+    assert ours["writeKey"] == SEGMENT_KEY
+    assert ISO_PYTHON.fullmatch(ours["sentAt"])
+    compare_messages(ours["batch"], ref["body"]["batch"])
+    for message in ours["batch"]:
+        assert ISO_MILLIS.fullmatch(message["timestamp"])
+    assert shape(load("segment.json")[0]["body"]) == shape(ours)
+
+
+def test_the_service_stores_every_event_as_sent(fake: FakeSegment) -> None:
+    sink = sink_for(fake)
+    assert sink.send(sample_events(), soon()).outcome == "delivered"
+    sink.close()
+    assert fake.stored == expected_items(sample_events())
+
+
+def test_identify_carries_traits_and_the_anonymous_id(fake: FakeSegment) -> None:
+    [*_, identify] = sample_events()
+    sink = sink_for(fake)
+    sink.send([identify], soon())
+    sink.close()
+    [message] = body(fake.requests[0])["batch"]
+    assert message["type"] == "identify"
+    assert message["traits"] == {"plan": "pro"}
+    assert (message["anonymousId"], message["userId"]) == (identify["install_id"], None)
+    assert message["messageId"] == identify["event_id"]
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "expected"),
+    [(429, "7", Delivery("retry", "http_429", 7.0)), (503, None, Delivery("retry", "http_503")),
+     (400, None, Delivery("rejected", "http_400")), (401, None, Delivery("rejected", "http_401"))],
+)  # fmt: skip
+def test_answers(
+    fake: FakeSegment, status: int, retry_after: str | None, expected: Delivery
+) -> None:
+    fake.force(status, retry_after=retry_after)
+    sink = sink_for(fake)
+    assert sink.send(sample_events(), soon()) == expected
+    sink.close()
+    assert fake.stored == []
+
+
+def test_a_wrong_key_is_refused_by_the_service(fake: FakeSegment) -> None:
+    sink = sink_for(fake, "WRONG")
+    assert sink.send(sample_events(), soon()) == Delivery("rejected", "http_401")
+    sink.close()
+
+
+def test_a_retried_batch_repeats_its_message_ids(fake: FakeSegment) -> None:
+    fake.force(503)
+    sink = sink_for(fake)
+    assert sink.send(sample_events(), soon()).outcome == "retry"
+    assert sink.send(sample_events(), soon()).outcome == "delivered"
+    sink.close()
+    later_run = sink_for(fake)
+    assert later_run.send(sample_events(), soon()).outcome == "delivered"
+    later_run.close()
+    ids = [[m["messageId"] for m in body(r)["batch"]] for r in fake.requests]
+    assert ids == [[e["event_id"] for e in sample_events()]] * 3
+    # As the SDK: no header on a first try, X-Retry-Count on a retry this sink made.
+    retry_ref = load("segment-retry.json")
+    assert [r["headers"].get("X-Retry-Count") for r in retry_ref] == [None, "1"]
+    assert [r.header("X-Retry-Count") for r in fake.requests] == [None, "1", None]
+
+
+def test_eu_host() -> None:
+    sink = Segment("k", host="https://events.eu1.segmentapis.com/").build()
+    assert isinstance(sink, SegmentSink)
+    assert (sink.url, sink.name) == ("https://events.eu1.segmentapis.com/v1/batch", "segment")
+
+
+def post(url: str, payload: object, headers: dict[str, str]) -> int:
+    response = urllib3.request(
+        "POST", url, body=json.dumps(payload).encode(), headers=headers, retries=False
+    )
+    return response.status
+
+
+def test_the_fake_refuses_what_segment_refuses(fake: FakeSegment) -> None:
+    auth = urllib3.util.make_headers(basic_auth=f"{SEGMENT_KEY}:")
+    headers = {"Content-Type": "application/json", **auth}
+    good = {"type": "track", "event": "x", "anonymousId": "a", "messageId": "m1",
+            "timestamp": "2026-11-23T10:00:01.250+00:00", "properties": {}}  # fmt: skip
+    url = fake.url + "/v1/batch"
+    assert post(url, {"batch": [good]}, headers) == 200
+    key_in_body = {"batch": [good], "writeKey": SEGMENT_KEY}
+    assert post(url, key_in_body, {"Content-Type": "application/json"}) == 200
+    assert post(url, {"batch": [good]}, {"Content-Type": "application/json"}) == 401
+    wrong = urllib3.util.make_headers(basic_auth="OTHER:")
+    assert post(url, {"batch": [good]}, {**headers, **wrong}) == 401
+    broken_messages: list[dict[str, Any]] = [
+        {"anonymousId": None}, {"messageId": ""}, {"event": ""}, {"type": "x"},
+        {"timestamp": "soon"}, {"properties": []}, {"properties": {"big": "x" * 40_000}},
+    ]  # fmt: skip
+    for broken in broken_messages:
+        assert post(url, {"batch": [{**good, **broken}]}, headers) == 400
+    assert post(url, {"batch": [good]}, {**headers, "Content-Type": "text/plain"}) == 400
+    assert post(fake.url + "/v1/track", good, headers) == 404
+    assert len(fake.stored) == 2
