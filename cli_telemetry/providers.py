@@ -216,3 +216,86 @@ def OTLP(
         endpoint=_url(endpoint, "OTLP endpoint"),
         headers=dict(headers or {}),
     )
+
+
+def from_environ(environ: Mapping[str, str]) -> list[Provider]:
+    """The providers whose variables are set, for the collector (``collector serve``
+    forwards what it stores to each): change a provider by changing a variable, not a
+    release of the tool.
+
+    ``POSTHOG_API_KEY`` [``POSTHOG_HOST``, ``POSTHOG_API``], ``SEGMENT_WRITE_KEY``
+    [``SEGMENT_HOST``], ``MIXPANEL_TOKEN`` [``MIXPANEL_HOST``, ``MIXPANEL_SERVICE_ACCOUNT``
+    and ``MIXPANEL_PROJECT_ID``], ``AMPLITUDE_API_KEY`` [``AMPLITUDE_HOST``,
+    ``AMPLITUDE_API``], ``RUDDERSTACK_WRITE_KEY`` and ``RUDDERSTACK_DATA_PLANE_URL``,
+    ``TELEMETRY_WEBHOOK_URL`` [``TELEMETRY_WEBHOOK_SECRET``],
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` [``OTEL_EXPORTER_OTLP_HEADERS``], and
+    ``TELEMETRY_PROVIDERS``: custom providers' import paths, comma-separated. An empty
+    variable counts as unset; a half-configured provider is a `ConfigurationError`.
+    """
+
+    def get(name: str) -> str | None:
+        value = environ.get(name, "").strip()
+        return value or None
+
+    found: list[Provider] = []
+    if key := get("POSTHOG_API_KEY"):
+        found.append(
+            PostHog(
+                key,
+                host=get("POSTHOG_HOST") or "https://us.i.posthog.com",
+                api=get("POSTHOG_API") or "batch",
+            )
+        )
+    if key := get("SEGMENT_WRITE_KEY"):
+        found.append(Segment(key, host=get("SEGMENT_HOST") or "https://api.segment.io"))
+    if token := get("MIXPANEL_TOKEN"):
+        found.append(
+            Mixpanel(
+                token,
+                host=get("MIXPANEL_HOST") or "https://api.mixpanel.com",
+                service_account=get("MIXPANEL_SERVICE_ACCOUNT"),
+                project_id=get("MIXPANEL_PROJECT_ID"),
+            )
+        )
+    if key := get("AMPLITUDE_API_KEY"):
+        found.append(
+            Amplitude(
+                key,
+                host=get("AMPLITUDE_HOST") or "https://api2.amplitude.com",
+                api=get("AMPLITUDE_API") or "httpapi",
+            )
+        )
+    rudder_key, data_plane = get("RUDDERSTACK_WRITE_KEY"), get("RUDDERSTACK_DATA_PLANE_URL")
+    if rudder_key or data_plane:
+        if not (rudder_key and data_plane):
+            raise ConfigurationError(
+                "RudderStack needs both RUDDERSTACK_WRITE_KEY and RUDDERSTACK_DATA_PLANE_URL"
+            )
+        found.append(RudderStack(rudder_key, data_plane))
+    if url := get("TELEMETRY_WEBHOOK_URL"):
+        found.append(Webhook(url, secret=get("TELEMETRY_WEBHOOK_SECRET")))
+    if endpoint := get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        found.append(OTLP(endpoint, headers=otlp_headers(get("OTEL_EXPORTER_OTLP_HEADERS"))))
+    for target in (get("TELEMETRY_PROVIDERS") or "").split(","):
+        if target.strip():
+            found.append(Provider(target.strip()))
+    names = [provider.name for provider in found]
+    if len(set(names)) < len(names):
+        raise ConfigurationError(f"two providers have the same name: {names}")
+    return found
+
+
+def otlp_headers(value: str | None) -> dict[str, str]:
+    """``OTEL_EXPORTER_OTLP_HEADERS``: ``key1=value1,key2=value2``, values percent-encoded
+    (the OpenTelemetry SDK environment specification)."""
+    from urllib.parse import unquote
+
+    headers: dict[str, str] = {}
+    for item in (value or "").split(","):
+        key, sep, val = item.partition("=")
+        if not item.strip():
+            continue
+        if not sep or not key.strip():
+            raise ConfigurationError("OTEL_EXPORTER_OTLP_HEADERS must be key=value,key=value")
+        headers[unquote(key.strip())] = unquote(val.strip())
+    return headers

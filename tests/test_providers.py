@@ -160,3 +160,54 @@ def test_identify_takes_what_track_takes_and_track_cannot_pose_as_it(home: Path)
     lenient.track("identify", {"plan": "pro"})  # dropped, silently
     lenient.identify({"plan": "pro"})
     assert [event["event"] for event in spooled(home)] == ["identify"]
+
+
+def test_the_collector_finds_its_providers_in_its_environment() -> None:
+    from cli_telemetry.providers import from_environ
+
+    assert from_environ({}) == []
+    assert from_environ({"POSTHOG_API_KEY": " ", "SEGMENT_WRITE_KEY": ""}) == []
+    environ = {
+        "POSTHOG_API_KEY": "phc_x",
+        "POSTHOG_HOST": "https://eu.i.posthog.com",
+        "SEGMENT_WRITE_KEY": "w",
+        "MIXPANEL_TOKEN": "t",
+        "AMPLITUDE_API_KEY": "k",
+        "AMPLITUDE_HOST": "https://api.eu.amplitude.com",
+        "RUDDERSTACK_WRITE_KEY": "r",
+        "RUDDERSTACK_DATA_PLANE_URL": "https://acme.dataplane.rudderstack.com",
+        "TELEMETRY_WEBHOOK_URL": "https://hooks.example.com/in",
+        "TELEMETRY_WEBHOOK_SECRET": "s",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4318",
+        "OTEL_EXPORTER_OTLP_HEADERS": "api-key=a%20b,x-tenant=acme",
+        "TELEMETRY_PROVIDERS": "mypkg.telemetry:MyProvider, other.mod:Sink",
+    }
+    assert from_environ(environ) == [
+        PostHog("phc_x", host="https://eu.i.posthog.com"),
+        Segment("w"),
+        Mixpanel("t"),
+        Amplitude("k", host="https://api.eu.amplitude.com"),
+        RudderStack("r", "https://acme.dataplane.rudderstack.com"),
+        Webhook("https://hooks.example.com/in", secret="s"),
+        OTLP("http://otel:4318", headers={"api-key": "a b", "x-tenant": "acme"}),
+        Provider("mypkg.telemetry:MyProvider"),
+        Provider("other.mod:Sink"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"RUDDERSTACK_WRITE_KEY": "r"},
+        {"RUDDERSTACK_DATA_PLANE_URL": "https://x.example.com"},
+        {"MIXPANEL_TOKEN": "t", "MIXPANEL_SERVICE_ACCOUNT": "u:s"},
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4318", "OTEL_EXPORTER_OTLP_HEADERS": "x"},
+        {"TELEMETRY_PROVIDERS": "a.b:C,a.b:C"},
+        {"POSTHOG_API_KEY": "k", "POSTHOG_API": "v9"},
+    ],
+)
+def test_a_half_configured_provider_is_an_error(environ: dict[str, str]) -> None:
+    from cli_telemetry.providers import from_environ
+
+    with pytest.raises(ConfigurationError):
+        from_environ(environ)
