@@ -1,0 +1,45 @@
+"""The project's wire format to any URL, optionally signed: a webhook.
+
+``POST <url>`` with ``Content-Type: application/json`` and the body ``{"batch": [event,
+...], "sent_at": "<UTC ISO 8601>"}``, exactly as `HttpSink` sends it, but never gzipped: a
+webhook lands in whatever the author points it at (a serverless function, an automation
+service, a small web app), and many of those neither inflate a request body nor say so
+clearly when they cannot; a batch is at most a few hundred KiB, so plain JSON costs little.
+It also keeps the signature simple to check: it covers the very bytes a framework hands
+the receiver as the raw body.
+
+With a ``secret``, each request carries ``X-CLI-Telemetry-Timestamp`` and
+``X-CLI-Telemetry-Signature`` (see `cli_telemetry.webhook_signature`, which a receiver
+imports to verify them without urllib3). Any 2xx means stored; other answers are classified
+as for every HTTP sink (`cli_telemetry.sinks.http.classify`). An ``identify`` event is one
+more event here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..webhook_signature import signature_headers
+from .base import Delivery
+from .http import Transport, json_body, split_auth, utc_now_iso
+
+
+class WebhookSink:
+    """POSTs batches in the wire format to ``url``, signed with ``secret`` if one is set."""
+
+    def __init__(self, *, name: str = "webhook", url: str, secret: str | None = None) -> None:
+        self.name = name
+        self.url, self._auth = split_auth(url)
+        self._secret = secret or None
+        self._transport = Transport()
+
+    def send(self, events: Sequence[dict[str, Any]], deadline: float) -> Delivery:
+        body = json_body({"batch": list(events), "sent_at": utc_now_iso()})
+        headers = {"Content-Type": "application/json", **self._auth}
+        if self._secret is not None:
+            headers.update(signature_headers(self._secret, body))
+        return self._transport.post(self.url, body, headers, deadline)[0]
+
+    def close(self) -> None:
+        self._transport.close()

@@ -1,0 +1,333 @@
+"""The webhook sink against a real loopback receiver that verifies signatures, and the
+signature scheme itself."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import hmac
+import importlib.util
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from fake_service import sample_events
+from fake_webhook import FakeWebhook, normalize
+
+from cli_telemetry.sinks import Delivery, Sink
+from cli_telemetry.sinks.http import USER_AGENT
+from cli_telemetry.sinks.webhook import WebhookSink
+from cli_telemetry.webhook_signature import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    sign,
+    signature_headers,
+    verify_signature,
+)
+
+SECRET = "whsec_test_0123456789"
+WRONG = "whsec_test_wrong"
+BODY = b'{"batch":[],"sent_at":"2026-11-23T10:00:05.000Z"}'
+NOW = 1_795_428_005
+
+
+@pytest.fixture
+def hook() -> Iterator[FakeWebhook]:
+    fake = FakeWebhook(SECRET)
+    yield fake
+    fake.close()
+
+
+def soon(seconds: float = 10) -> float:
+    return time.monotonic() + seconds
+
+
+def test_the_sink_meets_the_interface() -> None:
+    sink = WebhookSink(url="http://127.0.0.1:9/")
+    assert isinstance(sink, Sink)
+    assert sink.name == "webhook"
+    sink.close()
+
+
+def test_a_signed_batch_in_the_wire_format(hook: FakeWebhook) -> None:
+    sink = WebhookSink(url=hook.endpoint, secret=SECRET)
+    before = int(time.time())
+    assert sink.send(sample_events(), soon()) == Delivery("delivered")
+    sink.close()
+    [request] = hook.requests
+    assert request.method == "POST" and request.path == "/hooks/telemetry"
+    assert request.header("Content-Type") == "application/json"
+    assert request.header("Content-Encoding") is None  # plain JSON, see the module
+    assert request.header("User-Agent") == USER_AGENT
+    body = json.loads(request.body)
+    assert body["batch"] == sample_events()
+    assert body["sent_at"].endswith("Z")
+    assert set(body) == {"batch", "sent_at"}
+    timestamp = request.header(TIMESTAMP_HEADER)
+    assert timestamp is not None and before <= int(timestamp) <= time.time()
+    expected = hmac.new(SECRET.encode(), f"{timestamp}.".encode() + request.body, hashlib.sha256)
+    assert request.header(SIGNATURE_HEADER) == "v1=" + expected.hexdigest()
+    assert hook.refused == []
+
+
+def test_stored_items_are_normalized(hook: FakeWebhook) -> None:
+    sink = WebhookSink(url=hook.endpoint, secret=SECRET)
+    assert sink.send(sample_events(), soon()).outcome == "delivered"
+    sink.close()
+    command, failed, custom, identify = hook.stored
+    assert command == {
+        "kind": "event",
+        "name": "command",
+        "distinct_id": "3f1c2a9be07d4c55a1e2b3c4d5e6f708",
+        "dedup_id": "0b7e7d52-8a51-4f0e-9a3e-2f1c0d6b4a01",
+        "time": 1795428001.25,
+        "properties": {
+            "schema_version": 1,
+            "tool": "acme",
+            "tool_version": "1.4.0",
+            "machine_id": "9a8b7c6d5e4f30211203f4e5d6c7b8a9",
+            "os": "linux",
+            "os_version": "6.1",
+            "arch": "x86_64",
+            "python_version": "3.11.7",
+            "ci": None,
+            "interactive": True,
+            "command": "acme deploy",
+            "flags": ["--force", "--format"],
+            "values": {"--force": True, "--format": "json"},
+            "exit_code": 0,
+            "outcome": "success",
+            "error_type": None,
+            "duration_ms": 125,
+        },
+    }
+    assert failed["properties"]["error_type"] == "ConnectionError"
+    assert (custom["kind"], custom["name"]) == ("event", "template_used")
+    assert custom["properties"]["template"] == "basic" and custom["properties"]["count"] == 3
+    assert (identify["kind"], identify["name"]) == ("identify", "identify")
+    assert identify["properties"] == {"plan": "pro"}  # the traits
+    assert identify["time"] == 1795428004.0
+
+
+def test_without_a_secret_nothing_is_signed() -> None:
+    fake = FakeWebhook(secret=None)
+    try:
+        sink = WebhookSink(url=fake.endpoint)
+        assert sink.send(sample_events(), soon()).outcome == "delivered"
+        sink.close()
+        [request] = fake.requests
+        assert request.header(TIMESTAMP_HEADER) is None
+        assert request.header(SIGNATURE_HEADER) is None
+        assert len(fake.stored) == 4
+    finally:
+        fake.close()
+
+
+@pytest.mark.parametrize("secret", [None, "", "not-the-secret"])
+def test_the_receiver_refuses_unsigned_or_wrongly_signed_requests(
+    hook: FakeWebhook, secret: str | None
+) -> None:
+    sink = WebhookSink(url=hook.endpoint, secret=secret)
+    assert sink.send(sample_events(), soon()) == Delivery("rejected", "http_401")
+    sink.close()
+    assert hook.stored == []
+    assert [status for _, status in hook.refused] == [401]
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "expected"),
+    [(429, "7", Delivery("retry", "http_429", 7.0)),
+     (503, None, Delivery("retry", "http_503")),
+     (500, "30", Delivery("retry", "http_500", 30.0)),
+     (400, None, Delivery("rejected", "http_400")),
+     (401, None, Delivery("rejected", "http_401")),
+     (404, None, Delivery("rejected", "http_404"))],
+)  # fmt: skip
+def test_answers_are_classified(
+    hook: FakeWebhook, status: int, retry_after: str | None, expected: Delivery
+) -> None:
+    sink = WebhookSink(url=hook.endpoint, secret=SECRET)
+    hook.force(status, retry_after=retry_after)
+    assert sink.send(sample_events(), soon()) == expected
+    assert hook.stored == []
+    # The same events again: stored this time, with the same ids to de-duplicate on.
+    assert sink.send(sample_events(), soon()) == Delivery("delivered")
+    sink.close()
+    assert [item["dedup_id"] for item in hook.stored] == [e["event_id"] for e in sample_events()]
+
+
+def test_credentials_in_the_url_become_basic_auth() -> None:
+    fake = FakeWebhook(secret=None)
+    try:
+        sink = WebhookSink(url=fake.endpoint.replace("http://", "http://user:s3cret@"))
+        assert "s3cret" not in sink.url
+        assert sink.send(sample_events()[:1], soon()).outcome == "delivered"
+        sink.close()
+        assert fake.requests[0].header("Authorization") == "Basic dXNlcjpzM2NyZXQ="
+    finally:
+        fake.close()
+
+
+def test_the_fake_receiver_refuses_what_a_receiver_would(hook: FakeWebhook) -> None:
+    """So that the tests above can fail: gzip, another type, a bad body, another path."""
+    import urllib3
+
+    pool = urllib3.PoolManager(retries=False)
+    try:
+        good = json.dumps({"batch": sample_events(), "sent_at": "x"}).encode()
+        json_type = {"Content-Type": "application/json"}
+        cases = [
+            (hook.endpoint, good, {"Content-Type": "text/plain"}, 415),
+            (hook.endpoint, gzip.compress(good), {**json_type, "Content-Encoding": "gzip"}, 415),
+            (hook.url + "/elsewhere", good, json_type, 404),
+            (hook.endpoint, b"{", json_type, 400),
+            (hook.endpoint, b'{"events":[]}', json_type, 400),
+            (hook.endpoint, b'{"batch":[{"event":"x"}],"sent_at":"x"}', json_type, 400),
+        ]  # fmt: skip
+        for url, body, headers, status in cases:
+            signed = {**headers, **signature_headers(SECRET, body)}
+            answer = pool.request("POST", url, body=body, headers=signed)
+            assert answer.status == status, (url, headers, body[:40])
+    finally:
+        pool.clear()
+    assert hook.stored == []
+
+
+def test_a_replayed_request_is_refused_once_stale() -> None:
+    import urllib3
+
+    fake = FakeWebhook(SECRET, tolerance=60)
+    pool = urllib3.PoolManager(retries=False)
+    try:
+        body = json.dumps({"batch": sample_events()[:1], "sent_at": "x"}).encode()
+        headers = {"Content-Type": "application/json"}
+        for age, status in [(0, 200), (30, 200), (61, 401), (-61, 401)]:
+            signed = {**headers, **signature_headers(SECRET, body, now=time.time() - age)}
+            assert pool.request("POST", fake.endpoint, body=body, headers=signed).status == status
+        assert len(fake.stored) == 2
+    finally:
+        pool.clear()
+        fake.close()
+
+
+# The scheme, without a network.
+
+
+def test_a_good_signature_verifies() -> None:
+    headers = signature_headers(SECRET, BODY, now=NOW)
+    assert headers == {
+        TIMESTAMP_HEADER: str(NOW),
+        SIGNATURE_HEADER: "v1=" + sign(SECRET, NOW, BODY),
+    }
+    timestamp, signature = headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER]
+    assert verify_signature(SECRET, timestamp, BODY, signature, now=NOW)
+    assert verify_signature(SECRET.encode(), timestamp, BODY, signature, now=NOW + 300)
+    assert verify_signature(SECRET, timestamp, BODY, signature, now=NOW - 300)
+
+
+def test_the_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:
+    """Spelled out, as a receiver in another language computes it."""
+    expected = hmac.new(b"k", b"1700000000." + b"{}", hashlib.sha256).hexdigest()
+    assert sign("k", "1700000000", b"{}") == expected
+    assert verify_signature("k", "1700000000", b"{}", f"v1={expected}", now=1_700_000_000)
+
+
+@pytest.mark.parametrize(
+    ("secret", "body", "now"),
+    [(SECRET, BODY.replace(b"[]", b"[{}]"), NOW),  # tampered body
+     (SECRET, BODY + b" ", NOW),  # one byte more
+     ("another secret", BODY, NOW),  # wrong secret
+     (SECRET, BODY, NOW + 301),  # stale: a replay after the tolerance
+     (SECRET, BODY, NOW - 301)],  # from the future
+)  # fmt: skip
+def test_a_bad_signature_does_not_verify(secret: str, body: bytes, now: int) -> None:
+    headers = signature_headers(SECRET, BODY, now=NOW)
+    assert not verify_signature(
+        secret, headers[TIMESTAMP_HEADER], body, headers[SIGNATURE_HEADER], now=now
+    )
+
+
+def test_a_signed_timestamp_cannot_be_changed() -> None:
+    signature = "v1=" + sign(SECRET, NOW, BODY)
+    assert not verify_signature(SECRET, str(NOW + 1), BODY, signature, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "signature"),
+    [(None, "v1=00"), (str(NOW), None), ("", "v1=00"), ("1.5e9", None), ("-1", None),
+     (" ", "v1="), ("\uff11\uff12\uff13", "v1=00"), (str(NOW), "v0=abc"), (str(NOW), "garbage"),
+     (str(NOW), "v1=é"), ("9" * 400, "v1=00")],
+)  # fmt: skip
+def test_malformed_headers_never_raise(timestamp: str | None, signature: str | None) -> None:
+    assert not verify_signature(SECRET, timestamp, BODY, signature, now=NOW)
+    assert not verify_signature("", str(NOW), BODY, "v1=" + sign("", NOW, BODY), now=NOW)
+
+
+def test_any_of_several_signatures_may_match() -> None:
+    """While a secret is rotated, a header may carry a signature per secret."""
+    good = sign(SECRET, NOW, BODY)
+    header = f"v1={sign('old secret', NOW, BODY)}, v0=whatever,v1={good}"
+    assert verify_signature(SECRET, str(NOW), BODY, header, now=NOW)
+    assert verify_signature(SECRET, str(NOW), BODY, f"t={NOW},v1={good}", now=NOW)
+
+
+def test_a_receiver_can_verify_without_urllib3(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from cli_telemetry.webhook_signature import verify_signature\n"
+        "assert 'urllib3' not in sys.modules, 'urllib3 was imported'\n"
+        "assert not any(m.startswith('cli_telemetry.sinks') for m in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+def test_normalize_matches_the_shape_the_end_to_end_tests_use() -> None:
+    item = normalize(sample_events()[3])
+    assert set(item) == {"kind", "name", "distinct_id", "dedup_id", "time", "properties"}
+    assert isinstance(item["time"], float)
+
+
+def _receiver() -> ModuleType:
+    path = Path(__file__).parents[1] / "examples" / "receiver.py"
+    spec = importlib.util.spec_from_file_location("example_receiver", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("secret", [None, SECRET])
+def test_the_example_receiver(secret: str | None) -> None:
+    """examples/receiver.py: unchanged without RECEIVER_WEBHOOK_SECRET (the wire format,
+    gzipped or not), and with it, only correctly signed requests."""
+    from cli_telemetry.sinks.http import HttpSink
+
+    receiver = _receiver()
+    received: list[dict[str, Any]] = []
+    server = receiver.start_in_background(0, received.append, secret)
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1/events"
+    sinks: list[Sink] = [WebhookSink(url=url, secret=SECRET), WebhookSink(url=url, secret=WRONG)]
+    sinks += [WebhookSink(url=url), HttpSink(url)]
+    try:
+        outcomes = [sink.send(sample_events(), soon()).outcome for sink in sinks]
+    finally:
+        for sink in sinks:
+            sink.close()
+        server.shutdown()
+        server.server_close()
+    if secret is None:
+        assert outcomes == ["delivered"] * 4
+        assert len(received) == 16
+    else:
+        assert outcomes == ["delivered", "rejected", "rejected", "rejected"]
+        assert received == sample_events()
