@@ -35,6 +35,7 @@ COMMANDS = ["acme deploy start", "acme deploy status", "acme hello", "acme check
 def make_event(day: int = 0) -> dict[str, Any]:
     """A realistic command event, ``day`` days ago (plus a random time of day)."""
     when = time.gmtime(time.time() - day * 86400 - random.random() * 86400)
+    flags = random.sample(["--env", "--dry-run", "--verbose", "--replicas"], 2)
     return {
         "schema_version": 1,
         "event_id": str(uuid.uuid4()),
@@ -45,8 +46,8 @@ def make_event(day: int = 0) -> dict[str, Any]:
         "install_id": str(uuid.UUID(int=random.randrange(5000))),
         "machine_id": "ab" * 32,
         "command": random.choice(COMMANDS),
-        "flags": random.sample(["--env", "--dry-run", "--verbose", "--replicas"], 2),
-        "values": {"--env": "prod"},
+        "flags": flags,
+        "values": {"--env": "prod"} if "--env" in flags else {},
         "exit_code": 0,
         "outcome": random.choice(["success"] * 9 + ["error"]),
         "error_type": None,
@@ -60,7 +61,15 @@ def make_event(day: int = 0) -> dict[str, Any]:
     }
 
 
-def ingest(url: str, seconds: float, clients: int = 4) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` and its children so far (Linux)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def ingest(url: str, seconds: float, clients: int = 4) -> tuple[float, float, float]:
+    """Events stored per second, and the CPU seconds per event of server and clients."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -91,21 +100,24 @@ def ingest(url: str, seconds: float, clients: int = 4) -> float:
             stored[index] += json.loads(response.data)["stored"]
 
     start = time.monotonic()
+    server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - start
+    server_cpu, client_cpu = cpu_seconds(server.pid) - server_cpu, time.process_time() - client_cpu
     server.terminate()
     server.wait(30)
-    return sum(stored) / elapsed
+    total = sum(stored)
+    return total / elapsed, server_cpu / total, client_cpu / total
 
 
 def report_time(url: str, events: int) -> float:
     engine = storage.connect(url)
     for start in range(0, events, 10_000):
-        storage.store(engine, [make_event(day=random.randrange(30)) for _ in range(10_000)])
+        storage.store(engine, [[make_event(day=random.randrange(30)) for _ in range(10_000)]])
         print(f"\r  inserted {start + 10_000:,} events", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     times = []
@@ -130,8 +142,13 @@ def main() -> None:
                 engine = storage.connect(url)
                 storage.metadata.drop_all(engine)
                 engine.dispose()
-            rate = ingest(url, args.seconds)
-            print(f"{name}: ingest {rate:,.0f} events/s (4 clients, batches of 100, gzip)")
+            rate, server_cpu, client_cpu = ingest(url, args.seconds)
+            print(
+                f"{name}: ingest {rate:,.0f} events/s (4 clients, batches of 100, gzip);"
+                f" CPU per event: server {server_cpu * 1e6:.0f} µs,"
+                f" clients {client_cpu * 1e6:.0f} µs (the clients run on the same"
+                f" {os.cpu_count()} cores)"
+            )
         for name, url in databases.items():
             engine = storage.connect(url)
             storage.metadata.drop_all(engine)

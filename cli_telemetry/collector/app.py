@@ -5,13 +5,21 @@ encoding, 413 for a body over the limit (compressed or not: a gzip bomb is cut o
 inflates), 400 with ``{"error": ..., "field": ...}`` for malformed JSON or an invalid event.
 A valid batch is stored whole, in one transaction; resent events are acknowledged and not
 stored twice.
+
+One writer per process stores: batches that arrive while a transaction runs wait and go
+together into the next one (group commit), so concurrent senders share a commit instead of
+queueing for one each. Each request is answered only once its events are committed; if that
+transaction fails, every request in it gets 503 and may be resent.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
 import zlib
+from collections.abc import AsyncIterator
 from typing import Any, Final
 
 from sqlalchemy.engine import Engine
@@ -28,6 +36,46 @@ MAX_BODY_BYTES: Final = 8 * 1024 * 1024
 """Raw and inflated alike: 10,000 events of a few hundred bytes each fit comfortably."""
 
 
+MAX_GROUP_EVENTS: Final = 20_000
+"""A transaction takes waiting batches until it holds this many events (a larger batch
+still goes whole, alone)."""
+
+
+class Writer:
+    """The process's one writer: `store` queues a batch, `run` commits what is queued."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.queue: asyncio.Queue[tuple[list[dict[str, Any]], asyncio.Future[int]]]
+        self.queue = asyncio.Queue()
+
+    async def store(self, batch: list[dict[str, Any]]) -> int:
+        """How many events of ``batch`` were new, once they are committed."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        await self.queue.put((batch, future))
+        return await future
+
+    async def run(self) -> None:
+        while True:
+            group = [await self.queue.get()]
+            size = len(group[0][0])
+            while size < MAX_GROUP_EVENTS and not self.queue.empty():
+                group.append(self.queue.get_nowait())
+                size += len(group[-1][0])
+            try:
+                stored = await run_in_threadpool(
+                    storage.store, self.engine, [batch for batch, _ in group]
+                )
+            except Exception as exc:  # the database failed: so does every request of the group
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), count in zip(group, stored, strict=True):
+                if not future.done():  # not cancelled by a client that went away
+                    future.set_result(count)
+
+
 def error(status: int, message: str, field: str | None = None) -> JSONResponse:
     body: dict[str, str] = {"error": message}
     if field is not None:
@@ -40,6 +88,17 @@ def create_app(engine: Engine, tokens: dict[str, str] | None = None) -> Starlett
     that tool's events must then carry ``Authorization: Bearer <secret>`` (401 otherwise).
     Tools without a token are accepted as they are (tokens are off by default)."""
     tokens = dict(tokens or {})
+    writer = Writer(engine)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(writer.run())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def ingest(request: Request) -> JSONResponse:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -83,7 +142,12 @@ def create_app(engine: Engine, tokens: dict[str, str] | None = None) -> Starlett
         for tool in sorted({event["tool"] for event in batch} & tokens.keys()):
             if not hmac.compare_digest(presented.encode(), f"Bearer {tokens[tool]}".encode()):
                 return error(401, f"events of {tool} need its Bearer token", "Authorization")
-        stored = await run_in_threadpool(storage.store, engine, batch)
+        try:
+            stored = await writer.store(batch)
+        except Exception:
+            response = error(503, "the events could not be stored; send them again later")
+            response.headers["Retry-After"] = "5"
+            return response
         return JSONResponse({"stored": stored, "duplicates": len(batch) - stored})
 
     async def healthz(request: Request) -> JSONResponse:
@@ -112,11 +176,12 @@ def create_app(engine: Engine, tokens: dict[str, str] | None = None) -> Starlett
         return Response(status_code=204)
 
     return Starlette(
+        lifespan=lifespan,
         routes=[
             Route("/v1/events", ingest, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/api/report", api_report, methods=["GET"]),
             Route("/", dashboard, methods=["GET"]),
             Route("/favicon.ico", favicon, methods=["GET"]),
-        ]
+        ],
     )

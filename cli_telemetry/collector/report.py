@@ -1,20 +1,20 @@
 """The usage report: what ``cli-telemetry report`` prints and the dashboard draws.
 
-Every figure is one grouped query over the indexed columns (and ``event_flags`` for
-options), restricted to a time window and optionally one tool. Timestamps are ISO 8601 UTC
-strings of one fixed format, so comparing them as text compares them as times.
+Its figures come from a `rollups.Rollup` of the window: the daily rollup tables for whole
+days, the events themselves for a partial first day. Timestamps are ISO 8601 UTC strings of
+one fixed format, so comparing them as text compares them as times.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from typing import Any, Final
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .storage import events, flags
+from .rollups import Rollup, next_day, of_rows, of_tables
 
 TOP: Final = 10
 
@@ -31,94 +31,84 @@ def iso_ago(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - seconds))
 
 
-def build(engine: Engine, *, since: str, tool: str | None = None) -> dict[str, Any]:
-    """The report for events at or after ``since`` (ISO 8601), for one tool or all."""
-    commands = sa.and_(events.c.event == "command", events.c.timestamp >= since)
-    if tool:
-        commands = sa.and_(commands, events.c.tool == tool)
-    failed = sa.case((events.c.outcome != "success", 1), else_=0)
+def build(
+    engine: Engine, *, since: str, tool: str | None = None, rollups: bool = True
+) -> dict[str, Any]:
+    """The report for command events at or after ``since`` (ISO 8601), for one tool or all.
 
-    def top(column: sa.ColumnElement[Any], limit: int | None = TOP) -> list[dict[str, Any]]:
-        query = (
-            sa.select(column.label("name"), sa.func.count().label("count"))
-            .where(commands)
-            .group_by(column)
-            .order_by(sa.func.count().desc(), column)
-            .limit(limit)
-        )
-        with engine.connect() as connection:
-            return [{"name": name, "count": count} for name, count in connection.execute(query)]
-
-    day = sa.func.substr(events.c.timestamp, 1, 10)
-    flag_where = (
-        flags.c.timestamp >= since
-        if not tool
-        else sa.and_(flags.c.timestamp >= since, flags.c.tool == tool)
-    )
+    Whole UTC days come from the daily rollups; a window that starts inside a day (``7d``
+    from now does) counts that first, partial day from the events themselves, so the report
+    is exact for any ``since``. ``rollups=False`` counts every day from the events: the
+    slow reference that tests hold the fast path to.
+    """
+    first_whole_day = since[:10] if since[10:] == "T00:00:00.000Z" else next_day(since[:10])
     with engine.connect() as connection:
-        total, installs, errors, in_ci = connection.execute(
-            sa.select(
-                sa.func.count(),
-                sa.func.count(sa.distinct(events.c.install_id)),
-                sa.func.coalesce(sa.func.sum(failed), 0),
-                sa.func.coalesce(sa.func.sum(sa.case((events.c.ci.is_not(None), 1), else_=0)), 0),
-            ).where(commands)
-        ).one()
-        per_command = [
-            {
-                "command": c,
-                "count": n,
-                "error_rate": round(e / n, 4),
-                "avg_ms": round(float(ms or 0)),
-            }
-            for c, n, e, ms in connection.execute(
-                sa.select(
-                    events.c.command,
-                    sa.func.count(),
-                    sa.func.sum(failed),
-                    sa.func.avg(events.c.duration_ms),
-                )
-                .where(commands)
-                .group_by(events.c.command)
-                .order_by(sa.func.count().desc(), events.c.command)
-                .limit(TOP)
-            )
-        ]
-        top_flags = [
-            {"name": f, "count": n}
-            for f, n in connection.execute(
-                sa.select(flags.c.flag, sa.func.count())
-                .where(flag_where)
-                .group_by(flags.c.flag)
-                .order_by(sa.func.count().desc(), flags.c.flag)
-                .limit(TOP)
-            )
-        ]
-        daily = [
-            {"day": d, "invocations": n, "installs": i}
-            for d, n, i in connection.execute(
-                sa.select(day, sa.func.count(), sa.func.count(sa.distinct(events.c.install_id)))
-                .where(commands)
-                .group_by(day)
-                .order_by(day)
-            )
-        ]
+        if not rollups:
+            counted = of_rows(connection, since=since, tool=tool)
+        else:
+            counted = of_tables(connection, since_day=first_whole_day, tool=tool)
+            if first_whole_day != since[:10]:
+                counted.update(of_rows(connection, since=since, until=first_whole_day, tool=tool))
+    return summarise(counted, since=since, tool=tool)
+
+
+def summarise(counted: Rollup, *, since: str, tool: str | None) -> dict[str, Any]:
+    """The report's figures from a rollup of its window. Ties rank by name."""
+    total = errors = in_ci = 0
+    commands: dict[str, list[int]] = {}  # command -> [runs, errors, total duration_ms]
+    tool_versions: Counter[str] = Counter()
+    systems: Counter[str] = Counter()
+    pythons: Counter[str] = Counter()
+    days: Counter[str] = Counter()
+    for key, (invocations, duration_ms) in counted.usage.items():
+        name, day, command, outcome, tool_version, os_name, python_version, ci = key
+        failed = invocations if outcome != "success" else 0
+        total += invocations
+        errors += failed
+        in_ci += invocations if ci else 0
+        figures = commands.setdefault(command, [0, 0, 0])
+        figures[0] += invocations
+        figures[1] += failed
+        figures[2] += duration_ms
+        tool_versions[tool_version if tool else f"{name} {tool_version}"] += invocations
+        systems[os_name] += invocations
+        pythons[python_version] += invocations
+        days[day] += invocations
+    installs_per_day = Counter(day for day, _ in {(d, i) for _, d, i in counted.installs})
+    flags: Counter[str] = Counter()
+    for (_, _, flag), uses in counted.flags.items():
+        flags[flag] += uses
+    ranked = sorted(commands.items(), key=lambda item: (-item[1][0], item[0]))[:TOP]
     return {
         "since": since,
         "tool": tool,
-        "invocations": int(total),
-        "installs": int(installs),
-        "error_rate": round(int(errors) / total, 4) if total else 0.0,
-        "ci_share": round(int(in_ci) / total, 4) if total else 0.0,
-        "commands": per_command,
-        "flags": top_flags,
-        "tool_versions": top(
-            events.c.tool_version if tool else events.c.tool + " " + events.c.tool_version
-        ),
-        "os": top(events.c.os),
-        "python_versions": top(events.c.python_version),
-        "daily": daily,
+        "invocations": total,
+        "installs": len({install_id for _, _, install_id in counted.installs}),
+        "error_rate": round(errors / total, 4) if total else 0.0,
+        "ci_share": round(in_ci / total, 4) if total else 0.0,
+        "commands": [
+            {
+                "command": command,
+                "count": runs,
+                "error_rate": round(failed / runs, 4),
+                "avg_ms": round(duration_ms / runs),
+            }
+            for command, (runs, failed, duration_ms) in ranked
+        ],
+        "flags": top(flags),
+        "tool_versions": top(tool_versions),
+        "os": top(systems),
+        "python_versions": top(pythons),
+        "daily": [
+            {"day": day, "invocations": days[day], "installs": installs_per_day[day]}
+            for day in sorted(days)
+        ],
     }
+
+
+def top(counts: Counter[str]) -> list[dict[str, Any]]:
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP]
+    return [{"name": name, "count": count} for name, count in ranked]
 
 
 def render(report: dict[str, Any]) -> str:

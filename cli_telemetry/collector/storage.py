@@ -1,9 +1,14 @@
 """Where the collector keeps events: SQLAlchemy Core over SQLite (WAL) or PostgreSQL.
 
 One row per event, keyed by ``event_id``: a resent event is acknowledged and not stored
-twice (``INSERT ... ON CONFLICT DO NOTHING``). A batch is one transaction, so it is stored
-whole or not at all. The columns the report groups by are real columns (indexed); the
-whole event is kept as JSON beside them.
+twice (``INSERT ... ON CONFLICT DO NOTHING RETURNING``). The columns the report filters and
+groups by are real columns; the whole event is kept as JSON beside them.
+
+Beside the events, per-day rollups of the command events (``rollups.py`` keeps them): the
+report over whole days reads those instead of every event. They are written in the same
+transaction as the events they count, and only for the events that transaction stored, so
+a batch is stored whole or not at all, rollups included, and a resent event is never
+counted twice.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+
+from . import rollups
 
 metadata: Final = sa.MetaData()
 
@@ -40,26 +47,55 @@ events: Final = sa.Table(
     sa.Column("os", sa.String(32), nullable=False),
     sa.Column("python_version", sa.String(32), nullable=False),
     sa.Column("ci", sa.String(32)),
+    sa.Column("flags", sa.Text, nullable=False),
     sa.Column("data", sa.Text, nullable=False),
     sa.Index("events_tool_timestamp", "tool", "timestamp"),
-    sa.Index("events_tool_command", "tool", "command"),
+)
+"""``flags`` holds the options given, space-separated (an option name has no space). A table
+of one row per flag cost more at ingest than everything else together; the report reads
+flags from the rollups, and from this column only for a partial first day."""
+
+USAGE_KEY: Final = (
+    "tool",
+    "day",
+    "command",
+    "outcome",
+    "tool_version",
+    "os",
+    "python_version",
+    "ci",
 )
 
-flags: Final = sa.Table(
-    "event_flags",
+daily_usage: Final = sa.Table(
+    "daily_usage",
     metadata,
-    sa.Column(
-        "event_id",
-        sa.String(36),
-        sa.ForeignKey("events.event_id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
-    sa.Column("flag", sa.String(80), primary_key=True),
-    sa.Column("tool", sa.String(64), nullable=False),
-    sa.Column("timestamp", sa.String(32), nullable=False),
-    sa.Index("event_flags_tool_timestamp", "tool", "timestamp"),
+    *(sa.Column(name, sa.Text, primary_key=True) for name in USAGE_KEY),
+    sa.Column("invocations", sa.BigInteger, nullable=False),
+    sa.Column("duration_ms", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
 )
-"""One row per option given, so "top flags" is a GROUP BY, not a scan of every event's JSON."""
+"""Command events per UTC day and combination of what the report groups by (``ci`` is ''
+outside CI): a few hundred rows a day where there are tens of thousands of events."""
+
+daily_flags: Final = sa.Table(
+    "daily_flags",
+    metadata,
+    sa.Column("tool", sa.Text, primary_key=True),
+    sa.Column("day", sa.Text, primary_key=True),
+    sa.Column("flag", sa.Text, primary_key=True),
+    sa.Column("uses", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+daily_installs: Final = sa.Table(
+    "daily_installs",
+    metadata,
+    sa.Column("tool", sa.Text, primary_key=True),
+    sa.Column("day", sa.Text, primary_key=True),
+    sa.Column("install_id", sa.Text, primary_key=True),
+    sqlite_with_rowid=False,
+)
+"""Which installs ran a command each day: distinct counts over several days need the ids."""
 
 COLUMNS: Final = (
     "timestamp", "tool", "tool_version", "event", "command", "outcome",
@@ -76,7 +112,13 @@ def default_url() -> str:
 
 
 def connect(url: str) -> Engine:
-    """An engine with the schema created; SQLite in WAL mode (readers never block writers)."""
+    """An engine with the schema created.
+
+    SQLite runs in WAL mode (readers never block the writer) with ``synchronous=NORMAL``: a
+    commit survives the collector crashing or being killed, but the last commits before a
+    power loss or an OS crash may be lost (the database stays consistent). That trade is
+    SQLite's own recommendation for WAL and saves an fsync per transaction.
+    """
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     engine = sa.create_engine(url, pool_pre_ping=True)
@@ -88,54 +130,88 @@ def connect(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute("PRAGMA cache_size=-65536")
+            cursor.execute("PRAGMA mmap_size=268435456")
+            cursor.execute("PRAGMA wal_autocheckpoint=10000")
             cursor.close()
 
     metadata.create_all(engine)
     return engine
 
 
-def store(engine: Engine, batch: Sequence[dict[str, Any]]) -> int:
-    """Store a validated batch in one transaction; returns how many events were new."""
+def insert_rows(
+    connection: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]
+) -> tuple[Any, Any]:
+    """An INSERT of ``rows`` into ``table`` for this dialect (one with ``on_conflict_do_*``),
+    and the parameters to execute it with.
+
+    PostgreSQL gets one ``INSERT ... SELECT ... FROM json_populate_recordset(rows)``: the
+    rows travel as one JSON text, which the server parses. SQLAlchemy's multi-row VALUES
+    (psycopg parses each long query text in Python) and arrays (escaped in Python, value by
+    value) both cost more on the client than storing the rows cost the server. SQLite gets
+    its usual executemany.
+    """
+    names = list(rows[0])
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        records = sa.func.json_populate_recordset(
+            sa.literal_column(f"NULL::{table.name}"),
+            sa.cast(sa.bindparam("rows", type_=sa.Text), postgresql.JSON),
+        ).table_valued(*names)
+        statement = postgresql.insert(table).from_select(names, sa.select(*records.c))
+        return statement, {"rows": json.dumps(rows, separators=(",", ":"))}
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table), rows
+
+
+def store(engine: Engine, batches: Sequence[Sequence[dict[str, Any]]]) -> list[int]:
+    """Store validated batches in one transaction; returns how many events of each were new.
+
+    The app hands over every batch that arrived while the previous transaction ran, so
+    concurrent senders share one commit. An event repeated within or across these batches
+    is counted as new for the first batch that holds it.
+    """
+    owner: dict[str, int] = {}
+    fresh: dict[str, dict[str, Any]] = {}
+    for index, batch in enumerate(batches):
+        for event in batch:
+            if event["event_id"] not in owner:
+                owner[event["event_id"]] = index
+                fresh[event["event_id"]] = event
     rows = [
-        {"event_id": event["event_id"], "data": json.dumps(event, separators=(",", ":")),
+        {"event_id": event_id, "data": json.dumps(event, separators=(",", ":")),
+         "flags": " ".join(dict.fromkeys(event.get("flags", ()))),
          **{column: event.get(column) for column in COLUMNS}}
-        for event in batch
+        for event_id, event in sorted(fresh.items())  # one order: concurrent writers never deadlock
     ]  # fmt: skip
-    unique = list({row["event_id"]: row for row in rows}.values())  # a batch may repeat one
-    by_id = {event["event_id"]: event for event in batch}
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    statement = insert(events).on_conflict_do_nothing(index_elements=["event_id"])
     with engine.begin() as connection:
+        statement, parameters = insert_rows(connection, events, rows)
         # RETURNING names exactly the rows this transaction stored, even when two requests
-        # race with the same events: the count is right, and their flags go in once.
-        result = connection.execute(statement.returning(events.c.event_id), unique)
+        # race with the same events: the counts are right, and the rollups count them once.
+        statement = statement.on_conflict_do_nothing(index_elements=["event_id"])
+        result = connection.execute(statement.returning(events.c.event_id), parameters)
         new = {row[0] for row in result.fetchall()}
-        flag_rows = [
-            {
-                "event_id": row["event_id"],
-                "flag": flag,
-                "tool": row["tool"],
-                "timestamp": row["timestamp"],
-            }
-            for row in unique
-            if row["event_id"] in new
-            for flag in dict.fromkeys(by_id[row["event_id"]].get("flags", []))
-        ]
-        if flag_rows:
-            connection.execute(insert(flags).on_conflict_do_nothing(), flag_rows)
-        return len(new)
+        rollups.add(connection, rollups.of_events(fresh[event_id] for event_id in new))
+    stored = [0] * len(batches)
+    for event_id in new:
+        stored[owner[event_id]] += 1
+    return stored
 
 
 def prune(engine: Engine, before: str) -> int:
-    """Delete events whose timestamp is before ``before`` (ISO 8601 UTC); returns how many."""
+    """Delete events whose timestamp is before ``before`` (ISO 8601 UTC); returns how many.
+
+    Rollups of the days before go too; the day ``before`` falls in is counted again from the
+    events it keeps, so the rollups always agree with the events."""
+    day = before[:10]
     with engine.begin() as connection:
-        connection.execute(sa.delete(flags).where(flags.c.timestamp < before))
-        return int(
-            connection.execute(sa.delete(events).where(events.c.timestamp < before)).rowcount
-        )
+        deleted = connection.execute(sa.delete(events).where(events.c.timestamp < before))
+        for table in (daily_usage, daily_flags, daily_installs):
+            connection.execute(sa.delete(table).where(table.c.day <= day))
+        rollups.add(connection, rollups.of_rows(connection, since=day, until=rollups.next_day(day)))
+        return int(deleted.rowcount)
 
 
 def count(engine: Engine) -> int:

@@ -12,7 +12,7 @@ import math
 import re
 import time
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from ..events import (
@@ -134,12 +134,13 @@ def _choice(value: Any) -> bool:
 
 
 def _timestamp(value: Any) -> str | None:
-    from datetime import datetime
-
     if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value):
         return "must be a UTC ISO 8601 time such as 2026-11-23T12:00:00.000Z"
-    try:
-        when = datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    try:  # the pattern placed the digits; datetime() judges them (strptime is 10x slower)
+        when = datetime(
+            int(value[0:4]), int(value[5:7]), int(value[8:10]),
+            int(value[11:13]), int(value[14:16]), int(value[17:19]), tzinfo=UTC,
+        )  # fmt: skip
     except ValueError:
         return "is not a real date and time"
     if when.timestamp() > time.time() + FUTURE_SKEW:

@@ -1,0 +1,185 @@
+"""Per-day rollups of command events: what the report reads instead of every event.
+
+A `Rollup` is the report's raw material for a span of time: command events counted per UTC
+day and per combination of the columns the report groups by (``storage.USAGE_KEY``), option
+uses per day, and the installs seen each day. It is made in three ways, and the report's
+consistency test holds them equal:
+
+- `of_events`: from the events a transaction has just stored (in Python), for `add` to
+  add to the rollup tables in that same transaction;
+- `of_rows`: from the stored events of a time span (SQL), for a partial first day of a
+  report and for the day ``prune`` cuts through;
+- `of_tables`: read back from the rollup tables, for whole days.
+
+Only command events are rolled up (custom events are not in the report).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..events import COMMAND_EVENT
+from . import storage
+
+UsageKey = tuple[str, ...]
+"""Values for ``storage.USAGE_KEY``: tool, day, command, outcome, versions, os, ci."""
+
+
+@dataclass
+class Rollup:
+    usage: dict[UsageKey, list[int]] = field(default_factory=dict)
+    """key -> [invocations, total duration_ms]"""
+    flags: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    """(tool, day, flag) -> uses"""
+    installs: set[tuple[str, str, str]] = field(default_factory=set)
+    """(tool, day, install_id)"""
+
+    def count(self, key: UsageKey, invocations: int, duration_ms: int) -> None:
+        totals = self.usage.setdefault(key, [0, 0])
+        totals[0] += invocations
+        totals[1] += duration_ms
+
+    def update(self, other: Rollup) -> None:
+        for key, (invocations, duration_ms) in other.usage.items():
+            self.count(key, invocations, duration_ms)
+        self.flags.update(other.flags)
+        self.installs |= other.installs
+
+
+def next_day(day: str) -> str:
+    """``2026-11-23`` -> ``2026-11-24``."""
+    return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+
+
+def of_events(events: Iterable[dict[str, Any]]) -> Rollup:
+    """The rollup of validated events."""
+    rollup = Rollup()
+    for event in events:
+        if event["event"] != COMMAND_EVENT:
+            continue
+        tool, day = event["tool"], event["timestamp"][:10]
+        key = (tool, day, event["command"], event["outcome"], event["tool_version"],
+               event["os"], event["python_version"], event["ci"] or "")  # fmt: skip
+        rollup.count(key, 1, event["duration_ms"])
+        for flag in dict.fromkeys(event["flags"]):
+            rollup.flags[tool, day, flag] += 1
+        rollup.installs.add((tool, day, event["install_id"]))
+    return rollup
+
+
+def of_rows(
+    connection: Connection, *, since: str, until: str | None = None, tool: str | None = None
+) -> Rollup:
+    """The rollup of the stored events with ``since <= timestamp < until`` (ISO 8601 text;
+    a bare day such as ``2026-11-24`` as ``until`` ends the day before)."""
+    events = storage.events
+    day = sa.func.substr(events.c.timestamp, 1, 10)
+    where = [events.c.event == COMMAND_EVENT, events.c.timestamp >= since]
+    if until is not None:
+        where.append(events.c.timestamp < until)
+    if tool:
+        where.append(events.c.tool == tool)
+    ci = sa.func.coalesce(events.c.ci, sa.literal_column("''"))
+    key = (events.c.tool, day, events.c.command, events.c.outcome, events.c.tool_version,
+           events.c.os, events.c.python_version, ci)  # fmt: skip
+    rollup = Rollup()
+    usage = sa.select(*key, sa.func.count(), sa.func.sum(events.c.duration_ms))
+    for *values, invocations, duration_ms in connection.execute(usage.where(*where).group_by(*key)):
+        rollup.count(tuple(values), int(invocations), int(duration_ms or 0))
+    for tool_name, day_name, flags in connection.execute(
+        sa.select(events.c.tool, day, events.c.flags).where(*where, events.c.flags != "")
+    ):
+        for flag in flags.split(" "):
+            rollup.flags[tool_name, day_name, flag] += 1
+    installs = sa.select(events.c.tool, day, events.c.install_id).where(*where).distinct()
+    rollup.installs.update((t, d, i) for t, d, i in connection.execute(installs))
+    return rollup
+
+
+def of_tables(connection: Connection, *, since_day: str, tool: str | None = None) -> Rollup:
+    """The rollup of the days from ``since_day`` on, as the rollup tables hold it."""
+    usage, flags, installs = storage.daily_usage, storage.daily_flags, storage.daily_installs
+    rollup = Rollup()
+    key = [usage.c[name] for name in storage.USAGE_KEY]
+    query = sa.select(*key, usage.c.invocations, usage.c.duration_ms)
+    for *values, invocations, duration_ms in connection.execute(
+        query.where(usage.c.day >= since_day, *([usage.c.tool == tool] if tool else []))
+    ):
+        rollup.count(tuple(values), int(invocations), int(duration_ms))
+    for tool_name, day, flag, uses in connection.execute(
+        sa.select(flags.c.tool, flags.c.day, flags.c.flag, flags.c.uses).where(
+            flags.c.day >= since_day, *([flags.c.tool == tool] if tool else [])
+        )
+    ):
+        rollup.flags[tool_name, day, flag] += int(uses)
+    rollup.installs.update(
+        (t, d, i)
+        for t, d, i in connection.execute(
+            sa.select(installs.c.tool, installs.c.day, installs.c.install_id).where(
+                installs.c.day >= since_day, *([installs.c.tool == tool] if tool else [])
+            )
+        )
+    )
+    return rollup
+
+
+def add(connection: Connection, rollup: Rollup) -> None:
+    """Add ``rollup`` to the rollup tables (upserts, in key order so that concurrent
+    transactions lock rows in one order and never deadlock)."""
+    usage, flags, installs = storage.daily_usage, storage.daily_flags, storage.daily_installs
+    if rollup.usage:
+        upsert, parameters = storage.insert_rows(
+            connection,
+            usage,
+            [
+                {
+                    **dict(zip(storage.USAGE_KEY, key, strict=True)),
+                    "invocations": invocations,
+                    "duration_ms": duration_ms,
+                }
+                for key, (invocations, duration_ms) in sorted(rollup.usage.items())
+            ],
+        )
+        connection.execute(
+            upsert.on_conflict_do_update(
+                index_elements=list(storage.USAGE_KEY),
+                set_={
+                    "invocations": usage.c.invocations + upsert.excluded.invocations,
+                    "duration_ms": usage.c.duration_ms + upsert.excluded.duration_ms,
+                },
+            ),
+            parameters,
+        )
+    if rollup.flags:
+        upsert, parameters = storage.insert_rows(
+            connection,
+            flags,
+            [
+                {"tool": tool, "day": day, "flag": flag, "uses": uses}
+                for (tool, day, flag), uses in sorted(rollup.flags.items())
+            ],
+        )
+        connection.execute(
+            upsert.on_conflict_do_update(
+                index_elements=["tool", "day", "flag"],
+                set_={"uses": flags.c.uses + upsert.excluded.uses},
+            ),
+            parameters,
+        )
+    if rollup.installs:
+        insert, parameters = storage.insert_rows(
+            connection,
+            installs,
+            [
+                {"tool": tool, "day": day, "install_id": install_id}
+                for tool, day, install_id in sorted(rollup.installs)
+            ],
+        )
+        connection.execute(insert.on_conflict_do_nothing(), parameters)

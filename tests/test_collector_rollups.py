@@ -1,0 +1,87 @@
+"""The report read from the daily rollups equals the report counted from the events, on
+SQLite and on PostgreSQL: after resends, for windows that start at midnight or inside a day,
+for one tool or all, and after a prune that cuts through a day."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+from test_collector_e2e import custom, event, fresh_postgres
+
+from cli_telemetry.collector import report, storage
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    url = (
+        f"sqlite:///{tmp_path / 'rollups.sqlite3'}"
+        if request.param == "sqlite"
+        else fresh_postgres()
+    )
+    engine = storage.connect(url)
+    yield engine
+    engine.dispose()
+
+
+def iso(seconds_ago: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - seconds_ago))
+
+
+def varied(rng: random.Random, seconds_ago: float) -> dict[str, Any]:
+    tool = rng.choice(["acme", "acme", "other"])
+    flags = rng.sample(["--env", "--dry-run", "--verbose"], rng.randrange(3))
+    return event(
+        tool=tool,
+        timestamp=iso(seconds_ago),
+        command=f"{tool} {rng.choice(['deploy', 'check', 'init'])}",
+        tool_version=rng.choice(["1.3.0", "1.4.0"]),
+        install_id=str(uuid.UUID(int=rng.randrange(40))),
+        flags=flags,
+        values={"--env": "prod"} if "--env" in flags else {},
+        outcome=rng.choice(["success", "success", "error", "usage_error"]),
+        duration_ms=rng.randrange(5000),
+        os=rng.choice(["linux", "macos", "windows"]),
+        python_version=rng.choice(["3.11.7", "3.12.4"]),
+        ci=rng.choice([None, None, "github_actions"]),
+    )
+
+
+def windows() -> list[str]:
+    midnight = time.strftime("%Y-%m-%dT00:00:00.000Z", time.gmtime(time.time() - 3 * 86400))
+    return [iso(7 * 86400), iso(36 * 3600), iso(3600), midnight, iso(40 * 86400)]
+
+
+def assert_rollups_agree(engine: Engine) -> None:
+    for since in windows():
+        for tool in (None, "acme"):
+            fast = report.build(engine, since=since, tool=tool)
+            exact = report.build(engine, since=since, tool=tool, rollups=False)
+            assert fast == exact, (since, tool)
+
+
+def test_the_rollups_agree_with_the_events(engine: Engine) -> None:
+    rng = random.Random(5)
+    batches = [
+        [varied(rng, rng.random() * 12 * 86400) for _ in range(50)] + [custom()] for _ in range(8)
+    ]
+    for batch in batches:
+        storage.store(engine, [batch])
+    assert storage.store(engine, [batches[0], batches[1][:10], batches[0][:5]]) == [0, 0, 0]
+    future = varied(rng, -3600)  # a client clock a little ahead
+    assert storage.store(engine, [[future, future], [future]]) == [1, 0]
+    assert report.build(engine, since=iso(12 * 86400), rollups=False)["invocations"] == 401
+    assert_rollups_agree(engine)
+
+    storage.prune(engine, iso(5.5 * 86400))  # through the middle of a day
+    assert_rollups_agree(engine)
+    assert (
+        report.build(engine, since=iso(30 * 86400))["invocations"]
+        == report.build(engine, since=iso(30 * 86400), rollups=False)["invocations"]
+    )
