@@ -27,7 +27,9 @@ CLI = os.path.join(os.path.dirname(sys.executable), "cli-telemetry")
 
 
 class Collector:
-    def __init__(self, db_url: str, extra: list[str] | None = None) -> None:
+    def __init__(
+        self, db_url: str, extra: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.db_url = db_url
         self.engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
         with socket.socket() as s:
@@ -37,6 +39,7 @@ class Collector:
         self.proc = subprocess.Popen(
             [CLI, "collector", "serve", "--db", db_url, "--port", str(self.port), *(extra or [])],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
         )  # fmt: skip
         self.http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(10))
         assert poll(self._healthy, timeout=30), "the collector did not start"

@@ -19,7 +19,7 @@ import contextlib
 import hmac
 import json
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
 
 from sqlalchemy.engine import Engine
@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from ..providers import Provider
 from . import storage
 from .validation import InvalidBatch, check_batch
 
@@ -44,8 +45,9 @@ still goes whole, alone)."""
 class Writer:
     """The process's one writer: `store` queues a batch, `run` commits what is queued."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, forward_to: Sequence[str] = ()) -> None:
         self.engine = engine
+        self.forward_to = list(forward_to)
         self.queue: asyncio.Queue[tuple[list[dict[str, Any]], asyncio.Future[int]]]
         self.queue = asyncio.Queue()
 
@@ -64,7 +66,7 @@ class Writer:
                 size += len(group[-1][0])
             try:
                 stored = await run_in_threadpool(
-                    storage.store, self.engine, [batch for batch, _ in group]
+                    storage.store, self.engine, [batch for batch, _ in group], self.forward_to
                 )
             except Exception as exc:  # the database failed: so does every request of the group
                 for _, future in group:
@@ -83,22 +85,37 @@ def error(status: int, message: str, field: str | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-def create_app(engine: Engine, tokens: dict[str, str] | None = None) -> Starlette:
+def create_app(
+    engine: Engine,
+    tokens: dict[str, str] | None = None,
+    providers: Sequence[Provider] = (),
+    *,
+    forward_backoff: float = 30.0,
+) -> Starlette:
     """The app over ``engine``. ``tokens`` maps a tool to its shared secret: a batch with
     that tool's events must then carry ``Authorization: Bearer <secret>`` (401 otherwise).
-    Tools without a token are accepted as they are (tokens are off by default)."""
+    Tools without a token are accepted as they are (tokens are off by default). What is
+    stored is forwarded to each of ``providers`` (see `forward`)."""
     tokens = dict(tokens or {})
-    writer = Writer(engine)
+    writer = Writer(engine, [provider.name for provider in providers])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         task = asyncio.create_task(writer.run())
+        forwarder = None
+        if providers:
+            from .forward import Forwarder
+
+            forwarder = Forwarder(engine, providers, backoff_base=forward_backoff)
+            forwarder.start()
         try:
             yield
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            if forwarder is not None:
+                await run_in_threadpool(forwarder.stop)
 
     async def ingest(request: Request) -> JSONResponse:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -28,9 +28,19 @@ def collector() -> None:
     " (repeatable; the variable takes a space-separated list).",
 )
 def serve(url: str | None, host: str, port: int, tokens: tuple[str, ...]) -> None:
-    """Accept events on POST /v1/events and store them."""
+    """Accept events on POST /v1/events and store them.
+
+    What is stored is forwarded to every provider whose variables are set: POSTHOG_API_KEY,
+    SEGMENT_WRITE_KEY, MIXPANEL_TOKEN, AMPLITUDE_API_KEY, RUDDERSTACK_WRITE_KEY with
+    RUDDERSTACK_DATA_PLANE_URL, TELEMETRY_WEBHOOK_URL, OTEL_EXPORTER_OTLP_ENDPOINT, and
+    TELEMETRY_PROVIDERS (custom providers' import paths); see the README.
+    """
+    import os
+
     import uvicorn
 
+    from ..errors import ConfigurationError
+    from ..providers import from_environ
     from .app import create_app
     from .storage import connect, default_url
 
@@ -40,9 +50,24 @@ def serve(url: str | None, host: str, port: int, tokens: tuple[str, ...]) -> Non
         if not sep or not tool or not secret:
             raise click.BadParameter(f"{item!r} is not TOOL=SECRET", param_hint="--token")
         secrets[tool] = secret
+    try:
+        providers = from_environ(os.environ)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from None
+    backoff = os.environ.get("CLI_TELEMETRY_FORWARD_BACKOFF", "30")
+    try:
+        forward_backoff = float(backoff)
+    except ValueError:
+        raise click.UsageError(
+            f"CLI_TELEMETRY_FORWARD_BACKOFF={backoff!r} is not seconds"
+        ) from None
     engine = connect(url or default_url())
     click.echo(f"collector: storing in {engine.url.render_as_string(hide_password=True)}", err=True)
-    uvicorn.run(create_app(engine, secrets), host=host, port=port, log_level="warning")
+    if providers:
+        names = ", ".join(provider.name for provider in providers)
+        click.echo(f"collector: forwarding to {names}", err=True)
+    app = create_app(engine, secrets, providers, forward_backoff=forward_backoff)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 @collector.command()

@@ -21,7 +21,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from . import rollups
+from . import forward, rollups
 
 metadata: Final = sa.MetaData()
 
@@ -136,6 +136,7 @@ def connect(url: str) -> Engine:
             cursor.close()
 
     metadata.create_all(engine)
+    forward.create(engine)
     return engine
 
 
@@ -166,8 +167,12 @@ def insert_rows(
     return sqlite.insert(table), rows
 
 
-def store(engine: Engine, batches: Sequence[Sequence[dict[str, Any]]]) -> list[int]:
+def store(
+    engine: Engine, batches: Sequence[Sequence[dict[str, Any]]], forward_to: Sequence[str] = ()
+) -> list[int]:
     """Store validated batches in one transaction; returns how many events of each were new.
+    The new events are owed to each provider named in ``forward_to`` (`forward.enqueue`),
+    in the same transaction.
 
     The app hands over every batch that arrived while the previous transaction ran, so
     concurrent senders share one commit. An event repeated within or across these batches
@@ -194,6 +199,7 @@ def store(engine: Engine, batches: Sequence[Sequence[dict[str, Any]]]) -> list[i
         result = connection.execute(statement.returning(events.c.event_id), parameters)
         new = {row[0] for row in result.fetchall()}
         rollups.add(connection, rollups.of_events(fresh[event_id] for event_id in new))
+        forward.enqueue(connection, forward_to, sorted(new))
     stored = [0] * len(batches)
     for event_id in new:
         stored[owner[event_id]] += 1

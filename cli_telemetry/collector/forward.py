@@ -1,0 +1,212 @@
+"""Forwarding what the collector stores to analytics providers (PostHog, Segment, ...).
+
+A tool ships one endpoint, its own collector; the collector's environment says where the
+events go next (`cli_telemetry.providers.from_environ`), so the author changes providers
+without a release of the tool, and the providers' keys stay on the server.
+
+An ``outbox`` row per (provider, event) is written in the same transaction that stores the
+event, so an event that is stored will be forwarded, even if the collector stops right
+after. A forwarder thread per collector process sends each provider its rows, oldest
+first, in batches: delivered or refused for good, the rows go; otherwise they wait, leased
+until a backoff ends. Leases (not locks) let several collector processes behind a load
+balancer forward from the same database without sending a batch twice at once; a batch
+resent after a crash carries the same ``event_id``s, which every provider de-duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from .._uploader import deliver
+from ..providers import Provider
+from ..sinks.base import Delivery, Sink
+
+log = logging.getLogger("cli_telemetry.collector")
+
+BATCH: Final = 100
+SEND_SECONDS: Final = 10.0
+LEASE_SECONDS: Final = 120.0
+"""Longer than a send may take: a lease that runs out belonged to a process that died."""
+BACKOFF_CAP: Final = 3600.0
+RETRY_AFTER_CAP: Final = 24 * 3600.0
+
+outbox_metadata: Final = sa.MetaData()
+
+outbox: Final = sa.Table(
+    "outbox",
+    outbox_metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("sink", sa.String(32), nullable=False),
+    sa.Column("event_id", sa.String(36), nullable=False),
+    sa.Column("not_before", sa.Float, nullable=False, server_default="0"),
+    sa.Index("outbox_sink_seq", "sink", "seq"),
+)
+
+
+def create(engine: Engine) -> None:
+    outbox_metadata.create_all(engine)
+
+
+def enqueue(connection: Connection, sinks: Sequence[str], event_ids: Sequence[str]) -> None:
+    """In the storing transaction: owe each new event to each provider."""
+    if sinks and event_ids:
+        connection.execute(
+            outbox.insert(),
+            [{"sink": sink, "event_id": event_id} for sink in sinks for event_id in event_ids],
+        )
+
+
+class Forwarder:
+    """Sends each provider what it is owed, in a thread, until `stop`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        providers: Sequence[Provider],
+        *,
+        backoff_base: float = 30.0,
+        idle_wait: float = 1.0,
+    ) -> None:
+        self.engine = engine
+        self.providers = list(providers)
+        self.names = [provider.name for provider in providers]
+        self.backoff_base = backoff_base
+        self.idle_wait = idle_wait
+        self.failures: dict[str, int] = {}
+        self._sinks: dict[str, Sink] = {}
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._rng = random.Random()
+
+    def start(self) -> None:
+        create(self.engine)
+        self._thread = threading.Thread(target=self._loop, name="forwarder", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = SEND_SECONDS + 2) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for sink in self._sinks.values():
+            try:
+                sink.close()
+            except Exception:
+                log.exception("closing %s", sink.name)
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                busy = self.forward_once()
+            except Exception:  # the database is away, say: try again later
+                log.exception("forwarding failed")
+                busy = False
+            if not busy:
+                self._stopping.wait(self.idle_wait)
+
+    def forward_once(self) -> bool:
+        """One batch to each provider that is owed events; True if anything was sent."""
+        sent = False
+        for provider in self.providers:
+            if self._stopping.is_set():
+                break
+            sent |= self._forward(provider)
+        return sent
+
+    def _forward(self, provider: Provider) -> bool:
+        try:
+            rows = self._lease(provider.name)
+        except _Contended:
+            return False
+        if not rows:
+            return False
+        seqs = [row.seq for row in rows]
+        from .storage import events as events_table
+
+        with self.engine.connect() as connection:
+            found = dict(
+                connection.execute(
+                    sa.select(events_table.c.event_id, events_table.c.data).where(
+                        events_table.c.event_id.in_([row.event_id for row in rows])
+                    )
+                ).all()
+            )
+        batch = [json.loads(found[row.event_id]) for row in rows if row.event_id in found]
+        result = self._send(provider, batch) if batch else Delivery("delivered")
+        with self.engine.begin() as connection:
+            if result.outcome == "retry":
+                failures = self.failures.get(provider.name, 0) + 1
+                self.failures[provider.name] = failures
+                delay = self._backoff(failures, result.retry_after)
+                connection.execute(
+                    outbox.update()
+                    .where(outbox.c.sink == provider.name, outbox.c.seq.in_(seqs))
+                    .values(not_before=time.time() + delay)
+                )
+                log.warning(
+                    "forwarding to %s: %s; retrying in %.0f s", provider.name, result.error, delay
+                )
+                return False
+            self.failures.pop(provider.name, None)
+            connection.execute(outbox.delete().where(outbox.c.seq.in_(seqs)))
+        if result.outcome == "rejected":
+            log.warning("%s refused %d events: %s", provider.name, len(batch), result.error)
+        return True
+
+    def _lease(self, name: str) -> list[Any]:
+        """The oldest rows owed to ``name`` and due, leased to this process."""
+        now = time.time()
+        with self.engine.begin() as connection:
+            rows = connection.execute(
+                sa.select(outbox.c.seq, outbox.c.event_id)
+                .where(outbox.c.sink == name, outbox.c.not_before <= now)
+                .order_by(outbox.c.seq)
+                .limit(BATCH)
+            ).all()
+            if rows:
+                leased = connection.execute(
+                    outbox.update()
+                    .where(outbox.c.seq.in_([row.seq for row in rows]), outbox.c.not_before <= now)
+                    .values(not_before=now + LEASE_SECONDS)
+                ).rowcount
+                if leased != len(rows):
+                    # Another process leased some of them first: take none (roll back).
+                    raise _Contended
+        return list(rows)
+
+    def _send(self, provider: Provider, batch: list[dict[str, Any]]) -> Delivery:
+        try:
+            sink = self._sinks.get(provider.name)
+            if sink is None:
+                sink = self._sinks[provider.name] = provider.build()
+        except Exception as exc:  # a provider that cannot be built fails alone
+            return Delivery("retry", f"load_error:{type(exc).__name__}")
+        # In a thread of its own, bounded: a provider that raises or hangs fails alone.
+        return deliver([(sink, batch)], time.monotonic() + SEND_SECONDS)[sink.name]
+
+    def _backoff(self, failures: int, retry_after: float | None) -> float:
+        delay = min(BACKOFF_CAP, self.backoff_base * 2.0 ** min(failures - 1, 20))
+        delay *= self._rng.uniform(0.5, 1.5)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, RETRY_AFTER_CAP))
+        return delay
+
+    def pending(self) -> dict[str, int]:
+        """Events owed to each provider (for the dashboard and tests)."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(outbox.c.sink, sa.func.count()).group_by(outbox.c.sink)
+            ).all()
+        return {str(sink): int(count) for sink, count in rows}
+
+
+class _Contended(Exception):
+    pass

@@ -1,0 +1,223 @@
+"""The collector forwards what it stores to the providers its environment names: a real
+collector process, real fake services on loopback, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from conftest import poll
+from fake_amplitude import API_KEY as AMPLITUDE_KEY
+from fake_amplitude import FakeAmplitude
+from fake_mixpanel import TOKEN as MIXPANEL_TOKEN
+from fake_mixpanel import FakeMixpanel
+from fake_otlp import FakeOtlp
+from fake_posthog import TEST_KEY as POSTHOG_KEY
+from fake_posthog import FakePostHog
+from fake_segment import RUDDER_KEY, SEGMENT_KEY, FakeRudderStack, FakeSegment
+from fake_service import FakeService
+from fake_webhook import FakeWebhook
+from test_collector_e2e import CLI, Collector, custom, event, fresh_postgres
+
+from cli_telemetry.collector import forward, storage
+from cli_telemetry.providers import Provider
+from cli_telemetry.sinks import Delivery
+
+
+@pytest.fixture
+def fakes() -> Iterator[dict[str, FakeService]]:
+    services: dict[str, FakeService] = {
+        "posthog": FakePostHog(),
+        "segment": FakeSegment(),
+        "rudderstack": FakeRudderStack(),
+        "mixpanel": FakeMixpanel(),
+        "amplitude": FakeAmplitude(),
+        "webhook": FakeWebhook(secret="whsec"),
+        "otlp": FakeOtlp(),
+    }
+    yield services
+    for service in services.values():
+        service.close()
+
+
+def environment(fakes: dict[str, FakeService]) -> dict[str, str]:
+    """Every provider's variables, each host pointing at its fake."""
+    webhook = fakes["webhook"]
+    assert isinstance(webhook, FakeWebhook)
+    return {
+        "POSTHOG_API_KEY": POSTHOG_KEY,
+        "POSTHOG_HOST": fakes["posthog"].url,
+        "SEGMENT_WRITE_KEY": SEGMENT_KEY,
+        "SEGMENT_HOST": fakes["segment"].url,
+        "RUDDERSTACK_WRITE_KEY": RUDDER_KEY,
+        "RUDDERSTACK_DATA_PLANE_URL": fakes["rudderstack"].url,
+        "MIXPANEL_TOKEN": MIXPANEL_TOKEN,
+        "MIXPANEL_HOST": fakes["mixpanel"].url,
+        "AMPLITUDE_API_KEY": AMPLITUDE_KEY,
+        "AMPLITUDE_HOST": fakes["amplitude"].url,
+        "TELEMETRY_WEBHOOK_URL": webhook.endpoint,
+        "TELEMETRY_WEBHOOK_SECRET": "whsec",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": fakes["otlp"].url,
+        "CLI_TELEMETRY_FORWARD_BACKOFF": "0.2",
+    }
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'collector.sqlite3'}"
+    return fresh_postgres()
+
+
+def batch() -> list[dict[str, Any]]:
+    install = event()["install_id"]
+    return [
+        event(install_id=install),
+        event(install_id=install, outcome="error", exit_code=1, error_type="ConnectionError"),
+        custom(install_id=install),
+        custom(install_id=install, event="identify", properties={"plan": "pro"}),
+    ]
+
+
+def arrived(fake: FakeService, events: list[dict[str, Any]]) -> bool:
+    """Every event of ``events`` is stored at ``fake``, and nothing twice."""
+    ids = [item["dedup_id"] for item in fake.stored if item["dedup_id"] is not None]
+    identifies = [item for item in fake.stored if item["kind"] == "identify"]
+    wanted = {e["event_id"] for e in events if e["event"] != "identify"}
+    assert len(ids) == len(set(ids)), f"sent twice: {ids}"
+    return wanted <= set(ids) and len(identifies) >= 1
+
+
+def test_the_collector_forwards_to_every_provider_its_environment_names(
+    db_url: str, fakes: dict[str, FakeService]
+) -> None:
+    server = Collector(db_url, env=environment(fakes))
+    try:
+        events = batch()
+        assert server.send(events) == (200, {"stored": 4, "duplicates": 0})
+        for name, fake in fakes.items():
+            assert poll(partial(arrived, fake, events), timeout=30), (name, fake.refused)
+            assert fake.refused == [], name
+        assert poll(lambda: server.count("outbox") == 0, timeout=10)
+        # A resent batch is acknowledged, stored once, and forwarded once.
+        assert server.send(events) == (200, {"stored": 0, "duplicates": 4})
+        later = [event()]
+        assert server.send(later)[0] == 200
+        for fake in fakes.values():
+            assert poll(partial(arrived, fake, later), timeout=30)
+            assert arrived(fake, events)  # still once each
+    finally:
+        server.close()
+
+
+def test_a_failing_provider_retries_alone(db_url: str, fakes: dict[str, FakeService]) -> None:
+    posthog, segment = fakes["posthog"], fakes["segment"]
+    env = {k: v for k, v in environment(fakes).items() if k.startswith(("POSTHOG", "SEGMENT"))}
+    segment.force(503, times=2)
+    server = Collector(db_url, env={**env, "CLI_TELEMETRY_FORWARD_BACKOFF": "0.2"})
+    try:
+        events = batch()
+        assert server.send(events)[0] == 200
+        assert poll(lambda: arrived(posthog, events), timeout=30)
+        assert poll(lambda: arrived(segment, events), timeout=30)  # after two 503s
+        assert len(segment.refused) == 2
+        assert len(posthog.requests) == 1  # the others were not sent it again
+        assert poll(lambda: server.count("outbox") == 0, timeout=10)
+    finally:
+        server.close()
+
+
+def test_a_refusing_provider_drops_its_copy_only(
+    db_url: str, fakes: dict[str, FakeService]
+) -> None:
+    posthog, segment = fakes["posthog"], fakes["segment"]
+    env = {k: v for k, v in environment(fakes).items() if k.startswith(("POSTHOG", "SEGMENT"))}
+    segment.force(401)
+    server = Collector(db_url, env=env)
+    try:
+        events = batch()
+        assert server.send(events)[0] == 200
+        assert poll(lambda: arrived(posthog, events), timeout=30)
+        assert poll(lambda: server.count("outbox") == 0, timeout=30)
+        assert segment.stored == [] and len(segment.requests) == 1
+        assert server.count() == 4  # stored all the same
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"RUDDERSTACK_WRITE_KEY": "w"}, "RUDDERSTACK_DATA_PLANE_URL"),
+        ({"POSTHOG_API_KEY": "k", "POSTHOG_HOST": "eu.i.posthog.com"}, "http"),
+        ({"CLI_TELEMETRY_FORWARD_BACKOFF": "soon"}, "CLI_TELEMETRY_FORWARD_BACKOFF"),
+    ],
+)
+def test_a_half_configured_provider_stops_the_collector_with_a_clear_message(
+    tmp_path: Path, variables: dict[str, str], message: str
+) -> None:
+    import os
+
+    result = subprocess.run(
+        [CLI, "collector", "serve", "--db", f"sqlite:///{tmp_path / 'x.sqlite3'}", "--port", "9"],
+        env={**os.environ, **variables}, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+class SlowSink:
+    """A provider that takes a while to answer, like one across a network; it keeps what
+    it was sent in a list shared by every instance."""
+
+    sent: ClassVar[list[str]] = []
+
+    def __init__(self, *, name: str) -> None:
+        self.name = name
+
+    def send(self, events: Sequence[dict[str, Any]], deadline: float) -> Delivery:
+        time.sleep(0.02)  # the network, not synchronisation
+        SlowSink.sent.extend(e["event_id"] for e in events)
+        return Delivery("delivered")
+
+    def close(self) -> None:
+        pass
+
+
+def test_two_forwarders_on_one_database_never_send_a_batch_twice(db_url: str) -> None:
+    """Several collector processes share a database: leases keep their forwarders apart."""
+    import threading
+
+    engine = storage.connect(db_url)
+    slow = Provider("test_collector_forward:SlowSink", name="slow")
+    events = [event() for _ in range(1000)]
+    storage.store(engine, [events], ["slow"])
+    SlowSink.sent.clear()
+    forwarders = [forward.Forwarder(engine, [slow]) for _ in range(3)]
+    deadline = time.monotonic() + 60
+
+    def work(forwarder: forward.Forwarder) -> None:
+        while forward_pending(engine) and time.monotonic() < deadline:
+            forwarder.forward_once()
+
+    threads = [threading.Thread(target=work, args=(f,)) for f in forwarders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(90)
+    assert forward_pending(engine) == 0
+    assert sorted(SlowSink.sent) == sorted(e["event_id"] for e in events)  # each once
+    engine.dispose()
+
+
+def forward_pending(engine: Any) -> int:
+    import sqlalchemy as sa
+
+    with engine.connect() as connection:
+        query = sa.select(sa.func.count()).select_from(forward.outbox)
+        return int(connection.execute(query).scalar_one())
