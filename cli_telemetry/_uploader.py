@@ -46,6 +46,9 @@ HARD_STOP_GRACE: Final = 5.0
 MIN_TIME_FOR_A_BATCH: Final = 7.0
 """Connect and read timeouts together: with less time left, a send could be cut short after
 the server stored the batch, and the batch would be sent again."""
+SEND_TIMEOUT: Final = MIN_TIME_FOR_A_BATCH
+"""How long one send to one sink may take: past it, the sink counts as timed out (a custom
+provider may ignore its deadline) and the run goes on with the others."""
 LINGER: Final = 1.0
 """How long an uploader with an empty spool waits for more events before it exits, so that
 one uploader serves a burst of commands (whose own spawns the stamp throttles)."""
@@ -238,7 +241,7 @@ class _Run:
         if work:
             self._summarise()
             self._save()
-        results = deliver(work, min(self.deadline, time.monotonic() + MIN_TIME_FOR_A_BATCH))
+        results = deliver(work, min(self.deadline, time.monotonic() + SEND_TIMEOUT))
         have: dict[str, set[str]] = {name: set() for name in batch.names}
         again: list[str] = []
         for sink, events in work:

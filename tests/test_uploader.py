@@ -241,11 +241,11 @@ def test_a_sink_that_refuses_for_good_does_not_hold_the_others(paths: _paths.Pat
 def test_a_hanging_sink_is_cut_off_at_the_deadline_and_the_others_deliver(
     paths: _paths.Paths, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each send has MIN_TIME_FOR_A_BATCH (here 1 s): a sink still busy then counts as
+    """Each send has SEND_TIMEOUT (here 1 s): a sink still busy then counts as
     timed out and is left behind for the rest of the run."""
     import threading
 
-    monkeypatch.setattr(_uploader, "MIN_TIME_FOR_A_BATCH", 1.0)
+    monkeypatch.setattr(_uploader, "SEND_TIMEOUT", 1.0)
 
     release = threading.Event()
 
