@@ -221,3 +221,48 @@ def forward_pending(engine: Any) -> int:
     with engine.connect() as connection:
         query = sa.select(sa.func.count()).select_from(forward.outbox)
         return int(connection.execute(query).scalar_one())
+
+
+class ScriptedSink:
+    """A provider that answers what the test says: ``answer`` maps a batch to a Delivery.
+    Every batch it is sent is kept, in order, in a list shared by every instance."""
+
+    batches: ClassVar[list[list[str]]] = []
+    answer: ClassVar[Any] = staticmethod(lambda events: Delivery("delivered"))
+
+    def __init__(self, *, name: str) -> None:
+        self.name = name
+
+    def send(self, events: Sequence[dict[str, Any]], deadline: float) -> Delivery:
+        ScriptedSink.batches.append([e["event_id"] for e in events])
+        result: Delivery = ScriptedSink.answer(events)
+        return result
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def scripted() -> Iterator[type[ScriptedSink]]:
+    ScriptedSink.batches.clear()
+    yield ScriptedSink
+    ScriptedSink.answer = staticmethod(lambda events: Delivery("delivered"))
+
+
+def test_a_provider_that_is_down_gets_one_request_per_backoff(
+    db_url: str, scripted: type[ScriptedSink]
+) -> None:
+    """Its backoff holds for the provider, not only for the batch it failed: the rows
+    behind that batch are not sent to it one batch after another."""
+    engine = storage.connect(db_url)
+    scripted.answer = staticmethod(lambda events: Delivery("retry", "http_503"))
+    storage.store(engine, [[event() for _ in range(250)]], ["scripted"])
+    forwarder = forward.Forwarder(
+        engine, [Provider("test_collector_forward:ScriptedSink", name="scripted")],
+        backoff_base=3600,
+    )  # fmt: skip
+    for _ in range(5):
+        forwarder.forward_once()
+    assert len(scripted.batches) == 1
+    assert forward_pending(engine) == 250
+    engine.dispose()

@@ -8,9 +8,11 @@ An ``outbox`` row per (provider, event) is written in the same transaction that 
 event, so an event that is stored will be forwarded, even if the collector stops right
 after. A forwarder thread per collector process sends each provider its rows, oldest
 first, in batches: delivered or refused for good, the rows go; otherwise they wait, leased
-until a backoff ends. Leases (not locks) let several collector processes behind a load
-balancer forward from the same database without sending a batch twice at once; a batch
-resent after a crash carries the same ``event_id``s, which every provider de-duplicates.
+until a backoff ends, and the provider rests until then: the rows behind them are not tried
+meanwhile, so a provider that is down gets one request per backoff, not one per batch it is
+owed. Leases (not locks) let several collector processes behind a load balancer forward
+from the same database without sending a batch twice at once; a batch resent after a crash
+carries the same ``event_id``s, which every provider de-duplicates.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class Forwarder:
         self.backoff_base = backoff_base
         self.idle_wait = idle_wait
         self.failures: dict[str, int] = {}
+        self.retry_at: dict[str, float] = {}  # time.monotonic() before which a provider rests
         self._sinks: dict[str, Sink] = {}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -122,6 +125,8 @@ class Forwarder:
         return sent
 
     def _forward(self, provider: Provider) -> bool:
+        if time.monotonic() < self.retry_at.get(provider.name, 0.0):
+            return False
         try:
             rows = self._lease(provider.name)
         except _Contended:
@@ -146,6 +151,7 @@ class Forwarder:
                 failures = self.failures.get(provider.name, 0) + 1
                 self.failures[provider.name] = failures
                 delay = self._backoff(failures, result.retry_after)
+                self.retry_at[provider.name] = time.monotonic() + delay
                 connection.execute(
                     outbox.update()
                     .where(outbox.c.sink == provider.name, outbox.c.seq.in_(seqs))
@@ -156,6 +162,7 @@ class Forwarder:
                 )
                 return False
             self.failures.pop(provider.name, None)
+            self.retry_at.pop(provider.name, None)
             connection.execute(outbox.delete().where(outbox.c.seq.in_(seqs)))
         if result.outcome == "rejected":
             log.warning("%s refused %d events: %s", provider.name, len(batch), result.error)
