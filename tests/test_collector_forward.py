@@ -266,3 +266,27 @@ def test_a_provider_that_is_down_gets_one_request_per_backoff(
     assert len(scripted.batches) == 1
     assert forward_pending(engine) == 250
     engine.dispose()
+
+
+def test_a_batch_too_large_for_a_provider_is_sent_in_halves_not_dropped(
+    db_url: str, scripted: type[ScriptedSink]
+) -> None:
+    engine = storage.connect(db_url)
+    scripted.answer = staticmethod(
+        lambda events: (
+            Delivery("rejected", "http_413") if len(events) > 10 else Delivery("delivered")
+        )
+    )
+    events = [event() for _ in range(40)]
+    storage.store(engine, [events], ["scripted"])
+    forwarder = forward.Forwarder(
+        engine, [Provider("test_collector_forward:ScriptedSink", name="scripted")]
+    )
+    for _ in range(20):
+        if not forward_pending(engine):
+            break
+        forwarder.forward_once()
+    assert forward_pending(engine) == 0
+    delivered = [i for batch in scripted.batches if len(batch) <= 10 for i in batch]
+    assert sorted(delivered) == sorted(e["event_id"] for e in events)  # each once, none lost
+    engine.dispose()

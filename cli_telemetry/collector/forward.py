@@ -10,9 +10,10 @@ after. A forwarder thread per collector process sends each provider its rows, ol
 first, in batches: delivered or refused for good, the rows go; otherwise they wait, leased
 until a backoff ends, and the provider rests until then: the rows behind them are not tried
 meanwhile, so a provider that is down gets one request per backoff, not one per batch it is
-owed. Leases (not locks) let several collector processes behind a load balancer forward
-from the same database without sending a batch twice at once; a batch resent after a crash
-carries the same ``event_id``s, which every provider de-duplicates.
+owed. A batch too large for a provider (413) is sent again in halves, not dropped. Leases
+(not locks) let several collector processes behind a load balancer forward from the same
+database without sending a batch twice at once; a batch resent after a crash carries the
+same ``event_id``s, which every provider de-duplicates.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class Forwarder:
         self.idle_wait = idle_wait
         self.failures: dict[str, int] = {}
         self.retry_at: dict[str, float] = {}  # time.monotonic() before which a provider rests
+        self.batch_size: dict[str, int] = {}  # below BATCH after a provider answered 413
         self._sinks: dict[str, Sink] = {}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -128,7 +130,7 @@ class Forwarder:
         if time.monotonic() < self.retry_at.get(provider.name, 0.0):
             return False
         try:
-            rows = self._lease(provider.name)
+            rows = self._lease(provider.name, self.batch_size.get(provider.name, BATCH))
         except _Contended:
             return False
         if not rows:
@@ -147,6 +149,14 @@ class Forwarder:
         batch = [json.loads(found[row.event_id]) for row in rows if row.event_id in found]
         result = self._send(provider, batch) if batch else Delivery("delivered")
         with self.engine.begin() as connection:
+            if result.error == "http_413" and len(batch) > 1:
+                self.batch_size[provider.name] = max(1, len(rows) // 2)  # not a failure
+                connection.execute(
+                    outbox.update()
+                    .where(outbox.c.sink == provider.name, outbox.c.seq.in_(seqs))
+                    .values(not_before=0)
+                )
+                return True
             if result.outcome == "retry":
                 failures = self.failures.get(provider.name, 0) + 1
                 self.failures[provider.name] = failures
@@ -168,15 +178,15 @@ class Forwarder:
             log.warning("%s refused %d events: %s", provider.name, len(batch), result.error)
         return True
 
-    def _lease(self, name: str) -> list[Any]:
-        """The oldest rows owed to ``name`` and due, leased to this process."""
+    def _lease(self, name: str, limit: int) -> list[Any]:
+        """The ``limit`` oldest rows owed to ``name`` and due, leased to this process."""
         now = time.time()
         with self.engine.begin() as connection:
             rows = connection.execute(
                 sa.select(outbox.c.seq, outbox.c.event_id)
                 .where(outbox.c.sink == name, outbox.c.not_before <= now)
                 .order_by(outbox.c.seq)
-                .limit(BATCH)
+                .limit(limit)
             ).all()
             if rows:
                 leased = connection.execute(
