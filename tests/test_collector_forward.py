@@ -243,6 +243,13 @@ class ScriptedSink:
 
 
 @pytest.fixture
+def engine(db_url: str) -> Iterator[Any]:
+    engine = storage.connect(db_url)
+    yield engine
+    engine.dispose()  # even when the test failed: a connection left to the GC warns
+
+
+@pytest.fixture
 def scripted() -> Iterator[type[ScriptedSink]]:
     ScriptedSink.batches.clear()
     yield ScriptedSink
@@ -250,11 +257,10 @@ def scripted() -> Iterator[type[ScriptedSink]]:
 
 
 def test_a_provider_that_is_down_gets_one_request_per_backoff(
-    db_url: str, scripted: type[ScriptedSink]
+    engine: Any, scripted: type[ScriptedSink]
 ) -> None:
     """Its backoff holds for the provider, not only for the batch it failed: the rows
     behind that batch are not sent to it one batch after another."""
-    engine = storage.connect(db_url)
     scripted.answer = staticmethod(lambda events: Delivery("retry", "http_503"))
     storage.store(engine, [[event() for _ in range(250)]], ["scripted"])
     forwarder = forward.Forwarder(
@@ -265,13 +271,11 @@ def test_a_provider_that_is_down_gets_one_request_per_backoff(
         forwarder.forward_once()
     assert len(scripted.batches) == 1
     assert forward_pending(engine) == 250
-    engine.dispose()
 
 
 def test_a_batch_too_large_for_a_provider_is_sent_in_halves_not_dropped(
-    db_url: str, scripted: type[ScriptedSink]
+    engine: Any, scripted: type[ScriptedSink]
 ) -> None:
-    engine = storage.connect(db_url)
     scripted.answer = staticmethod(
         lambda events: (
             Delivery("rejected", "http_413") if len(events) > 10 else Delivery("delivered")
@@ -289,4 +293,3 @@ def test_a_batch_too_large_for_a_provider_is_sent_in_halves_not_dropped(
     assert forward_pending(engine) == 0
     delivered = [i for batch in scripted.batches if len(batch) <= 10 for i in batch]
     assert sorted(delivered) == sorted(e["event_id"] for e in events)  # each once, none lost
-    engine.dispose()
