@@ -165,10 +165,7 @@ class _Run:
             paths.spool_dir, max_events=options["max_events"], max_bytes=options["max_bytes"]
         )
         self.state = read_state(paths.upload_state)
-        sink_states = self.state.get("sinks")
-        self.sink_states: dict[str, dict[str, Any]] = (
-            sink_states if isinstance(sink_states, dict) else {}
-        )
+        self.sink_states = _sink_states(self.state.get("sinks"), time.time())
         self.state["sinks"] = self.sink_states
         self.batch_events = BATCH_EVENTS
         self.hung: set[str] = set()
@@ -342,6 +339,29 @@ class _Run:
             options["tool"],
         )
         return decision.enabled and os.path.isdir(self.paths.spool_dir)
+
+
+def _sink_states(value: object, now: float) -> dict[str, dict[str, Any]]:
+    """The per-sink states of ``upload.json``, of which every value `_Run` reads is
+    well-formed: a state that is not (a hand edit, a disk error, another version) would
+    otherwise raise in every run, and the sinks would never be sent anything again. A bad
+    failure count counts as one failure; a retry time further away than any backoff can be
+    (the clock was set back) is brought back to that bound."""
+    import math
+
+    states: dict[str, dict[str, Any]] = {}
+    for name, state in value.items() if isinstance(value, dict) else ():
+        if not isinstance(name, str) or not isinstance(state, dict):
+            continue
+        failures, retry_at = state.get("failures", 0), state.get("retry_at_epoch", 0)
+        if type(failures) is not int or failures < 0:
+            state["failures"] = 1
+        if type(retry_at) not in (int, float) or not math.isfinite(retry_at):
+            state["retry_at_epoch"] = now
+        elif retry_at > now + max(BACKOFF_CAP, RETRY_AFTER_CAP) * 1.5:
+            state["retry_at_epoch"] = now + max(BACKOFF_CAP, RETRY_AFTER_CAP) * 1.5
+        states[name] = state
+    return states
 
 
 def _iso(timestamp: float) -> str:

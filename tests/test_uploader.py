@@ -328,3 +328,39 @@ def test_sinks_build_from_their_description_with_an_import_path(
     import my_provider  # type: ignore[import-not-found]
 
     assert ["x-" + i for i in ids] == my_provider.SENT
+
+
+@pytest.mark.parametrize(
+    "sinks",
+    [
+        "not an object",
+        {"memory": "not an object"},
+        {"memory": {"failures": "three", "retry_at_epoch": "soon"}},
+        {"memory": {"failures": None, "retry_at_epoch": None}},
+        {"memory": {"failures": -2, "retry_at_epoch": 1e308 * 10}},  # inf
+    ],
+)
+def test_a_damaged_upload_state_does_not_stop_every_run(paths: _paths.Paths, sinks: object) -> None:
+    """upload.json is ours, but a disk error, a hand edit or another version can leave
+    anything there: the run goes on, as if the sink had failed once."""
+    ids = record(paths, 2)
+    with open(paths.upload_state, "w") as f:
+        json.dump({"failures": 1, "sinks": sinks}, f)
+    sink = MemorySink()
+    assert run([sink]) == "empty"
+    assert [e["event_id"] for e in sink.events] == ids
+    assert state(paths)["sinks"]["memory"]["last_upload"]
+
+
+def test_a_retry_time_past_any_backoff_is_brought_back_to_the_bound(
+    paths: _paths.Paths,
+) -> None:
+    """A retry time years ahead (the clock was set back after it was written) must not
+    silence a sink for years."""
+    record(paths, 1)
+    years = time.time() + 3 * 365 * 24 * 3600
+    with open(paths.upload_state, "w") as f:
+        json.dump({"sinks": {"memory": {"failures": 3, "retry_at_epoch": years}}}, f)
+    sink = MemorySink()
+    assert run([sink]) == "retry"  # still backing off, but no longer for years
+    assert os.stat(paths.uploader_stamp).st_mtime <= time.time() + 1.5 * _uploader.RETRY_AFTER_CAP
