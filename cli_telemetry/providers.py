@@ -57,6 +57,11 @@ class Provider(Record):
 
     __hash__ = None  # type: ignore[assignment]  # options is a dict
 
+    def __repr__(self) -> str:
+        # The options' names, not their values: those hold API keys and secrets, and a
+        # repr ends up in logs, tracebacks and test reports.
+        return f"Provider({self.target!r}, name={self.name!r}, options={sorted(self.options)})"
+
     def build(self) -> Sink:
         """Import the class and make the sink (in the uploader or the collector only)."""
         import importlib

@@ -211,3 +211,16 @@ def test_a_half_configured_provider_is_an_error(environ: dict[str, str]) -> None
 
     with pytest.raises(ConfigurationError):
         from_environ(environ)
+
+
+def test_a_providers_repr_names_its_options_but_shows_no_secret() -> None:
+    from cli_telemetry.providers import Mixpanel, PostHog, Webhook
+
+    for provider in (
+        PostHog("phc_secret_key"),
+        Webhook("https://hooks.example/x", secret="whsec_secret"),
+        Mixpanel("tok_secret", service_account="user:sa_secret", project_id="1"),
+    ):
+        text = repr(provider)
+        assert "secret" not in text.replace("'secret'", ""), text
+        assert provider.name in text
