@@ -179,3 +179,21 @@ def test_the_fake_refuses_what_segment_refuses(fake: FakeSegment) -> None:
     assert post(url, {"batch": [good]}, {**headers, "Content-Type": "text/plain"}) == 400
     assert post(fake.url + "/v1/track", good, headers) == 404
     assert len(fake.stored) == 2
+
+
+def test_a_batch_over_segments_limit_is_split_not_refused_for_good(fake: FakeSegment) -> None:
+    """Segment refuses a batch over 500 KB with a 400, which would drop it for good; the
+    uploader's batches may be that large (100 events of up to 8 KiB), so the sink answers
+    413 itself and the uploader sends halves."""
+    big = sample_events()[2]
+    events = [
+        {**big, "event_id": f"00000000-0000-4000-8000-{i:012d}",
+         "properties": {f"p{k}": "x" * 200 for k in range(30)}}
+        for i in range(100)
+    ]  # fmt: skip
+    sink = sink_for(fake)
+    assert sink.send(events, soon()) == Delivery("rejected", "http_413")
+    assert fake.requests == []  # not sent: it could only be refused
+    for half in (events[:50], events[50:]):
+        assert sink.send(half, soon()) == Delivery("delivered")
+    assert len(fake.stored) == 100 and fake.refused == []

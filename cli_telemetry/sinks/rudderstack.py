@@ -26,6 +26,7 @@ class RudderStackSink(SegmentSink):
     """Sends batches to ``/v1/batch`` on your RudderStack data plane."""
 
     retry_header = None
+    max_batch_bytes = 4_000_000  # a data plane's request limit (4 MB)
 
     def __init__(self, *, name: str = "rudderstack", write_key: str, data_plane_url: str) -> None:
         super().__init__(name=name, write_key=write_key, host=data_plane_url)

@@ -52,6 +52,10 @@ class SegmentSink:
 
     retry_header: str | None = "X-Retry-Count"
     """The header that counts retries, if the SDK sends one."""
+    max_batch_bytes: int = 500_000
+    """Segment refuses a batch over 500 KB with a 400, for good; the uploader's batches
+    may be larger (512 KiB of events, before the envelope). A larger batch is answered
+    here with a 413, unsent, so that the uploader (or the collector) splits it."""
 
     def __init__(
         self, *, name: str = "segment", write_key: str, host: str = "https://api.segment.io"
@@ -69,8 +73,10 @@ class SegmentSink:
         retries = self._tries.get(key, 0)
         if retries and self.retry_header:
             headers[self.retry_header] = str(retries)
-        body = self.envelope([self.message(event) for event in events])
-        data = gzipped(json_body(body), headers)
+        raw = json_body(self.envelope([self.message(event) for event in events]))
+        if len(raw) > self.max_batch_bytes and len(events) > 1:
+            return Delivery("rejected", "http_413")
+        data = gzipped(raw, headers)
         delivery = self._transport.post(self.url, data, headers, deadline)[0]
         if delivery.outcome == "retry":
             self._tries[key] = retries + 1
