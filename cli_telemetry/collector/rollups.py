@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -130,9 +131,39 @@ def of_tables(connection: Connection, *, since_day: str, tool: str | None = None
     return rollup
 
 
+@cache
+def _sqlite_upserts() -> tuple[str, str, str]:
+    """SQLite's upserts, written out: building SQLAlchemy's upsert constructs for each
+    transaction cost more than the upserts themselves (~1 ms per transaction, measured).
+    Only constant names and placeholders go into the text; values are bound."""
+    key = ", ".join(storage.USAGE_KEY)
+    marks = ", ".join("?" * (len(storage.USAGE_KEY) + 2))
+    return (
+        f"INSERT INTO daily_usage ({key}, invocations, duration_ms) VALUES ({marks})"  # noqa: S608
+        f" ON CONFLICT ({key}) DO UPDATE SET invocations = invocations + excluded.invocations,"
+        " duration_ms = duration_ms + excluded.duration_ms",
+        "INSERT INTO daily_flags (tool, day, flag, uses) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (tool, day, flag) DO UPDATE SET uses = uses + excluded.uses",
+        "INSERT INTO daily_installs (tool, day, install_id) VALUES (?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
+    )
+
+
 def add(connection: Connection, rollup: Rollup) -> None:
     """Add ``rollup`` to the rollup tables (upserts, in key order so that concurrent
     transactions lock rows in one order and never deadlock)."""
+    if connection.dialect.name == "sqlite":
+        usage_sql, flags_sql, installs_sql = _sqlite_upserts()
+        if rollup.usage:
+            rows = [(*key, n, ms) for key, (n, ms) in sorted(rollup.usage.items())]
+            connection.exec_driver_sql(usage_sql, rows)
+        if rollup.flags:
+            connection.exec_driver_sql(
+                flags_sql, [(*k, n) for k, n in sorted(rollup.flags.items())]
+            )
+        if rollup.installs:
+            connection.exec_driver_sql(installs_sql, sorted(rollup.installs))
+        return
     usage, flags, installs = storage.daily_usage, storage.daily_flags, storage.daily_installs
     if rollup.usage:
         upsert, parameters = storage.insert_rows(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -121,7 +122,9 @@ def connect(url: str) -> Engine:
     """
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    engine = sa.create_engine(url, pool_pre_ping=True)
+    # A ping before each transaction finds a PostgreSQL connection that the server or the
+    # network dropped; a SQLite file cannot drop one, and the ping cost a statement.
+    engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
 
         @sa.event.listens_for(engine, "connect")
@@ -167,6 +170,30 @@ def insert_rows(
     return sqlite.insert(table), rows
 
 
+EVENT_ROW: Final = ("event_id", "data", "flags", *COLUMNS)
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"))
+SQLITE_ROWS_PER_INSERT: Final = 500
+"""15 parameters a row: well under SQLite's limit of 32,766 per statement."""
+
+
+def _insert_sqlite(connection: Connection, rows: Sequence[tuple[Any, ...]]) -> set[str]:
+    """``INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING RETURNING event_id`` written
+    out and run through the driver: SQLAlchemy's per-row parameter processing cost more
+    than SQLite's own work (~12 of ~50 µs per event, measured in process)."""
+    new: set[str] = set()
+    row = "(" + ",".join("?" * len(EVENT_ROW)) + ")"
+    for start in range(0, len(rows), SQLITE_ROWS_PER_INSERT):
+        chunk = rows[start : start + SQLITE_ROWS_PER_INSERT]
+        # Only constant column names and placeholders go into the text; values are bound.
+        sql = (
+            f"INSERT INTO events ({','.join(EVENT_ROW)}) VALUES {','.join([row] * len(chunk))}"  # noqa: S608
+            " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+        )
+        result = connection.exec_driver_sql(sql, tuple(chain.from_iterable(chunk)))
+        new.update(event_id for (event_id,) in result.fetchall())
+    return new
+
+
 def store(
     engine: Engine, batches: Sequence[Sequence[dict[str, Any]]], forward_to: Sequence[str] = ()
 ) -> list[int]:
@@ -185,19 +212,24 @@ def store(
             if event["event_id"] not in owner:
                 owner[event["event_id"]] = index
                 fresh[event["event_id"]] = event
+    encode = _ENCODER.encode
     rows = [
-        {"event_id": event_id, "data": json.dumps(event, separators=(",", ":")),
-         "flags": " ".join(dict.fromkeys(event.get("flags", ()))),
-         **{column: event.get(column) for column in COLUMNS}}
+        (event_id, encode(event), " ".join(dict.fromkeys(event.get("flags", ()))),
+         *[event.get(column) for column in COLUMNS])
         for event_id, event in sorted(fresh.items())  # one order: concurrent writers never deadlock
     ]  # fmt: skip
     with engine.begin() as connection:
-        statement, parameters = insert_rows(connection, events, rows)
         # RETURNING names exactly the rows this transaction stored, even when two requests
         # race with the same events: the counts are right, and the rollups count them once.
-        statement = statement.on_conflict_do_nothing(index_elements=["event_id"])
-        result = connection.execute(statement.returning(events.c.event_id), parameters)
-        new = {row[0] for row in result.fetchall()}
+        if connection.dialect.name == "sqlite":
+            new = _insert_sqlite(connection, rows)
+        else:
+            statement, parameters = insert_rows(
+                connection, events, [dict(zip(EVENT_ROW, row, strict=True)) for row in rows]
+            )
+            statement = statement.on_conflict_do_nothing(index_elements=["event_id"])
+            result = connection.execute(statement.returning(events.c.event_id), parameters)
+            new = {row[0] for row in result.fetchall()}
         rollups.add(connection, rollups.of_events(fresh[event_id] for event_id in new))
         forward.enqueue(connection, forward_to, sorted(new))
     stored = [0] * len(batches)

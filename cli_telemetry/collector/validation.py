@@ -55,6 +55,8 @@ _COMMAND: Final = re.compile(
 """The tool, then subcommand names as groups list them: never a path or free text."""
 _OUTCOMES: Final = frozenset({"success", "error", "usage_error", "aborted", "interrupted"})
 
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+
 Check = Callable[[Any], str | None]
 """Returns None if the value is valid, else what is wrong with it."""
 
@@ -201,8 +203,23 @@ FIELD_CHECKS: Final[dict[str, Check]] = {
 OPTIONAL: Final = frozenset({"machine_id"})
 
 
-def check_event(event: Any, where: str) -> None:
-    """Raise InvalidBatch unless ``event`` is exactly a valid schema-1 event."""
+_COMMAND_FIELDS: Final = (
+    frozenset(FIELD_CHECKS) - CUSTOM_ONLY_FIELDS,
+    frozenset(FIELD_CHECKS) - CUSTOM_ONLY_FIELDS - OPTIONAL,
+)
+_CUSTOM_FIELDS: Final = (
+    frozenset(FIELD_CHECKS) - COMMAND_ONLY_FIELDS,
+    frozenset(FIELD_CHECKS) - COMMAND_ONLY_FIELDS - OPTIONAL,
+)
+"""(allowed, required) fields of each kind of event."""
+
+
+def check_event(event: Any, where: str, valid: set[tuple[str, type, Any]] | None = None) -> None:
+    """Raise InvalidBatch unless ``event`` is exactly a valid schema-1 event.
+
+    ``valid`` remembers the scalar fields already found valid in this batch (a batch repeats
+    its tool, versions, platform and commands in every event): each is checked once. The
+    type is part of the key, so ``True`` is never taken for an already checked ``1``."""
     if not isinstance(event, dict):
         raise InvalidBatch(where, "must be an event object")
     if "event" not in event:
@@ -211,17 +228,26 @@ def check_event(event: Any, where: str) -> None:
     if problem:  # first: the kind of event decides which fields belong
         raise InvalidBatch(f"{where}.event", problem)
     command = event["event"] == COMMAND_EVENT
-    allowed = set(FIELD_CHECKS) - (CUSTOM_ONLY_FIELDS if command else COMMAND_ONLY_FIELDS)
-    for key in event:
-        if key not in allowed:
-            raise InvalidBatch(f"{where}.{str(key)[:64]}", "is not a field of schema 1")
-    for key in sorted(allowed - OPTIONAL):
-        if key not in event:
-            raise InvalidBatch(f"{where}.{key}", "is missing")
+    allowed, required = _COMMAND_FIELDS if command else _CUSTOM_FIELDS
+    if not event.keys() <= allowed:  # set operations in C: the common case costs little
+        for key in event:
+            if key not in allowed:
+                raise InvalidBatch(f"{where}.{str(key)[:64]}", "is not a field of schema 1")
+    if not event.keys() >= required:
+        for key in sorted(required):
+            if key not in event:
+                raise InvalidBatch(f"{where}.{key}", "is missing")
+    if valid is None:
+        valid = set()
     for key, value in event.items():
+        memo = (key, type(value), value) if type(value) in _SCALARS else None
+        if memo is not None and memo in valid:
+            continue
         problem = FIELD_CHECKS[key](value)
         if problem:
             raise InvalidBatch(f"{where}.{key}", problem)
+        if memo is not None:
+            valid.add(memo)
     if event["command"].split(" ", 1)[0] != event["tool"]:
         raise InvalidBatch(f"{where}.command", "must start with the tool's name")
     if command:
@@ -246,6 +272,7 @@ def check_batch(body: Any) -> list[dict[str, Any]]:
     batch = body.get("batch")
     if not isinstance(batch, list) or not 0 < len(batch) <= MAX_BATCH_EVENTS:
         raise InvalidBatch("batch", f"must be a list of 1 to {MAX_BATCH_EVENTS} events")
+    valid: set[tuple[str, type, Any]] = set()
     for index, event in enumerate(batch):
-        check_event(event, f"batch[{index}]")
+        check_event(event, f"batch[{index}]", valid)
     return batch
