@@ -136,7 +136,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         databases = {"sqlite": f"sqlite:///{tmp}/bench.sqlite3"}
         if os.environ.get("CLI_TELEMETRY_TEST_POSTGRES"):
-            databases["postgresql"] = os.environ["CLI_TELEMETRY_TEST_POSTGRES"]
+            # Its own database (scripts/postgres.sh makes it): tests running meanwhile
+            # empty the test database at will.
+            test_url = os.environ["CLI_TELEMETRY_TEST_POSTGRES"]
+            databases["postgresql"] = test_url.rsplit("/", 1)[0] + "/cli_telemetry_bench"
         for name, url in databases.items():
             if name == "postgresql":
                 engine = storage.connect(url)

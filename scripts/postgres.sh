@@ -25,7 +25,10 @@ as_postgres() { runuser -u postgres -- psql -v ON_ERROR_STOP=1 -qtA "$@"; }
 if [ "$(as_postgres -c "select 1 from pg_roles where rolname = 'cli_telemetry'")" != 1 ]; then
   as_postgres -c "create role cli_telemetry login password 'cli_telemetry'" >&2
 fi
-if [ "$(as_postgres -c "select 1 from pg_database where datname = 'cli_telemetry_test'")" != 1 ]; then
-  as_postgres -c "create database cli_telemetry_test owner cli_telemetry" >&2
-fi
+# One database for the tests, which empty it at will, and one for bench/collector.py.
+for db in cli_telemetry_test cli_telemetry_bench; do
+  if [ "$(as_postgres -c "select 1 from pg_database where datname = '$db'")" != 1 ]; then
+    as_postgres -c "create database $db owner cli_telemetry" >&2
+  fi
+done
 echo "postgresql://cli_telemetry:cli_telemetry@127.0.0.1:5432/cli_telemetry_test"
