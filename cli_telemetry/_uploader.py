@@ -82,6 +82,23 @@ def backoff(failures: int, retry_after: float | None, rng: random.Random) -> flo
     return delay
 
 
+ENVELOPE: Final = ("event_id", "event", "timestamp", "tool", "install_id")
+"""The fields every provider maps an event by (see `cli_telemetry.sinks.mapping`)."""
+
+
+def well_formed(event: dict[str, Any]) -> bool:
+    """An event every sink can map: the envelope's fields are strings, the time readable."""
+    if not all(isinstance(event.get(key), str) for key in ENVELOPE):
+        return False
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
 def deliver(
     work: Sequence[tuple[Sink, list[dict[str, Any]]]], deadline: float
 ) -> dict[str, Delivery]:
@@ -221,12 +238,20 @@ class _Run:
     def _send(self, batch: Batch, ready: list[Sink]) -> list[str]:
         """Send the batch to the ready sinks that lack its events; settle it. Returns the
         names of events to claim again in this run (after a 413, in smaller batches)."""
+        malformed = {
+            name
+            for event, name in zip(batch.events, batch.names, strict=True)
+            if not well_formed(event)
+        }
+        if malformed:  # no sink could map it, and the oldest are claimed first: it would
+            # block every sink for good. Our own writer never makes one; a damaged file can.
+            self.spool.count(corrupt=len(malformed))
         work = []
         for sink in ready:
             events = [
                 event
                 for event, name in zip(batch.events, batch.names, strict=True)
-                if sink.name not in batch.delivered.get(name, ())
+                if sink.name not in batch.delivered.get(name, ()) and name not in malformed
             ]
             if events:
                 work.append((sink, events))
@@ -239,7 +264,10 @@ class _Run:
             self._summarise()
             self._save()
         results = deliver(work, min(self.deadline, time.monotonic() + SEND_TIMEOUT))
-        have: dict[str, set[str]] = {name: set() for name in batch.names}
+        everyone = {sink.name for sink in self.sinks}
+        have: dict[str, set[str]] = {
+            name: set(everyone) if name in malformed else set() for name in batch.names
+        }
         again: list[str] = []
         for sink, events in work:
             result = results[sink.name]

@@ -39,8 +39,14 @@ OPTIONS: UploaderOptions = {
 
 def record(paths: _paths.Paths, count: int) -> list[str]:
     ids = [f"id-{i}" for i in range(count)]
-    Spool(paths.spool_dir).append([json.dumps({"event_id": i}).encode() for i in ids])
+    Spool(paths.spool_dir).append([json.dumps(envelope(i)).encode() for i in ids])
     return ids
+
+
+def envelope(event_id: str) -> dict[str, str]:
+    """The fields every sink maps an event by (the rest does not matter here)."""
+    return {"event_id": event_id, "event": "command", "timestamp": "2026-11-23T10:00:00.000Z",
+            "tool": "acme", "install_id": "3f1c2a9be07d4c55a1e2b3c4d5e6f708"}  # fmt: skip
 
 
 def run(sinks: Sequence[Any], seconds: float = 10) -> str:
@@ -364,3 +370,24 @@ def test_a_retry_time_past_any_backoff_is_brought_back_to_the_bound(
     sink = MemorySink()
     assert run([sink]) == "retry"  # still backing off, but no longer for years
     assert os.stat(paths.uploader_stamp).st_mtime <= time.time() + 1.5 * _uploader.RETRY_AFTER_CAP
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [{"install_id": None}, {"timestamp": "yesterday"}, {"event": 3}, {"tool": ...}],
+    ids=["no-install-id", "bad-time", "bad-name", "no-tool"],
+)
+def test_an_event_no_sink_can_map_is_dropped_and_counted_not_retried_forever(
+    paths: _paths.Paths, damage: dict[str, Any]
+) -> None:
+    good = record(paths, 1)
+    bad = {**envelope("bad"), **damage}
+    Spool(paths.spool_dir).append(
+        [json.dumps({k: v for k, v in bad.items() if v is not ...}).encode()]
+    )
+    more = record(paths, 1)
+    sink = MemorySink()
+    assert run([sink]) == "empty"
+    assert [e["event_id"] for e in sink.events] == good + more
+    stats = Spool(paths.spool_dir).stats()
+    assert (stats.pending, stats.corrupt) == (0, 1)
