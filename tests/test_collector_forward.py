@@ -293,3 +293,18 @@ def test_a_batch_too_large_for_a_provider_is_sent_in_halves_not_dropped(
     assert forward_pending(engine) == 0
     delivered = [i for batch in scripted.batches if len(batch) <= 10 for i in batch]
     assert sorted(delivered) == sorted(e["event_id"] for e in events)  # each once, none lost
+
+
+def test_prune_forgets_what_was_owed_for_pruned_events(db_url: str) -> None:
+    """Rows owed to a provider no longer configured wait (it may be back), until their
+    events are pruned."""
+    engine = storage.connect(db_url)
+    try:
+        old = [event(timestamp="2020-01-01T00:00:00.000Z") for _ in range(3)]
+        kept = [event() for _ in range(2)]
+        storage.store(engine, [old + kept], ["removed-provider"])
+        assert forward_pending(engine) == 5
+        assert storage.prune(engine, "2021-01-01T00:00:00.000Z") == 3
+        assert forward_pending(engine) == 2
+    finally:
+        engine.dispose()

@@ -249,6 +249,11 @@ def prune(engine: Engine, before: str) -> int:
         for table in (daily_usage, daily_flags, daily_installs):
             connection.execute(sa.delete(table).where(table.c.day <= day))
         rollups.add(connection, rollups.of_rows(connection, since=day, until=rollups.next_day(day)))
+        # Nothing is owed to a provider of an event that is gone (whether or not that
+        # provider is still configured: rows of one that was removed wait until here).
+        outbox = forward.outbox
+        stored = sa.select(events.c.event_id).where(events.c.event_id == outbox.c.event_id)
+        connection.execute(sa.delete(outbox).where(~stored.exists()))
         return int(deleted.rowcount)
 
 
