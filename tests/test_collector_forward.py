@@ -4,6 +4,7 @@ collector process, real fake services on loopback, SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from functools import partial
@@ -308,3 +309,44 @@ def test_prune_forgets_what_was_owed_for_pruned_events(db_url: str) -> None:
         assert forward_pending(engine) == 2
     finally:
         engine.dispose()
+
+
+class HangingSink:
+    """A provider that never answers (until the test ends); counts its instances."""
+
+    release = threading.Event()
+    made: ClassVar[int] = 0
+
+    def __init__(self, *, name: str) -> None:
+        self.name = name
+        HangingSink.made += 1
+
+    def send(self, events: Sequence[dict[str, Any]], deadline: float) -> Delivery:
+        HangingSink.release.wait(60)
+        return Delivery("delivered")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_hanging_provider_times_out_alone_and_is_not_reused(
+    engine: Any, scripted: type[ScriptedSink], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(forward, "SEND_SECONDS", 0.3)
+    HangingSink.made = 0
+    events = [event() for _ in range(3)]
+    storage.store(engine, [events], ["hanging", "scripted"])
+    forwarder = forward.Forwarder(
+        engine,
+        [Provider("test_collector_forward:HangingSink", name="hanging"),
+         Provider("test_collector_forward:ScriptedSink", name="scripted")],
+        backoff_base=0.01,
+    )  # fmt: skip
+    try:
+        forwarder.forward_once()
+        assert scripted.batches == [[e["event_id"] for e in events]]  # the other delivered
+        assert forwarder.failures == {"hanging": 1}
+        assert forward_pending(engine) == 3  # still owed to the hanging one
+        assert poll(lambda: (forwarder.forward_once(), HangingSink.made >= 2)[1], timeout=10)
+    finally:
+        HangingSink.release.set()

@@ -207,7 +207,12 @@ class Forwarder:
         except Exception as exc:  # a provider that cannot be built fails alone
             return Delivery("retry", f"load_error:{type(exc).__name__}")
         # In a thread of its own, bounded: a provider that raises or hangs fails alone.
-        return deliver([(sink, batch)], time.monotonic() + SEND_SECONDS)[sink.name]
+        result = deliver([(sink, batch)], time.monotonic() + SEND_SECONDS)[sink.name]
+        if result.error == "timeout":
+            # Its thread may still be sending: leave that object to it, and build a new
+            # one for the next attempt (a provider need not be safe to share by threads).
+            del self._sinks[provider.name]
+        return result
 
     def _backoff(self, failures: int, retry_after: float | None) -> float:
         delay = min(BACKOFF_CAP, self.backoff_base * 2.0 ** min(failures - 1, 20))
