@@ -165,6 +165,36 @@ class Tool:
         result = self.run("telemetry", "enable")
         assert result.returncode == 0, result.stderr
 
+    def upload_state(self) -> dict[str, Any]:
+        """The uploader's ``upload.json`` (empty while there is none, or it is mid-write)."""
+        try:
+            data: dict[str, Any] = json.loads((self.state_dir / "upload.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return data
+
+    def allow_next_attempt(self) -> None:
+        """As if every backoff had run its course: each sink's next attempt is in
+        ``upload.json``, and the stamp's mtime is the next allowed spawn."""
+        state = self.upload_state()
+        for sink_state in state.get("sinks", {}).values():
+            sink_state["retry_at_epoch"] = 0
+        (self.state_dir / "upload.json").write_text(json.dumps(state))
+        past = time.time() - 60
+        os.utime(self.state_dir / "uploader.stamp", (past, past))
+
+    def uploader_stopped(self) -> bool:
+        """The uploader lock is free (the uploader finished or died)."""
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.state_dir / "uploader.lock"), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            return False
+        lock.release()
+        return True
+
     def event_files(self) -> list[Path]:
         new = self.spool_dir / "new"
         return sorted(new.glob("*.json")) if new.is_dir() else []

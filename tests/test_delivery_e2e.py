@@ -10,7 +10,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import Tool, poll
@@ -32,41 +31,10 @@ def sending(tool: Tool, endpoint: Endpoint) -> Tool:
     return tool
 
 
-def state(tool: Tool) -> dict[str, Any]:
-    path = tool.state_dir / "upload.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
 def pending(tool: Tool) -> int:
     result = tool.run("telemetry", "status", "--json")
     count: int = json.loads(result.stdout)["pending"]
     return count
-
-
-def allow_next_attempt(tool: Tool) -> None:
-    """As if the backoff had passed: the stamp's mtime is the next allowed spawn, and each
-    sink's own next attempt is in ``upload.json``."""
-    upload = tool.state_dir / "upload.json"
-    state = json.loads(upload.read_text())
-    for sink_state in state.get("sinks", {}).values():
-        sink_state["retry_at_epoch"] = 0
-    upload.write_text(json.dumps(state))
-    stamp = tool.state_dir / "uploader.stamp"
-    past = time.time() - 60
-    os.utime(stamp, (past, past))
-
-
-def uploader_stopped(tool: Tool) -> bool:
-    """The uploader lock is free (the uploader finished or died)."""
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(tool.state_dir / "uploader.lock"), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        return False
-    lock.release()
-    return True
 
 
 def dead(pid: int) -> bool:
@@ -89,7 +57,7 @@ def test_events_arrive_in_the_wire_format(sending: Tool, endpoint: Endpoint) -> 
     assert request["headers"]["User-Agent"].startswith("cli-telemetry/")
     assert set(request["body"]) == {"batch", "sent_at"}
     assert [e["event"] for e in request["body"]["batch"]] == ["command", "deploy.finished"]
-    assert poll(lambda: uploader_stopped(sending), timeout=20)
+    assert poll(lambda: sending.uploader_stopped(), timeout=20)
     assert pending(sending) == 0
     status = json.loads(sending.run("telemetry", "status", "--json").stdout)
     assert status["last_upload"] is not None and status["last_error"] is None
@@ -103,7 +71,7 @@ def test_the_exit_and_the_pipe_never_wait_for_the_network(
     assert (result.returncode, result.stdout) == (0, "Hello, world!\n")
     # The uploader is still in the middle of its request, yet the pipes were closed.
     assert poll(lambda: endpoint.holding == 1, timeout=20)
-    assert not uploader_stopped(sending)
+    assert not sending.uploader_stopped()
 
 
 @pytest.mark.parametrize(
@@ -118,12 +86,12 @@ def test_retryable_failures_keep_the_events_and_back_off(
     # (Before each send the uploader writes the failure it might end in, as "interrupted".)
     assert poll(
         lambda: (
-            state(sending).get("failures") == 1
-            and state(sending).get("last_error") != "interrupted"
+            sending.upload_state().get("failures") == 1
+            and sending.upload_state().get("last_error") != "interrupted"
         ),
         timeout=20,
     )
-    assert error is None or state(sending)["last_error"] == error
+    assert error is None or sending.upload_state()["last_error"] == error
     assert pending(sending) == 1
     assert (sending.state_dir / "uploader.stamp").stat().st_mtime > time.time() + 10
     # The next command does not try again during the backoff...
@@ -132,17 +100,17 @@ def test_retryable_failures_keep_the_events_and_back_off(
     assert pending(sending) == 2 and endpoint.seen == seen
     # ...and once it is over, everything arrives, once.
     endpoint.mode = "ok"
-    allow_next_attempt(sending)
+    sending.allow_next_attempt()
     sending.run("hello")
     assert poll(lambda: len(endpoint.events) == 3, timeout=20)
     assert len({e["event_id"] for e in endpoint.events}) == 3
-    assert poll(lambda: state(sending).get("failures") == 0, timeout=20)
+    assert poll(lambda: sending.upload_state().get("failures") == 0, timeout=20)
 
 
 def test_retry_after_is_honoured(sending: Tool, endpoint: Endpoint) -> None:
     endpoint.mode, endpoint.status, endpoint.retry_after = "status", 429, "7200"
     sending.run("hello")
-    assert poll(lambda: state(sending).get("last_error") == "http_429", timeout=20)
+    assert poll(lambda: sending.upload_state().get("last_error") == "http_429", timeout=20)
     assert (sending.state_dir / "uploader.stamp").stat().st_mtime > time.time() + 7000
 
 
@@ -151,7 +119,7 @@ def test_a_refused_connection_keeps_the_events(tool: Tool) -> None:
     tool.env["CLI_APP_TELEMETRY_ENDPOINT"] = closed_port()
     result = tool.run("hello")
     assert (result.returncode, result.stdout, result.stderr) == (0, "Hello, world!\n", "")
-    assert poll(lambda: state(tool).get("last_error") == "connection", timeout=20)
+    assert poll(lambda: tool.upload_state().get("last_error") == "connection", timeout=20)
     assert pending(tool) == 1
     status = json.loads(tool.run("telemetry", "status", "--json").stdout)
     assert status["last_error"] == "connection" and status["last_upload"] is None
@@ -160,8 +128,8 @@ def test_a_refused_connection_keeps_the_events(tool: Tool) -> None:
 def test_a_rejected_batch_is_dropped_and_counted(sending: Tool, endpoint: Endpoint) -> None:
     endpoint.mode, endpoint.status = "status", 400
     sending.run("deploy", "start", "web", "--env", "dev")
-    assert poll(lambda: state(sending).get("last_error") == "http_400", timeout=20)
-    assert poll(lambda: uploader_stopped(sending), timeout=20)
+    assert poll(lambda: sending.upload_state().get("last_error") == "http_400", timeout=20)
+    assert poll(lambda: sending.uploader_stopped(), timeout=20)
     status = json.loads(sending.run("telemetry", "status", "--json").stdout)
     assert (status["pending"], status["rejected"]) == (0, 2)
 
@@ -172,9 +140,9 @@ def test_kill_9_of_the_uploader_loses_nothing(sending: Tool, endpoint: Endpoint)
     assert poll(lambda: endpoint.holding == 1, timeout=20)
     pid = int((sending.state_dir / "uploader.pid").read_text())
     os.kill(pid, signal.SIGKILL)
-    assert poll(lambda: uploader_stopped(sending), timeout=20)
+    assert poll(lambda: sending.uploader_stopped(), timeout=20)
     endpoint.mode = "ok"
-    allow_next_attempt(sending)
+    sending.allow_next_attempt()
     sending.run("hello")
     assert poll(lambda: len(endpoint.events) == 2, timeout=20)
     assert len({e["event_id"] for e in endpoint.events}) == 2
@@ -186,7 +154,7 @@ def test_a_disabled_tool_sends_nothing(sending: Tool, endpoint: Endpoint) -> Non
     assert not (sending.state_dir / "uploader.stamp").exists()  # no uploader was started
     sending.run("deploy", "status")  # a marker: once it arrives, anything earlier would have
     assert poll(lambda: len(endpoint.events) == 1, timeout=20)
-    assert poll(lambda: uploader_stopped(sending), timeout=20)
+    assert poll(lambda: sending.uploader_stopped(), timeout=20)
     assert [e["command"] for e in endpoint.events] == ["cli-app deploy status"]
 
 
@@ -224,10 +192,10 @@ def test_a_hundred_concurrent_commands_with_a_flaky_server_lose_and_duplicate_no
 
     # Keep nudging (as later commands would) until the spool is drained.
     def drained() -> bool:
-        if uploader_stopped(sending) and pending(sending) > 0:
-            allow_next_attempt(sending)
+        if sending.uploader_stopped() and pending(sending) > 0:
+            sending.allow_next_attempt()
             sending.run("hello")
-        return pending(sending) == 0 and uploader_stopped(sending)
+        return pending(sending) == 0 and sending.uploader_stopped()
 
     assert poll(drained, timeout=120, interval=0.5)
     ids = [e["event_id"] for e in endpoint.events]
@@ -301,6 +269,6 @@ def test_a_server_that_drips_its_answer_is_a_failure_with_a_backoff(
         cwd=sending.home, capture_output=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == returncode
-    assert (state(sending)["failures"], state(sending)["last_error"]) == (1, error)
+    assert (sending.upload_state()["failures"], sending.upload_state()["last_error"]) == (1, error)
     assert (sending.state_dir / "uploader.stamp").stat().st_mtime > time.time() + 10
     assert pending(sending) == 1  # released, or still claimed and released by the next one

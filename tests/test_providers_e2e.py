@@ -139,37 +139,9 @@ def record_offline(tool: Tool) -> list[dict[str, Any]]:
     return events
 
 
-def state(tool: Tool) -> dict[str, Any]:
-    path = tool.state_dir / "upload.json"
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data
-
-
-def uploader_idle(tool: Tool) -> bool:
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(tool.state_dir / "uploader.lock"), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        return False
-    lock.release()
-    return True
-
-
-def allow_next_attempt(tool: Tool) -> None:
-    """As if every backoff had run its course."""
-    import os
-
-    current = state(tool)
-    for sink_state in current.get("sinks", {}).values():
-        sink_state["retry_at_epoch"] = 0
-    (tool.state_dir / "upload.json").write_text(json.dumps(current))
-    past = time.time() - 60
-    os.utime(tool.state_dir / "uploader.stamp", (past, past))
+def settled_with(tool: Tool, error: str) -> bool:
+    """The uploader stopped, having recorded ``error``."""
+    return tool.upload_state().get("last_error") == error and tool.uploader_stopped()
 
 
 def check_stored(fake: FakeService, events: list[dict[str, Any]]) -> None:
@@ -198,10 +170,10 @@ def test_events_arrive_through_the_real_uploader(
     events = record_offline(acme)
     assert acme.run("hello", env=sinks_env(provider)).returncode == 0  # spawns the uploader
     assert poll(lambda: len(fake.stored) >= len(events) + 1, timeout=30), fake.refused
-    assert poll(lambda: uploader_idle(acme) and acme.events() == [], timeout=30)
+    assert poll(lambda: acme.uploader_stopped() and acme.events() == [], timeout=30)
     check_stored(fake, events)
     assert fake.refused == []
-    assert state(acme)["failures"] == 0
+    assert acme.upload_state()["failures"] == 0
 
 
 def test_a_retry_sends_the_same_events_again_and_a_refusal_drops_them(
@@ -212,24 +184,30 @@ def test_a_retry_sends_the_same_events_again_and_a_refusal_drops_them(
     events = record_offline(acme)
     fake.force(503)
     acme.run("hello", env=env)
-    assert poll(lambda: state(acme).get("last_error") == "http_503" and uploader_idle(acme), 30)
+    assert poll(
+        lambda: acme.upload_state().get("last_error") == "http_503" and acme.uploader_stopped(), 30
+    )
     assert fake.stored == []
     assert len(acme.events()) == len(events) + 1  # all kept
-    allow_next_attempt(acme)
+    acme.allow_next_attempt()
     acme.run("hello", env=env)
-    assert poll(lambda: uploader_idle(acme) and acme.events() == [], timeout=30)
+    assert poll(lambda: acme.uploader_stopped() and acme.events() == [], timeout=30)
     check_stored(fake, events)
     # A 429 backs the sink off for at least as long as the service asks.
     fake.force(429, retry_after="3600")
     acme.run("hello", env=env)
-    assert poll(lambda: state(acme).get("last_error") == "http_429" and uploader_idle(acme), 30)
-    retry_at = state(acme)["sinks"][provider.name]["retry_at_epoch"]
+    assert poll(
+        lambda: acme.upload_state().get("last_error") == "http_429" and acme.uploader_stopped(), 30
+    )
+    retry_at = acme.upload_state()["sinks"][provider.name]["retry_at_epoch"]
     assert retry_at >= time.time() + 3500
     # A refusal for good (a bad key) drops the events and counts them.
-    allow_next_attempt(acme)
+    acme.allow_next_attempt()
     fake.force(401, times=5)  # every request of the batch (Mixpanel sends two)
     acme.run("hello", env=env)
-    assert poll(lambda: state(acme).get("last_error") == "http_401" and uploader_idle(acme), 30)
+    assert poll(
+        lambda: acme.upload_state().get("last_error") == "http_401" and acme.uploader_stopped(), 30
+    )
     status = json.loads(acme.run("telemetry", "status", "--json").stdout)
     assert status["pending"] == 0 and status["rejected"] >= 2
 
@@ -244,13 +222,13 @@ def test_fan_out_with_one_failing_sink(acme: Tool) -> None:
         events = record_offline(acme)
         segment.force(503)
         acme.run("hello", env=env)
-        assert poll(lambda: len(posthog.stored) == len(events) + 1 and uploader_idle(acme), 30)
+        assert poll(lambda: len(posthog.stored) == len(events) + 1 and acme.uploader_stopped(), 30)
         assert segment.stored == []
-        assert state(acme)["sinks"]["segment"]["last_error"] == "http_503"
+        assert acme.upload_state()["sinks"]["segment"]["last_error"] == "http_503"
         assert len(acme.events()) == len(events) + 1  # still owed to segment
-        allow_next_attempt(acme)
+        acme.allow_next_attempt()
         acme.run("hello", env=env)
-        assert poll(lambda: uploader_idle(acme) and acme.events() == [], timeout=30)
+        assert poll(lambda: acme.uploader_stopped() and acme.events() == [], timeout=30)
         check_stored(segment, events)
         check_stored(posthog, events)  # nothing sent to it twice
         assert len(posthog.stored) == len(events) + 2
