@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any
 
-from fake_service import FakeService, Refusal, Request
+from fake_service import FakeService, Refusal, Request, invalid, rfc3339_seconds
 
 TEST_KEY = "phc_TESTPROJECTKEY"
 BATCH_PATH = "/batch/"
@@ -60,7 +59,7 @@ class FakePostHog(FakeService):
             return self._check_v1(request, body)
         if body.get("api_key") != self.api_key:
             raise Refusal(401, '{"type": "authentication_error", "code": "invalid_api_key"}')
-        _timestamp(body.get("sent_at"), "sent_at")
+        rfc3339_seconds(body.get("sent_at"), "sent_at")
         return [_event(message, v1=False) for message in _batch(body)]
 
     def _check_v1(self, request: Request, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -71,10 +70,10 @@ class FakePostHog(FakeService):
         if not attempt.isdigit() or int(attempt) < 1:
             raise Refusal(400, "PostHog-Attempt must be a positive integer")
         _uuid(request.header("PostHog-Request-Id"), "PostHog-Request-Id")
-        _timestamp(request.header("PostHog-Request-Timestamp"), "PostHog-Request-Timestamp")
+        rfc3339_seconds(request.header("PostHog-Request-Timestamp"), "PostHog-Request-Timestamp")
         if "api_key" in body:
             raise Refusal(400, "v1 takes the key as a Bearer token only")
-        _timestamp(body.get("created_at"), "created_at")
+        rfc3339_seconds(body.get("created_at"), "created_at")
         return [_event(message, v1=True) for message in _batch(body)]
 
     def _answer(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
@@ -104,7 +103,7 @@ def _event(message: dict[str, Any], *, v1: bool) -> dict[str, Any]:
     if not isinstance(distinct_id, str) or not distinct_id:
         raise Refusal(400, "distinct_id missing")
     dedup_id = _uuid(message.get("uuid"), "uuid")
-    time = _timestamp(message.get("timestamp"), "timestamp")
+    time = rfc3339_seconds(message.get("timestamp"), "timestamp")
     properties = message.get("properties", {})
     if not isinstance(properties, dict):
         raise Refusal(400, "properties must be an object")
@@ -139,23 +138,6 @@ def _item(
 
 def _uuid(value: object, what: str) -> str:
     try:
-        return str(uuid.UUID(str(value))) if isinstance(value, str) else _bad(what)
+        return str(uuid.UUID(str(value))) if isinstance(value, str) else invalid(what)
     except ValueError:
-        return _bad(what)
-
-
-def _timestamp(value: object, what: str) -> float:
-    """RFC 3339 with an offset (PostHog's v1 parser rejects a naive time)."""
-    if not isinstance(value, str):
-        _bad(what)
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        _bad(what)
-    if parsed.tzinfo is None:
-        _bad(what)
-    return parsed.timestamp()
-
-
-def _bad(what: str) -> NoReturn:
-    raise Refusal(400, f"invalid {what}")
+        return invalid(what)

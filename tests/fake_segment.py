@@ -20,10 +20,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any
 
-from fake_service import FakeService, Refusal, Request
+from fake_service import FakeService, Refusal, Request, rfc3339_seconds
 
 SEGMENT_KEY = "SEGMENT_TEST_WRITE_KEY"
 RUDDER_KEY = "RUDDER_TEST_WRITE_KEY"
@@ -62,7 +61,7 @@ class FakeSegment(FakeService):
         if not isinstance(batch, list) or not batch:
             raise Refusal(400, "batch must be a non-empty list")
         if "sentAt" in body:
-            _timestamp(body["sentAt"], "sentAt")
+            rfc3339_seconds(body["sentAt"], "sentAt")
         return [self._message(message) for message in batch]
 
     def _authorized(self, request: Request, body: dict[str, Any]) -> bool:
@@ -95,7 +94,7 @@ class FakeSegment(FakeService):
         message_id = message.get("messageId")
         if not isinstance(message_id, str) or not message_id:
             raise Refusal(400, "messageId is required")
-        time = _timestamp(message.get("timestamp"), "timestamp")
+        time = rfc3339_seconds(message.get("timestamp"), "timestamp")
         context = message.get("context", {})
         if not isinstance(context, dict) or not isinstance(message.get("integrations", {}), dict):
             raise Refusal(400, "context and integrations must be objects")
@@ -123,19 +122,3 @@ class FakeRudderStack(FakeSegment):
 
     def __init__(self, write_key: str = RUDDER_KEY) -> None:
         super().__init__(write_key)
-
-
-def _timestamp(value: object, what: str) -> float:
-    if not isinstance(value, str):
-        _bad(what)
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        _bad(what)
-    if parsed.tzinfo is None:
-        _bad(what)
-    return parsed.timestamp()
-
-
-def _bad(what: str) -> NoReturn:
-    raise Refusal(400, f"invalid {what}")

@@ -13,8 +13,9 @@ import gzip
 import threading
 import zlib
 from collections.abc import Callable
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NoReturn, Self
 
 
 class Request:
@@ -50,6 +51,26 @@ class Refusal(Exception):
         super().__init__(status)
         self.status = status
         self.body = body.encode() if isinstance(body, str) else body
+
+
+def invalid(what: str) -> NoReturn:
+    """Refuse with 400, naming the field at fault."""
+    raise Refusal(400, f"invalid {what}")
+
+
+def rfc3339_seconds(value: object, what: str) -> float:
+    """``value`` as seconds since the epoch if it is an RFC 3339 time with an offset, as
+    PostHog, Segment and RudderStack require (PostHog's v1 parser rejects a naive time);
+    otherwise a 400 naming ``what``."""
+    if not isinstance(value, str):
+        invalid(what)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        invalid(what)
+    if parsed.tzinfo is None:
+        invalid(what)
+    return parsed.timestamp()
 
 
 class FakeService:
@@ -136,6 +157,12 @@ class FakeService:
         self.server.shutdown()
         self.server.server_close()
         self._thread.join(10)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def sample_events() -> list[dict[str, Any]]:

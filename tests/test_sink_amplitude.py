@@ -4,30 +4,28 @@ amplitude-analytics sends (``../shared/reference/wire/amplitude*.json``)."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import urllib3
 from fake_amplitude import API_KEY, FakeAmplitude
 from fake_service import Request, sample_events
+from sink_checks import check_normalized, check_nothing_to_send, post, soon
+from wire_reference import body, json_type, load
 
 from cli_telemetry import __version__, providers
 from cli_telemetry.sinks import Delivery, Sink, mapping
 from cli_telemetry.sinks.amplitude import AmplitudeSink, faulty_events
 
-WIRE = Path(__file__).parents[2] / "shared" / "reference" / "wire"
 REFERENCE = {"httpapi": "amplitude.json", "batch": "amplitude-batch.json"}
 LOCATING = {"ip", "country", "region", "city", "dma", "location_lat", "location_lng"}
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeAmplitude]:
-    service = FakeAmplitude()
-    yield service
-    service.close()
+    with FakeAmplitude() as service:
+        yield service
 
 
 @pytest.fixture
@@ -37,32 +35,16 @@ def sink(fake: FakeAmplitude) -> Iterator[AmplitudeSink]:
     sink.close()
 
 
-def soon(seconds: float = 10) -> float:
-    return time.monotonic() + seconds
-
-
 def reference(api: str) -> dict[str, Any]:
-    [request] = json.loads((WIRE / REFERENCE[api]).read_text())
-    assert isinstance(request, dict)
+    [request] = load(REFERENCE[api])
     return request
-
-
-def body(request: Request) -> dict[str, Any]:
-    value: dict[str, Any] = json.loads(request.data)
-    return value
-
-
-def kind(value: object) -> str:
-    """A JSON value's type, numbers as one (the SDK's test sent 12.5 ms, we send ints)."""
-    if value is None or isinstance(value, (bool, str, list, dict)):
-        return type(value).__name__
-    return "number" if isinstance(value, (int, float)) else repr(type(value))
 
 
 def assert_like(ours: Request, theirs: dict[str, Any]) -> None:
     """Our request has the SDK's structure: method, path, query, content type and encoding,
     no auth header, the body's keys, and per event the SDK's keys with values of the same
-    JSON types, ``user_id`` being our ``device_id`` (see the sink's docstring)."""
+    JSON types (numbers as one: the SDK's test sent 12.5 ms, we send ints), ``user_id``
+    being our ``device_id`` (see the sink's docstring)."""
     assert (ours.method, ours.path, ours.query) == (
         theirs["method"],
         theirs["path"],
@@ -80,11 +62,11 @@ def assert_like(ours: Request, theirs: dict[str, Any]) -> None:
         expected = {"device_id" if k == "user_id" else k: v for k, v in sample.items()}
         assert event.keys() == expected.keys()
         for key, value in expected.items():
-            assert kind(event[key]) == kind(value), key
+            assert json_type(event[key]) == json_type(value), key
         if event["event_type"] == "command":
             their_properties = sample["event_properties"]
             for key, value in their_properties.items():
-                assert kind(event["event_properties"][key]) == kind(value), key
+                assert json_type(event["event_properties"][key]) == json_type(value), key
 
 
 def test_the_sink_meets_the_interface() -> None:
@@ -130,18 +112,9 @@ def test_our_fields_map_to_amplitude_as_documented(
 def test_the_fake_stores_normalized_items(fake: FakeAmplitude, sink: AmplitudeSink) -> None:
     events = sample_events()
     sink.send(events, soon())
-    assert [(i["kind"], i["name"]) for i in fake.stored] == [
-        ("event", "command"),
-        ("event", "command"),
-        ("event", "template_used"),
-        ("identify", "identify"),
-    ]
+    check_normalized(fake.stored, events)
     for item, event in zip(fake.stored, events, strict=True):
-        assert set(item) == {"kind", "name", "distinct_id", "dedup_id", "time", "properties"}
-        assert item["distinct_id"] == event["install_id"]
         assert item["dedup_id"] == event["event_id"]
-        assert item["time"] == pytest.approx(mapping.epoch_seconds(event["timestamp"]))
-        assert isinstance(item["time"], float)
         expected = (
             mapping.traits(event) if mapping.is_identify(event) else mapping.properties(event)
         )
@@ -221,11 +194,7 @@ def test_faulty_events_are_read_from_amplitudes_answers() -> None:
 
 
 def test_nothing_to_send_sends_nothing(fake: FakeAmplitude, sink: AmplitudeSink) -> None:
-    assert sink.send([], soon()) == Delivery("delivered")
-    no_traits = {**sample_events()[3], "properties": {}}
-    assert sink.send([no_traits], soon()) == Delivery("delivered")
-    assert sink.send(sample_events(), time.monotonic() - 1) == Delivery("retry", "deadline")
-    assert fake.requests == []
+    check_nothing_to_send(sink, fake)
 
 
 def test_the_eu_host_and_the_batch_api_come_from_the_provider() -> None:
@@ -239,22 +208,16 @@ def test_the_eu_host_and_the_batch_api_come_from_the_provider() -> None:
         AmplitudeSink(api_key=API_KEY, api="v3")
 
 
-def post(
+def post_to(
     path: str, fake: FakeAmplitude, payload: Any, content_type: str = "application/json"
 ) -> int:
-    with urllib3.PoolManager() as pool:
-        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        response = pool.request(
-            "POST", fake.url + path, body=data, headers={"Content-Type": content_type},
-            retries=False,
-        )  # fmt: skip
-        return response.status
+    return post(fake.url + path, payload, {"Content-Type": content_type})
 
 
 def test_the_fake_accepts_what_the_sdk_sent(fake: FakeAmplitude) -> None:
     for api in REFERENCE:
         theirs = reference(api)
-        assert post(theirs["path"], fake, theirs["body"], theirs["content_type"]) == 200
+        assert post_to(theirs["path"], fake, theirs["body"], theirs["content_type"]) == 200
     assert len(fake.stored) == 4  # the batch repeats the same insert ids: de-duplicated
 
 
@@ -303,11 +266,11 @@ def request(*events: dict[str, Any], **fields: Any) -> dict[str, Any]:
 def test_the_fake_refuses_what_amplitude_refuses(
     fake: FakeAmplitude, path: str, payload: Any, status: int
 ) -> None:
-    assert post(path, fake, payload) == status
+    assert post_to(path, fake, payload) == status
 
 
 def test_the_fake_wants_json(fake: FakeAmplitude) -> None:
-    assert post("/2/httpapi", fake, request(event()), "application/x-www-form-urlencoded") == 400
+    assert post_to("/2/httpapi", fake, request(event()), "application/x-www-form-urlencoded") == 400
     with urllib3.PoolManager() as pool:
         assert pool.request("GET", fake.url + "/2/httpapi", retries=False).status == 405
 

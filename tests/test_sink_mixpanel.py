@@ -7,7 +7,6 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -15,20 +14,21 @@ import pytest
 import urllib3
 from fake_mixpanel import PROJECT_ID, SERVICE_ACCOUNT, TOKEN, FakeMixpanel
 from fake_service import Request, sample_events
+from sink_checks import check_normalized, check_nothing_to_send, soon
+from wire_reference import json_type
+from wire_reference import load as reference
 
 from cli_telemetry import __version__, providers
 from cli_telemetry.sinks import Delivery, Sink, mapping
 from cli_telemetry.sinks.mixpanel import MixpanelSink, verdict, worse
 
-WIRE = Path(__file__).parents[2] / "shared" / "reference" / "wire"
 ENVELOPE = {"token", "distinct_id", "time", "$insert_id", "mp_lib", "$lib_version"}
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeMixpanel]:
-    service = FakeMixpanel()
-    yield service
-    service.close()
+    with FakeMixpanel() as service:
+        yield service
 
 
 @pytest.fixture
@@ -47,15 +47,6 @@ def importer(fake: FakeMixpanel) -> Iterator[MixpanelSink]:
     sink.close()
 
 
-def soon(seconds: float = 10) -> float:
-    return time.monotonic() + seconds
-
-
-def reference(name: str) -> list[dict[str, Any]]:
-    requests: list[dict[str, Any]] = json.loads((WIRE / name).read_text())
-    return requests
-
-
 def form(request: Request) -> dict[str, Any]:
     fields: dict[str, Any] = {
         key: values[0]
@@ -70,17 +61,10 @@ def messages(request: Request) -> list[dict[str, Any]]:
     return data
 
 
-def kind(value: object) -> str:
-    """A JSON value's type, numbers as one (the SDK's test sent 12.5 ms, we send ints)."""
-    if value is None or isinstance(value, (bool, str, list, dict)):
-        return type(value).__name__
-    return "number" if isinstance(value, (int, float)) else repr(type(value))
-
-
 def assert_like(ours: Request, theirs: dict[str, Any]) -> None:
     """Our request has the SDK's structure: method, path, query keys, content type and
     encoding, auth scheme, form fields and their values, and per message the SDK's keys
-    with values of the same JSON types (the values themselves are volatile)."""
+    with values of the same JSON types, numbers as one (the values themselves are volatile)."""
     assert ours.method == theirs["method"]
     assert ours.path == theirs["path"]
     assert set(parse_qs(ours.query)) >= {key for key, _ in theirs["query_params"]}
@@ -101,10 +85,10 @@ def assert_like(ours: Request, theirs: dict[str, Any]) -> None:
             expected = sample["properties"]  # on our command events (which have them all)
             names = expected.keys() if message["event"] == "command" else ENVELOPE
             for name in names:
-                assert kind(message["properties"][name]) == kind(expected[name]), name
+                assert json_type(message["properties"][name]) == json_type(expected[name]), name
         else:  # a profile update
             for name in sample:
-                assert kind(message[name]) == kind(sample[name]), name
+                assert json_type(message[name]) == json_type(sample[name]), name
 
 
 def test_the_sink_meets_the_interface() -> None:
@@ -153,17 +137,8 @@ def test_our_fields_map_to_mixpanel_as_documented(fake: FakeMixpanel, sink: Mixp
 def test_the_fake_stores_normalized_items(fake: FakeMixpanel, sink: MixpanelSink) -> None:
     events = sample_events()
     sink.send(events, soon())
-    assert [(i["kind"], i["name"]) for i in fake.stored] == [
-        ("event", "command"),
-        ("event", "command"),
-        ("event", "template_used"),
-        ("identify", "identify"),
-    ]
+    check_normalized(fake.stored, events)
     for item, event in zip(fake.stored, events, strict=True):
-        assert set(item) == {"kind", "name", "distinct_id", "dedup_id", "time", "properties"}
-        assert item["distinct_id"] == event["install_id"]
-        assert item["time"] == pytest.approx(mapping.epoch_seconds(event["timestamp"]))
-        assert isinstance(item["time"], float)
         if item["kind"] == "event":
             assert item["dedup_id"] == event["event_id"]
             assert item["properties"] == mapping.properties(event)
@@ -266,11 +241,7 @@ def test_answers_read_from_a_200() -> None:
 
 
 def test_nothing_to_send_sends_nothing(fake: FakeMixpanel, sink: MixpanelSink) -> None:
-    assert sink.send([], soon()) == Delivery("delivered")
-    no_traits = {**sample_events()[3], "properties": {}}
-    assert sink.send([no_traits], soon()) == Delivery("delivered")
-    assert sink.send(sample_events(), time.monotonic() - 1) == Delivery("retry", "deadline")
-    assert fake.requests == []
+    check_nothing_to_send(sink, fake)
 
 
 def test_the_eu_host_and_import_mode_come_from_the_provider() -> None:

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import gzip
 import json
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import urllib3
 from fake_otlp import FakeOtlp, decode_request
 from fake_service import sample_events
+from sink_checks import COMMAND_ITEM, check_answer, deliver, post, soon
+from wire_reference import load
 
 from cli_telemetry import __version__
 from cli_telemetry.errors import ConfigurationError
@@ -21,33 +20,21 @@ from cli_telemetry.sinks import Delivery, Sink
 from cli_telemetry.sinks.http import USER_AGENT
 from cli_telemetry.sinks.otlp import OtlpSink, any_value, epoch_nanos, export_request, logs_url
 
-REFERENCE = Path(__file__).parents[2] / "shared" / "reference" / "wire" / "otlp.json"
-
 
 @pytest.fixture
 def otlp() -> Iterator[FakeOtlp]:
-    fake = FakeOtlp()
-    yield fake
-    fake.close()
+    with FakeOtlp() as fake:
+        yield fake
 
 
 @pytest.fixture
 def reference() -> dict[str, Any]:
-    [request] = json.loads(REFERENCE.read_text())
-    assert isinstance(request, dict)
+    [request] = load("otlp.json")
     return request
 
 
-def soon(seconds: float = 10) -> float:
-    return time.monotonic() + seconds
-
-
 def send(otlp: FakeOtlp, events: list[dict[str, Any]], **options: Any) -> Delivery:
-    sink = OtlpSink(endpoint=otlp.url, **options)
-    try:
-        return sink.send(events, soon())
-    finally:
-        sink.close()
+    return deliver(OtlpSink(endpoint=otlp.url, **options), events)
 
 
 def kv(key: str, value: dict[str, Any]) -> dict[str, Any]:
@@ -182,32 +169,8 @@ def test_nothing_identifies_the_host(otlp: FakeOtlp) -> None:
 def test_stored_items_are_normalized(otlp: FakeOtlp) -> None:
     assert send(otlp, sample_events()).outcome == "delivered"
     command, failed, custom, identify = otlp.stored
-    assert command == {
-        "kind": "event",
-        "name": "command",
-        "distinct_id": "3f1c2a9be07d4c55a1e2b3c4d5e6f708",
-        "dedup_id": "0b7e7d52-8a51-4f0e-9a3e-2f1c0d6b4a01",
-        "time": 1795428001.25,
-        "properties": {
-            "schema_version": 1,
-            "tool": "acme",
-            "tool_version": "1.4.0",
-            "machine_id": "9a8b7c6d5e4f30211203f4e5d6c7b8a9",
-            "os": "linux",
-            "os_version": "6.1",
-            "arch": "amd64",  # the semantic convention's name for x86_64
-            "python_version": "3.11.7",
-            "ci": None,
-            "interactive": True,
-            "command": "acme deploy",
-            "flags": ["--force", "--format"],
-            "values": {"--force": True, "--format": "json"},
-            "exit_code": 0,
-            "outcome": "success",
-            "error_type": None,
-            "duration_ms": 125,
-        },
-    }
+    arch = "amd64"  # the semantic convention's name for x86_64
+    assert command == {**COMMAND_ITEM, "properties": {**COMMAND_ITEM["properties"], "arch": arch}}
     assert failed["properties"]["error_type"] == "ConnectionError"
     assert (custom["kind"], custom["name"], custom["properties"]["count"]) == (
         "event",
@@ -278,17 +241,13 @@ def test_the_logs_path_is_appended(endpoint: str, url: str) -> None:
 
 
 def test_a_base_path_and_credentials_in_the_endpoint() -> None:
-    fake = FakeOtlp(path="/otlp/v1/logs")
-    try:
+    with FakeOtlp(path="/otlp/v1/logs") as fake:
         endpoint = fake.url.replace("http://", "http://user:s3cret@") + "/otlp/"
         sink = OtlpSink(endpoint=endpoint)
         assert "s3cret" not in sink.url
-        assert sink.send(sample_events(), soon()).outcome == "delivered"
-        sink.close()
+        assert deliver(sink).outcome == "delivered"
         assert fake.requests[0].header("Authorization") == "Basic dXNlcjpzM2NyZXQ="
         assert len(fake.stored) == 4
-    finally:
-        fake.close()
 
 
 @pytest.mark.parametrize(
@@ -306,13 +265,7 @@ def test_a_base_path_and_credentials_in_the_endpoint() -> None:
 def test_answers_are_classified_as_otlp_says(
     otlp: FakeOtlp, status: int, retry_after: str | None, expected: Delivery
 ) -> None:
-    otlp.force(status, retry_after=retry_after)
-    sink = OtlpSink(endpoint=otlp.url)
-    assert sink.send(sample_events(), soon()) == expected
-    assert otlp.stored == []
-    assert sink.send(sample_events(), soon()) == Delivery("delivered")  # the same, again
-    sink.close()
-    assert [item["dedup_id"] for item in otlp.stored] == [e["event_id"] for e in sample_events()]
+    check_answer(OtlpSink(endpoint=otlp.url), otlp, status, retry_after, expected)
 
 
 def test_a_partial_success_is_delivered_not_retried(otlp: FakeOtlp) -> None:
@@ -370,11 +323,7 @@ def test_bad_configuration_is_refused() -> None:
 
 
 def _post(url: str, body: bytes, content_type: str = "application/json") -> int:
-    pool = urllib3.PoolManager(retries=False)
-    try:
-        return pool.request("POST", url, body=body, headers={"Content-Type": content_type}).status
-    finally:
-        pool.clear()
+    return post(url, body, {"Content-Type": content_type})
 
 
 def test_the_fake_collector_refuses_what_a_collector_would(otlp: FakeOtlp) -> None:

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import urllib3
 from fake_posthog import TEST_KEY, V1_PATH, FakePostHog
 from fake_service import sample_events
+from sink_checks import (
+    ANSWERS,
+    check_answer,
+    check_refused,
+    check_stores_every_event,
+    deliver,
+    soon,
+)
+from sink_checks import post as post_exactly
 from wire_reference import (
     ISO_PYTHON,
+    assert_gzipped_like,
     auth_scheme,
     body,
-    expected_items,
     header_names,
     load,
     shape,
@@ -32,19 +38,14 @@ SDK_ONLY = {"$is_server", "$python_runtime", "$os_distro"}
 
 @pytest.fixture
 def fake() -> Iterator[FakePostHog]:
-    service = FakePostHog()
-    yield service
-    service.close()
+    with FakePostHog() as service:
+        yield service
 
 
 @pytest.fixture(params=["batch", "v1"])
 def api(request: pytest.FixtureRequest) -> str:
     value: str = request.param
     return value
-
-
-def soon() -> float:
-    return time.monotonic() + 10
 
 
 def sink_for(fake: FakePostHog, api: str = "batch", **options: Any) -> PostHogSink:
@@ -73,14 +74,10 @@ def test_the_sink_meets_the_interface() -> None:
 
 
 def test_batch_request_matches_posthog_python(fake: FakePostHog) -> None:
-    sink = sink_for(fake)
-    assert sink.send(sample_events(), soon()) == Delivery("delivered")
-    sink.close()
+    assert deliver(sink_for(fake)) == Delivery("delivered")
     [request] = fake.requests
     [ref] = load("posthog-gzip.json")
-    assert (request.method, request.path) == (ref["method"], ref["path"])
-    assert header_names(request.headers) == header_names(ref["headers"])
-    assert request.header("Content-Encoding") == ref["content_encoding"] == "gzip"
+    assert_gzipped_like(request, ref)
     assert auth_scheme(request.headers) is None  # the key is in the body
     ours = body(request)
     assert shape(ours) == shape(ref["body"])
@@ -92,9 +89,7 @@ def test_batch_request_matches_posthog_python(fake: FakePostHog) -> None:
 
 
 def test_v1_request_matches_posthog_python(fake: FakePostHog) -> None:
-    sink = sink_for(fake, "v1")
-    assert sink.send(sample_events(), soon()) == Delivery("delivered")
-    sink.close()
+    assert deliver(sink_for(fake, "v1")) == Delivery("delivered")
     [request] = fake.requests
     [ref] = load("posthog-v1.json")
     assert (request.method, request.path) == (ref["method"], ref["path"]) == ("POST", V1_PATH)
@@ -114,17 +109,12 @@ def test_v1_request_matches_posthog_python(fake: FakePostHog) -> None:
 
 
 def test_the_service_stores_every_event_as_sent(fake: FakePostHog, api: str) -> None:
-    sink = sink_for(fake, api)
-    assert sink.send(sample_events(), soon()).outcome == "delivered"
-    sink.close()
-    assert fake.stored == expected_items(sample_events())
+    check_stores_every_event(sink_for(fake, api), fake)
 
 
 def test_identify_sets_person_properties(fake: FakePostHog, api: str) -> None:
     [*_, identify] = sample_events()
-    sink = sink_for(fake, api)
-    assert sink.send([identify], soon()).outcome == "delivered"
-    sink.close()
+    assert deliver(sink_for(fake, api), [identify]).outcome == "delivered"
     [message] = body(fake.requests[0])["batch"]
     assert message["event"] == "$set"
     assert message["distinct_id"] == identify["install_id"]
@@ -137,9 +127,7 @@ def test_identify_sets_person_properties(fake: FakePostHog, api: str) -> None:
 def test_os_and_python_come_from_the_event_in_posthogs_names(fake: FakePostHog) -> None:
     events = sample_events()[:1]
     events[0]["os"] = "macos"
-    sink = sink_for(fake)
-    sink.send(events, soon())
-    sink.close()
+    deliver(sink_for(fake), events)
     props = body(fake.requests[0])["batch"][0]["properties"]
     assert (props["$os"], props["$os_version"], props["$python_version"]) == (
         "Mac OS X", "6.1", "3.11.7",
@@ -150,34 +138,21 @@ def test_os_and_python_come_from_the_event_in_posthogs_names(fake: FakePostHog) 
 def test_no_custom_property_turns_geolocation_back_on(fake: FakePostHog, api: str) -> None:
     event = sample_events()[2]
     event["properties"] = {"$geoip_disable": False, "$lib": "x"}
-    sink = sink_for(fake, api)
-    sink.send([event], soon())
-    sink.close()
+    deliver(sink_for(fake, api), [event])
     props = body(fake.requests[0])["batch"][0]["properties"]
     assert props["$geoip_disable"] is True
     assert props.get("$lib", "cli-telemetry") == "cli-telemetry"
 
 
-@pytest.mark.parametrize(
-    ("status", "retry_after", "expected"),
-    [(429, "7", Delivery("retry", "http_429", 7.0)), (503, None, Delivery("retry", "http_503")),
-     (400, None, Delivery("rejected", "http_400")), (401, None, Delivery("rejected", "http_401"))],
-)  # fmt: skip
+@ANSWERS
 def test_answers(
     fake: FakePostHog, api: str, status: int, retry_after: str | None, expected: Delivery
 ) -> None:
-    fake.force(status, retry_after=retry_after)
-    sink = sink_for(fake, api)
-    assert sink.send(sample_events(), soon()) == expected
-    sink.close()
-    assert fake.stored == []
+    check_answer(sink_for(fake, api), fake, status, retry_after, expected)
 
 
 def test_a_wrong_key_is_refused_by_the_service(fake: FakePostHog, api: str) -> None:
-    sink = PostHogSink(api_key="phc_WRONG", host=fake.url, api=api)
-    assert sink.send(sample_events(), soon()) == Delivery("rejected", "http_401")
-    sink.close()
-    assert [status for _, status in fake.refused] == [401]
+    check_refused(sink_for(fake, api, api_key="phc_WRONG"), fake, 401)
 
 
 def test_a_retried_batch_repeats_its_ids(fake: FakePostHog, api: str) -> None:
@@ -231,21 +206,12 @@ def test_eu_and_self_hosted_hosts(fake: FakePostHog) -> None:
     v1 = PostHog("phc_x", host="https://ph.example.org/", api="v1", name="ph").build()
     assert isinstance(v1, PostHogSink)
     assert (v1.url, v1.name) == ("https://ph.example.org/i/v1/analytics/events", "ph")
-    self_hosted = PostHog(TEST_KEY, host=fake.url + "/").build()
-    assert self_hosted.send(sample_events(), soon()).outcome == "delivered"
-    self_hosted.close()
+    assert deliver(PostHog(TEST_KEY, host=fake.url + "/").build()).outcome == "delivered"
     assert len(fake.stored) == 4
 
 
 def post(url: str, payload: object, headers: dict[str, str] | None = None) -> int:
-    response = urllib3.request(
-        "POST",
-        url,
-        body=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json", **(headers or {})},
-        retries=False,
-    )
-    return response.status
+    return post_exactly(url, payload, {"Content-Type": "application/json", **(headers or {})})
 
 
 def test_the_fake_refuses_what_posthog_refuses(fake: FakePostHog) -> None:

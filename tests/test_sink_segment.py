@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,52 +10,39 @@ import pytest
 import urllib3
 from fake_segment import SEGMENT_KEY, FakeSegment
 from fake_service import sample_events
+from sink_checks import (
+    ANSWERS,
+    check_answer,
+    check_refused,
+    check_stores_every_event,
+    deliver,
+    post,
+    soon,
+)
 from wire_reference import (
     ISO_MILLIS,
     ISO_PYTHON,
+    assert_gzipped_like,
     auth_scheme,
     body,
-    expected_items,
-    header_names,
+    compare_segment_messages,
     load,
     shape,
 )
 
-from cli_telemetry import __version__
 from cli_telemetry.providers import Segment
 from cli_telemetry.sinks import Delivery, Sink
-from cli_telemetry.sinks.segment import NO_IP, SegmentSink
-
-OURS_ONLY = {"ip"}
-"""Context we add that the SDK does not: ``ip`` is a placeholder, so no one is located."""
+from cli_telemetry.sinks.segment import SegmentSink
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeSegment]:
-    service = FakeSegment()
-    yield service
-    service.close()
-
-
-def soon() -> float:
-    return time.monotonic() + 10
+    with FakeSegment() as service:
+        yield service
 
 
 def sink_for(fake: FakeSegment, write_key: str = SEGMENT_KEY) -> SegmentSink:
     return SegmentSink(write_key=write_key, host=fake.url)
-
-
-def compare_messages(ours: list[dict[str, Any]], reference: list[dict[str, Any]]) -> None:
-    """Each of our messages has the shape of the SDK's message of the same type, with the
-    identity in ``anonymousId`` where the capture used ``userId`` (both keys are there, the
-    unused one null, as the SDK sends them)."""
-    for message in ours:
-        ref = next(m for m in reference if m["type"] == message["type"])
-        expected = shape(ref) | {"anonymousId": "string", "userId": "null"}
-        assert shape(message) == expected
-        assert set(message["context"]) - OURS_ONLY == set(ref["context"])
-        assert message["context"]["ip"] == NO_IP
-        assert message["context"]["library"] == {"name": "cli-telemetry", "version": __version__}
 
 
 def test_the_sink_meets_the_interface() -> None:
@@ -65,14 +50,10 @@ def test_the_sink_meets_the_interface() -> None:
 
 
 def test_request_matches_analytics_python(fake: FakeSegment) -> None:
-    sink = sink_for(fake)
-    assert sink.send(sample_events(), soon()) == Delivery("delivered")
-    sink.close()
+    assert deliver(sink_for(fake)) == Delivery("delivered")
     [request] = fake.requests
     [ref] = load("segment-gzip.json")
-    assert (request.method, request.path) == (ref["method"], ref["path"])
-    assert header_names(request.headers) == header_names(ref["headers"])
-    assert request.header("Content-Encoding") == ref["content_encoding"] == "gzip"
+    assert_gzipped_like(request, ref)
     assert auth_scheme(request.headers) == auth_scheme(ref["headers"]) == "Basic"
     assert (
         request.header("Authorization")
@@ -82,24 +63,19 @@ def test_request_matches_analytics_python(fake: FakeSegment) -> None:
     assert shape(ours) == shape(ref["body"])
     assert ours["writeKey"] == SEGMENT_KEY
     assert ISO_PYTHON.fullmatch(ours["sentAt"])
-    compare_messages(ours["batch"], ref["body"]["batch"])
+    compare_segment_messages(ours["batch"], ref["body"]["batch"])
     for message in ours["batch"]:
         assert ISO_MILLIS.fullmatch(message["timestamp"])
     assert shape(load("segment.json")[0]["body"]) == shape(ours)
 
 
 def test_the_service_stores_every_event_as_sent(fake: FakeSegment) -> None:
-    sink = sink_for(fake)
-    assert sink.send(sample_events(), soon()).outcome == "delivered"
-    sink.close()
-    assert fake.stored == expected_items(sample_events())
+    check_stores_every_event(sink_for(fake), fake)
 
 
 def test_identify_carries_traits_and_the_anonymous_id(fake: FakeSegment) -> None:
     [*_, identify] = sample_events()
-    sink = sink_for(fake)
-    sink.send([identify], soon())
-    sink.close()
+    deliver(sink_for(fake), [identify])
     [message] = body(fake.requests[0])["batch"]
     assert message["type"] == "identify"
     assert message["traits"] == {"plan": "pro"}
@@ -107,25 +83,15 @@ def test_identify_carries_traits_and_the_anonymous_id(fake: FakeSegment) -> None
     assert message["messageId"] == identify["event_id"]
 
 
-@pytest.mark.parametrize(
-    ("status", "retry_after", "expected"),
-    [(429, "7", Delivery("retry", "http_429", 7.0)), (503, None, Delivery("retry", "http_503")),
-     (400, None, Delivery("rejected", "http_400")), (401, None, Delivery("rejected", "http_401"))],
-)  # fmt: skip
+@ANSWERS
 def test_answers(
     fake: FakeSegment, status: int, retry_after: str | None, expected: Delivery
 ) -> None:
-    fake.force(status, retry_after=retry_after)
-    sink = sink_for(fake)
-    assert sink.send(sample_events(), soon()) == expected
-    sink.close()
-    assert fake.stored == []
+    check_answer(sink_for(fake), fake, status, retry_after, expected)
 
 
 def test_a_wrong_key_is_refused_by_the_service(fake: FakeSegment) -> None:
-    sink = sink_for(fake, "WRONG")
-    assert sink.send(sample_events(), soon()) == Delivery("rejected", "http_401")
-    sink.close()
+    check_refused(sink_for(fake, "WRONG"), fake, 401)
 
 
 def test_a_retried_batch_repeats_its_message_ids(fake: FakeSegment) -> None:
@@ -149,13 +115,6 @@ def test_eu_host() -> None:
     sink = Segment("k", host="https://events.eu1.segmentapis.com/").build()
     assert isinstance(sink, SegmentSink)
     assert (sink.url, sink.name) == ("https://events.eu1.segmentapis.com/v1/batch", "segment")
-
-
-def post(url: str, payload: object, headers: dict[str, str]) -> int:
-    response = urllib3.request(
-        "POST", url, body=json.dumps(payload).encode(), headers=headers, retries=False
-    )
-    return response.status
 
 
 def test_the_fake_refuses_what_segment_refuses(fake: FakeSegment) -> None:

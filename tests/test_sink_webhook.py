@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from fake_service import sample_events
 from fake_webhook import FakeWebhook, normalize
+from sink_checks import COMMAND_ITEM, check_answer, check_refused, deliver, soon
 
 from cli_telemetry.sinks import Delivery, Sink
 from cli_telemetry.sinks.http import USER_AGENT
@@ -39,13 +40,8 @@ NOW = 1_795_428_005
 
 @pytest.fixture
 def hook() -> Iterator[FakeWebhook]:
-    fake = FakeWebhook(SECRET)
-    yield fake
-    fake.close()
-
-
-def soon(seconds: float = 10) -> float:
-    return time.monotonic() + seconds
+    with FakeWebhook(SECRET) as fake:
+        yield fake
 
 
 def test_the_sink_meets_the_interface() -> None:
@@ -77,36 +73,9 @@ def test_a_signed_batch_in_the_wire_format(hook: FakeWebhook) -> None:
 
 
 def test_stored_items_are_normalized(hook: FakeWebhook) -> None:
-    sink = WebhookSink(url=hook.endpoint, secret=SECRET)
-    assert sink.send(sample_events(), soon()).outcome == "delivered"
-    sink.close()
+    assert deliver(WebhookSink(url=hook.endpoint, secret=SECRET)).outcome == "delivered"
     command, failed, custom, identify = hook.stored
-    assert command == {
-        "kind": "event",
-        "name": "command",
-        "distinct_id": "3f1c2a9be07d4c55a1e2b3c4d5e6f708",
-        "dedup_id": "0b7e7d52-8a51-4f0e-9a3e-2f1c0d6b4a01",
-        "time": 1795428001.25,
-        "properties": {
-            "schema_version": 1,
-            "tool": "acme",
-            "tool_version": "1.4.0",
-            "machine_id": "9a8b7c6d5e4f30211203f4e5d6c7b8a9",
-            "os": "linux",
-            "os_version": "6.1",
-            "arch": "x86_64",
-            "python_version": "3.11.7",
-            "ci": None,
-            "interactive": True,
-            "command": "acme deploy",
-            "flags": ["--force", "--format"],
-            "values": {"--force": True, "--format": "json"},
-            "exit_code": 0,
-            "outcome": "success",
-            "error_type": None,
-            "duration_ms": 125,
-        },
-    }
+    assert command == COMMAND_ITEM
     assert failed["properties"]["error_type"] == "ConnectionError"
     assert (custom["kind"], custom["name"]) == ("event", "template_used")
     assert custom["properties"]["template"] == "basic" and custom["properties"]["count"] == 3
@@ -116,28 +85,19 @@ def test_stored_items_are_normalized(hook: FakeWebhook) -> None:
 
 
 def test_without_a_secret_nothing_is_signed() -> None:
-    fake = FakeWebhook(secret=None)
-    try:
-        sink = WebhookSink(url=fake.endpoint)
-        assert sink.send(sample_events(), soon()).outcome == "delivered"
-        sink.close()
+    with FakeWebhook(secret=None) as fake:
+        assert deliver(WebhookSink(url=fake.endpoint)).outcome == "delivered"
         [request] = fake.requests
         assert request.header(TIMESTAMP_HEADER) is None
         assert request.header(SIGNATURE_HEADER) is None
         assert len(fake.stored) == 4
-    finally:
-        fake.close()
 
 
 @pytest.mark.parametrize("secret", [None, "", "not-the-secret"])
 def test_the_receiver_refuses_unsigned_or_wrongly_signed_requests(
     hook: FakeWebhook, secret: str | None
 ) -> None:
-    sink = WebhookSink(url=hook.endpoint, secret=secret)
-    assert sink.send(sample_events(), soon()) == Delivery("rejected", "http_401")
-    sink.close()
-    assert hook.stored == []
-    assert [status for _, status in hook.refused] == [401]
+    check_refused(WebhookSink(url=hook.endpoint, secret=secret), hook, 401)
 
 
 @pytest.mark.parametrize(
@@ -152,26 +112,15 @@ def test_the_receiver_refuses_unsigned_or_wrongly_signed_requests(
 def test_answers_are_classified(
     hook: FakeWebhook, status: int, retry_after: str | None, expected: Delivery
 ) -> None:
-    sink = WebhookSink(url=hook.endpoint, secret=SECRET)
-    hook.force(status, retry_after=retry_after)
-    assert sink.send(sample_events(), soon()) == expected
-    assert hook.stored == []
-    # The same events again: stored this time, with the same ids to de-duplicate on.
-    assert sink.send(sample_events(), soon()) == Delivery("delivered")
-    sink.close()
-    assert [item["dedup_id"] for item in hook.stored] == [e["event_id"] for e in sample_events()]
+    check_answer(WebhookSink(url=hook.endpoint, secret=SECRET), hook, status, retry_after, expected)
 
 
 def test_credentials_in_the_url_become_basic_auth() -> None:
-    fake = FakeWebhook(secret=None)
-    try:
+    with FakeWebhook(secret=None) as fake:
         sink = WebhookSink(url=fake.endpoint.replace("http://", "http://user:s3cret@"))
         assert "s3cret" not in sink.url
-        assert sink.send(sample_events()[:1], soon()).outcome == "delivered"
-        sink.close()
+        assert deliver(sink, sample_events()[:1]).outcome == "delivered"
         assert fake.requests[0].header("Authorization") == "Basic dXNlcjpzM2NyZXQ="
-    finally:
-        fake.close()
 
 
 def test_the_fake_receiver_refuses_what_a_receiver_would(hook: FakeWebhook) -> None:

@@ -11,6 +11,9 @@ from typing import Any
 
 from fake_service import Request
 
+from cli_telemetry import __version__
+from cli_telemetry.sinks.segment import NO_IP
+
 WIRE = Path(__file__).parents[2] / "shared" / "reference" / "wire"
 
 TRANSPORT_HEADERS = frozenset(
@@ -21,6 +24,10 @@ TRANSPORT_HEADERS = frozenset(
 ISO_PYTHON = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?\+00:00")
 """A timestamp as ``datetime.isoformat()`` writes it in UTC."""
 ISO_MILLIS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00")
+
+SEGMENT_OURS_ONLY = {"ip"}
+"""Context we add to a Segment or RudderStack message that the SDKs do not: ``ip`` is a
+placeholder, so no one is located."""
 
 
 def load(name: str) -> list[dict[str, Any]]:
@@ -54,6 +61,27 @@ def shape(value: dict[str, Any]) -> dict[str, str]:
 def body(request: Request) -> dict[str, Any]:
     decoded: dict[str, Any] = json.loads(request.data)
     return decoded
+
+
+def assert_gzipped_like(request: Request, reference: dict[str, Any]) -> None:
+    """Our request goes where the SDK's went, with its headers (those the HTTP client adds
+    aside), gzipped as the SDK's was."""
+    assert (request.method, request.path) == (reference["method"], reference["path"])
+    assert header_names(request.headers) == header_names(reference["headers"])
+    assert request.header("Content-Encoding") == reference["content_encoding"] == "gzip"
+
+
+def compare_segment_messages(ours: list[dict[str, Any]], reference: list[dict[str, Any]]) -> None:
+    """Each of our Segment Spec messages (Segment, RudderStack) has the shape of the SDK's
+    message of the same type, with the identity in ``anonymousId`` where the capture used
+    ``userId`` (both keys are there, the unused one null, as the SDK sends them)."""
+    for message in ours:
+        ref = next(m for m in reference if m["type"] == message["type"])
+        expected = shape(ref) | {"anonymousId": "string", "userId": "null"}
+        assert shape(message) == expected
+        assert set(message["context"]) - SEGMENT_OURS_ONLY == set(ref["context"])
+        assert message["context"]["ip"] == NO_IP
+        assert message["context"]["library"] == {"name": "cli-telemetry", "version": __version__}
 
 
 def auth_scheme(headers: dict[str, str]) -> str | None:
