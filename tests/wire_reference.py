@@ -1,6 +1,7 @@
-"""The requests the official SDKs sent (``../shared/reference/wire/``), and the helpers that
-compare a request of ours with one of theirs by structure: values change (keys, ids,
-times, library names), the shape must not."""
+"""The requests the official SDKs sent (``tests/wire/``, a copy of the team's
+``shared/reference/wire/``, so that a fresh clone tests alone), and the helpers that compare
+a request of ours with one of theirs by structure: values change (keys, ids, times, library
+names), the shape must not."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from fake_service import Request
 from cli_telemetry import __version__
 from cli_telemetry.sinks.segment import NO_IP
 
-WIRE = Path(__file__).parents[2] / "shared" / "reference" / "wire"
+WIRE = Path(__file__).parent / "wire"
 
 TRANSPORT_HEADERS = frozenset(
     {"user-agent", "accept", "accept-encoding", "host", "content-length", "connection"}
