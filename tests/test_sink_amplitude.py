@@ -1,5 +1,5 @@
 """The Amplitude sink against a fake Amplitude on loopback, compared with what
-amplitude-analytics sends (``../shared/reference/wire/amplitude*.json``)."""
+amplitude-analytics sends (``tests/wire/amplitude*.json``)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The Mixpanel sink against a fake Mixpanel on loopback, compared with what mixpanel-python
-sends (``../shared/reference/wire/mixpanel*.json``)."""
+sends (``tests/wire/mixpanel*.json``)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The OTLP sink against a real loopback receiver that decodes OTLP/HTTP JSON strictly, and
-compared with the reference request in ../shared/reference/wire/otlp.json."""
+compared with the reference request in tests/wire/otlp.json."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Amplitude: ``POST /2/httpapi`` (HTTP V2 API) or ``POST /batch`` (Batch Event Upload), as
-amplitude-analytics sends them (``../shared/reference/wire/amplitude*.json``).
+amplitude-analytics sends them (``tests/wire/amplitude*.json``).
 
 One JSON request per batch, ``{"api_key": ..., "events": [...]}``, identify events included
 as Amplitude's ``$identify`` events with ``user_properties: {"$set": traits}``, in the same

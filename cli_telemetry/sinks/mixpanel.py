@@ -1,5 +1,5 @@
 """Mixpanel: ``POST /track`` (or ``/import``) for events and ``POST /engage`` for identify,
-as mixpanel-python sends them (``../shared/reference/wire/mixpanel*.json``).
+as mixpanel-python sends them (``tests/wire/mixpanel*.json``).
 
 Every request is form-encoded, ``data=<JSON list>&verbose=1&ip=0``:
 
