@@ -334,6 +334,7 @@ def test_a_hanging_provider_times_out_alone_and_is_not_reused(
 ) -> None:
     monkeypatch.setattr(forward, "SEND_SECONDS", 0.3)
     HangingSink.made = 0
+    HangingSink.release.clear()  # an earlier run of this test set it
     events = [event() for _ in range(3)]
     storage.store(engine, [events], ["hanging", "scripted"])
     forwarder = forward.Forwarder(
