@@ -81,7 +81,6 @@ class Forwarder:
     ) -> None:
         self.engine = engine
         self.providers = list(providers)
-        self.names = [provider.name for provider in providers]
         self.backoff_base = backoff_base
         self.idle_wait = idle_wait
         self.failures: dict[str, int] = {}
@@ -220,14 +219,6 @@ class Forwarder:
         if retry_after is not None:
             delay = max(delay, min(retry_after, RETRY_AFTER_CAP))
         return delay
-
-    def pending(self) -> dict[str, int]:
-        """Events owed to each provider (for the dashboard and tests)."""
-        with self.engine.connect() as connection:
-            rows = connection.execute(
-                sa.select(outbox.c.sink, sa.func.count()).group_by(outbox.c.sink)
-            ).all()
-        return {str(sink): int(count) for sink, count in rows}
 
 
 class _Contended(Exception):
