@@ -145,6 +145,14 @@ def run(options: UploaderOptions, sinks: Sequence[Sink], *, deadline: float) -> 
         return "empty"
     if running_uploader(paths.uploader_pid) is not None:
         return "busy"  # without even importing filelock
+    now = time.time()
+    resting = _sink_states(read_state(paths.upload_state).get("sinks"), now)
+    waits = [float(resting.get(sink.name, {}).get("retry_at_epoch", 0)) for sink in sinks]
+    if sinks and min(waits) > now:
+        # Every sink is backing off (the throttle was reset, or commands raced it): leave
+        # as cheaply as we came, and tell the next commands when to try again.
+        next_spawn_at(paths.uploader_stamp, min(waits))
+        return "retry"
     from filelock import FileLock, Timeout
 
     lock = FileLock(paths.uploader_lock, timeout=0, mode=0o600)

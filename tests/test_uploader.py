@@ -391,3 +391,31 @@ def test_an_event_no_sink_can_map_is_dropped_and_counted_not_retried_forever(
     assert [e["event_id"] for e in sink.events] == good + more
     stats = Spool(paths.spool_dir).stats()
     assert (stats.pending, stats.corrupt) == (0, 1)
+
+
+def test_when_every_sink_rests_the_uploader_leaves_without_taking_the_lock(
+    paths: _paths.Paths,
+) -> None:
+    """Nothing to do: not even filelock is imported (~30 ms of the user's CPU), and the
+    throttle is set to the first sink's next attempt, so commands stop spawning."""
+    import subprocess
+    import sys
+
+    record(paths, 1)
+    sink = MemorySink(results=[Delivery("retry", "http_503", retry_after=600)])
+    assert run([sink]) == "retry"
+    os.utime(paths.uploader_stamp, (0, 0))  # as if the throttle had been reset
+    code = (
+        "import json, sys, time; from cli_telemetry import _uploader;"
+        " from cli_telemetry.sinks import MemorySink;"
+        f" options = json.loads({json.dumps(json.dumps(OPTIONS))});"
+        " result = _uploader.run(options, [MemorySink()], deadline=time.monotonic() + 10);"
+        " print(result, 'filelock' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=os.environ.copy(), capture_output=True, text=True,
+        timeout=60, check=True,
+    )  # fmt: skip
+    assert result.stdout.split() == ["retry", "False"]
+    assert os.stat(paths.uploader_stamp).st_mtime >= time.time() + 500
+    assert Spool(paths.spool_dir).stats().pending == 1
