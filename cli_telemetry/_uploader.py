@@ -73,10 +73,19 @@ def write_state(path: str, state: dict[str, Any]) -> None:
     _paths.write_private(path, json.dumps(state))
 
 
-def backoff(failures: int, retry_after: float | None, rng: random.Random) -> float:
-    """Seconds until the next attempt after ``failures`` consecutive failed runs."""
+def backoff(
+    failures: int,
+    retry_after: float | None,
+    rng: random.Random,
+    *,
+    base: float = BACKOFF_BASE,
+    cap: float = BACKOFF_CAP,
+) -> float:
+    """Seconds until the next attempt after ``failures`` consecutive failures: ``base``
+    doubling up to ``cap``, with jitter, and at least the server's Retry-After (itself
+    capped). The collector's forwarder uses it too, with its own base and cap."""
     exponent = min(max(0, failures - 1), 20)  # 2**20 * 30 s is far past the cap anyway
-    delay: float = min(BACKOFF_CAP, BACKOFF_BASE * 2.0**exponent) * rng.uniform(0.5, 1.5)
+    delay: float = min(cap, base * 2.0**exponent) * rng.uniform(0.5, 1.5)
     if retry_after is not None:
         delay = max(delay, min(retry_after, RETRY_AFTER_CAP))
     return delay
@@ -87,14 +96,15 @@ ENVELOPE: Final = ("event_id", "event", "timestamp", "tool", "install_id")
 
 
 def well_formed(event: dict[str, Any]) -> bool:
-    """An event every sink can map: the envelope's fields are strings, the time readable."""
+    """An event every sink can map: the envelope's fields are strings, and the time is one
+    the sinks' own parser (`cli_telemetry.sinks.mapping.epoch_seconds`) reads."""
     if not all(isinstance(event.get(key), str) for key in ENVELOPE):
         return False
-    from datetime import datetime
+    from .sinks.mapping import epoch_seconds
 
     try:
-        datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
-    except ValueError:
+        epoch_seconds(event["timestamp"])
+    except (ValueError, OverflowError):
         return False
     return True
 
@@ -162,6 +172,7 @@ def run(options: UploaderOptions, sinks: Sequence[Sink], *, deadline: float) -> 
         return "busy"
     try:
         _paths.write_private(paths.uploader_pid, str(os.getpid()))
+        # upload.json is read again under the lock: a run that ended meanwhile rewrote it.
         return _Run(options, sinks, paths, deadline).run()
     finally:
         try:
@@ -255,14 +266,16 @@ class _Run:
             # block every sink for good. Our own writer never makes one; a damaged file can.
             self.spool.count(corrupt=len(malformed))
         work = []
+        owed: dict[str, list[str]] = {}  # the file names of the events each sink is sent
         for sink in ready:
-            events = [
-                event
+            pairs = [
+                (event, name)
                 for event, name in zip(batch.events, batch.names, strict=True)
                 if sink.name not in batch.delivered.get(name, ()) and name not in malformed
             ]
-            if events:
-                work.append((sink, events))
+            if pairs:
+                work.append((sink, [event for event, _ in pairs]))
+                owed[sink.name] = [name for _, name in pairs]
         # The failure each send might end in is written down first (see the module doc).
         before = {sink.name: dict(self.sink_states.get(sink.name, {})) for sink, _ in work}
         for sink, _ in work:
@@ -278,13 +291,7 @@ class _Run:
         }
         again: list[str] = []
         for sink, events in work:
-            result = results[sink.name]
-            sent = {event["event_id"] for event in events}
-            names = [
-                name
-                for event, name in zip(batch.events, batch.names, strict=True)
-                if event["event_id"] in sent
-            ]
+            result, names = results[sink.name], owed[sink.name]
             if result.outcome == "delivered":
                 for name in names:
                     have[name].add(sink.name)

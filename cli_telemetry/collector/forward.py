@@ -29,7 +29,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .._uploader import deliver
+from .._uploader import backoff, deliver
 from ..providers import Provider
 from ..sinks.base import Delivery, Sink
 
@@ -40,7 +40,6 @@ SEND_SECONDS: Final = 10.0
 LEASE_SECONDS: Final = 120.0
 """Longer than a send may take: a lease that runs out belonged to a process that died."""
 BACKOFF_CAP: Final = 3600.0
-RETRY_AFTER_CAP: Final = 24 * 3600.0
 
 outbox_metadata: Final = sa.MetaData()
 
@@ -159,7 +158,9 @@ class Forwarder:
             if result.outcome == "retry":
                 failures = self.failures.get(provider.name, 0) + 1
                 self.failures[provider.name] = failures
-                delay = self._backoff(failures, result.retry_after)
+                delay = backoff(
+                    failures, result.retry_after, self._rng, base=self.backoff_base, cap=BACKOFF_CAP
+                )
                 self.retry_at[provider.name] = time.monotonic() + delay
                 connection.execute(
                     outbox.update()
@@ -212,13 +213,6 @@ class Forwarder:
             # one for the next attempt (a provider need not be safe to share by threads).
             del self._sinks[provider.name]
         return result
-
-    def _backoff(self, failures: int, retry_after: float | None) -> float:
-        delay = min(BACKOFF_CAP, self.backoff_base * 2.0 ** min(failures - 1, 20))
-        delay *= self._rng.uniform(0.5, 1.5)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, RETRY_AFTER_CAP))
-        return delay
 
 
 class _Contended(Exception):
