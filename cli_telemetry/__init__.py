@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from .errors import ConfigurationError, SpoolBusyError, TelemetryError
     from .events import SCHEMA_VERSION, Event, Outcome
     from .spool import Batch, Spool, SpoolStats
-    from .telemetry import Status, Telemetry
+    from .status import Status
+    from .telemetry import Telemetry
 
 __version__ = "0.1.0"
 
@@ -44,7 +45,7 @@ __all__ = [
 
 _LAZY = {
     "Telemetry": "telemetry",
-    "Status": "telemetry",
+    "Status": "status",
     "ConfigurationError": "errors",
     "SpoolBusyError": "errors",
     "TelemetryError": "errors",

@@ -20,7 +20,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Final, TypedDict
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, TypedDict
+
+if TYPE_CHECKING:
+    from ._config import ToolConfig
+    from ._paths import Paths
 
 SPAWN_INTERVAL: Final = 2.0
 
@@ -45,6 +51,41 @@ class UploaderOptions(TypedDict):
     """`cli_telemetry.providers.Provider.to_json` of each sink, the collector first."""
     max_events: int
     max_bytes: int
+
+
+def start_uploader(
+    config: ToolConfig,
+    sinks: list[dict[str, Any]],
+    paths: Paths,
+    uploaders: list[int],
+    report: Callable[[str], None],
+) -> None:
+    """Start a detached uploader for ``sinks``, unless one runs, started recently or is
+    backing off. ``uploaders`` holds the pids this process started (a long-lived host
+    reaps them here)."""
+    from .events import encode
+    from .spool import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS
+
+    uploaders[:] = reap(uploaders)
+    if getattr(sys, "frozen", False):
+        report("a frozen app cannot start the uploader: events stay local")
+        return
+    if running_uploader(paths.uploader_pid) is not None:
+        return  # it picks up the new events itself
+    if not should_spawn(paths.uploader_stamp, time.time()):
+        return
+    options: UploaderOptions = {
+        "tool": config.tool,
+        "env_prefix": config.env_prefix,
+        "consent": config.consent,
+        "policy_version": config.policy_version,
+        "sinks": sinks,
+        "max_events": config.max_events or DEFAULT_MAX_EVENTS,
+        "max_bytes": config.max_bytes or DEFAULT_MAX_BYTES,
+    }
+    pid = spawn(uploader_argv(), encode(options))
+    if pid is not None:
+        uploaders.append(pid)
 
 
 def should_spawn(stamp: str, now: float) -> bool:

@@ -38,6 +38,7 @@ from typing import Any, Final
 from . import _paths
 from ._settings import EnvSettings, decide, load_config
 from ._spawn import UploaderOptions, next_spawn_at, running_uploader
+from .delivery import UploadState, deliver
 from .sinks.base import Delivery, Sink
 from .spool import Batch, Spool
 
@@ -55,42 +56,6 @@ one uploader serves a burst of commands (whose own spawns the stamp throttles)."
 CLOSE_TIMEOUT: Final = 2.0
 BATCH_EVENTS: Final = 100
 BATCH_BYTES: Final = 512 * 1024
-BACKOFF_BASE: Final = 30.0
-BACKOFF_CAP: Final = 6 * 3600.0
-RETRY_AFTER_CAP: Final = 24 * 3600.0
-
-
-def read_state(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def write_state(path: str, state: dict[str, Any]) -> None:
-    _paths.write_private(path, json.dumps(state))
-
-
-def backoff(
-    failures: int,
-    retry_after: float | None,
-    rng: random.Random,
-    *,
-    base: float = BACKOFF_BASE,
-    cap: float = BACKOFF_CAP,
-) -> float:
-    """Seconds until the next attempt after ``failures`` consecutive failures: ``base``
-    doubling up to ``cap``, with jitter, and at least the server's Retry-After (itself
-    capped). The collector's forwarder uses it too, with its own base and cap."""
-    exponent = min(max(0, failures - 1), 20)  # 2**20 * 30 s is far past the cap anyway
-    delay: float = min(cap, base * 2.0**exponent) * rng.uniform(0.5, 1.5)
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, RETRY_AFTER_CAP))
-    return delay
-
-
 ENVELOPE: Final = ("event_id", "event", "timestamp", "tool", "install_id")
 """The fields every provider maps an event by (see `cli_telemetry.sinks.mapping`)."""
 
@@ -109,43 +74,6 @@ def well_formed(event: dict[str, Any]) -> bool:
     return True
 
 
-def deliver(
-    work: Sequence[tuple[Sink, list[dict[str, Any]]]], deadline: float
-) -> dict[str, Delivery]:
-    """Send each sink its events, all at once, each isolated from the others.
-
-    Every sink sends in its own (daemon) thread: one that raises fails alone, and one that
-    hangs past the deadline is reported as a ``timeout`` while the others' answers stand
-    (and the run goes on without it). Returns each sink's delivery by name.
-    """
-    import queue
-    import threading
-
-    answers: queue.Queue[tuple[str, Delivery]] = queue.Queue()
-
-    def send(sink: Sink, events: list[dict[str, Any]]) -> None:
-        try:
-            result = sink.send(events, deadline)
-            if not isinstance(result, Delivery):
-                result = Delivery("retry", "sink_error:bad_result")
-        except Exception as exc:  # a sink's bug is that sink's failure
-            result = Delivery("retry", f"sink_error:{type(exc).__name__}")
-        answers.put((sink.name, result))
-
-    for sink, events in work:
-        threading.Thread(target=send, args=(sink, events), daemon=True).start()
-    results: dict[str, Delivery] = {}
-    while len(results) < len(work):
-        try:
-            name, result = answers.get(timeout=max(0.0, deadline - time.monotonic()) + 0.5)
-        except queue.Empty:
-            break
-        results[name] = result
-    for sink, _ in work:
-        results.setdefault(sink.name, Delivery("retry", "timeout"))
-    return results
-
-
 def run(options: UploaderOptions, sinks: Sequence[Sink], *, deadline: float) -> str:
     """One uploader run; returns why it stopped: "busy", "disabled", "empty", "deadline"
     or "retry" (a sink is backing off: what it lacks waits in the spool)."""
@@ -156,12 +84,12 @@ def run(options: UploaderOptions, sinks: Sequence[Sink], *, deadline: float) -> 
     if running_uploader(paths.uploader_pid) is not None:
         return "busy"  # without even importing filelock
     now = time.time()
-    resting = _sink_states(read_state(paths.upload_state).get("sinks"), now)
-    waits = [float(resting.get(sink.name, {}).get("retry_at_epoch", 0)) for sink in sinks]
-    if sinks and min(waits) > now:
+    names = [sink.name for sink in sinks]
+    state = UploadState.load(paths.upload_state, now=now)
+    if sinks and not state.ready(names, now):
         # Every sink is backing off (the throttle was reset, or commands raced it): leave
         # as cheaply as we came, and tell the next commands when to try again.
-        next_spawn_at(paths.uploader_stamp, min(waits))
+        next_spawn_at(paths.uploader_stamp, state.next_attempt(names, now))
         return "retry"
     from filelock import FileLock, Timeout
 
@@ -183,26 +111,21 @@ def run(options: UploaderOptions, sinks: Sequence[Sink], *, deadline: float) -> 
 
 
 class _Run:
-    """The state of one run, holding the uploader lock.
-
-    Each sink keeps its own failure count and backoff in ``upload.json`` (under
-    ``"sinks"``): a sink that is down backs off alone, while the others go on receiving
-    events; the top-level ``failures`` and ``last_error`` summarise them for ``status``.
-    """
+    """The state of one run, holding the uploader lock (``upload.json`` is
+    `cli_telemetry.delivery.UploadState`)."""
 
     def __init__(
         self, options: UploaderOptions, sinks: Sequence[Sink], paths: _paths.Paths, deadline: float
     ) -> None:
         self.options = options
         self.sinks = list(sinks)
+        self.names = [sink.name for sink in sinks]
         self.paths = paths
         self.deadline = deadline
         self.spool = Spool(
             paths.spool_dir, max_events=options["max_events"], max_bytes=options["max_bytes"]
         )
-        self.state = read_state(paths.upload_state)
-        self.sink_states = _sink_states(self.state.get("sinks"), time.time())
-        self.state["sinks"] = self.sink_states
+        self.state = UploadState.load(paths.upload_state)
         self.batch_events = BATCH_EVENTS
         self.hung: set[str] = set()
         self.rng = random.Random()
@@ -246,13 +169,8 @@ class _Run:
 
     def _ready(self) -> list[Sink]:
         """The sinks not backing off (and not hung in this run)."""
-        now = time.time()
-        return [
-            sink
-            for sink in self.sinks
-            if sink.name not in self.hung
-            and float(self.sink_states.get(sink.name, {}).get("retry_at_epoch", 0)) <= now
-        ]
+        ready = set(self.state.ready(self.names, time.time())) - self.hung
+        return [sink for sink in self.sinks if sink.name in ready]
 
     def _send(self, batch: Batch, ready: list[Sink]) -> list[str]:
         """Send the batch to the ready sinks that lack its events; settle it. Returns the
@@ -277,15 +195,14 @@ class _Run:
                 work.append((sink, [event for event, _ in pairs]))
                 owed[sink.name] = [name for _, name in pairs]
         # The failure each send might end in is written down first (see the module doc).
-        before = {sink.name: dict(self.sink_states.get(sink.name, {})) for sink, _ in work}
+        before = {sink.name: self.state.snapshot(sink.name) for sink, _ in work}
         for sink, _ in work:
-            failures = self._failures(sink.name) + 1
-            self._record_failure(sink.name, failures, "interrupted", None, write=False)
+            failures = self.state.failures(sink.name) + 1
+            self.state.record_failure(sink.name, failures, "interrupted", None, self.rng)
         if work:
-            self._summarise()
             self._save()
         results = deliver(work, min(self.deadline, time.monotonic() + SEND_TIMEOUT))
-        everyone = {sink.name for sink in self.sinks}
+        everyone = set(self.names)
         have: dict[str, set[str]] = {
             name: set(everyone) if name in malformed else set() for name in batch.names
         }
@@ -295,81 +212,37 @@ class _Run:
             if result.outcome == "delivered":
                 for name in names:
                     have[name].add(sink.name)
-                now = _iso(time.time())
-                self.sink_states[sink.name] = {"last_upload": now}
-                self.state["last_upload"] = now
+                self.state.record_delivery(sink.name)
             elif result.error == "http_413" and len(events) > 1:
-                self.sink_states[sink.name] = before[sink.name]  # not a failure
+                self.state.restore(sink.name, before[sink.name])  # not a failure
                 self.batch_events = max(1, len(batch.events) // 2)  # too large: try halves
                 again = batch.names
             elif result.outcome == "rejected":
                 for name in names:
                     have[name].add(sink.name)  # it will never take them: dropped for it
                 self.spool.count(rejected=len(names))
-                self.sink_states[sink.name] = {**before[sink.name], "last_error": result.error}
+                self.state.record_refusal(sink.name, before[sink.name], result.error)
             else:
-                failures = self._failures(sink.name)
-                self._record_failure(
-                    sink.name, failures, result.error, result.retry_after, write=False
+                failures = self.state.failures(sink.name)
+                self.state.record_failure(
+                    sink.name, failures, result.error, result.retry_after, self.rng
                 )
                 if result.error == "timeout":
                     self.hung.add(sink.name)  # its thread may still be sending: leave it be
-        self._summarise()
         self._save()
-        self.spool.settle(batch, have, [sink.name for sink in self.sinks])
+        self.spool.settle(batch, have, self.names)
         return again
 
-    def _failures(self, name: str) -> int:
-        return max(0, int(self.sink_states.get(name, {}).get("failures", 0)))
-
-    def _record_failure(
-        self,
-        name: str,
-        failures: int,
-        error: str | None,
-        retry_after: float | None,
-        *,
-        write: bool = True,
-    ) -> None:
-        delay = backoff(failures, retry_after, self.rng)
-        self.sink_states[name] = {
-            **self.sink_states.get(name, {}),
-            "failures": failures,
-            "last_error": error,
-            "retry_at": _iso(time.time() + delay),
-            "retry_at_epoch": time.time() + delay,
-        }
-        if write:
-            self._summarise()
-            self._save()
-
-    def _summarise(self) -> None:
-        """The top-level summary ``status`` shows: the worst sink's failure count, and the
-        error of a sink that is failing (or else of one that refused events for good)."""
-        states = [self.sink_states.get(sink.name, {}) for sink in self.sinks]
-        failing = [s for s in states if s.get("failures")]
-        self.state["failures"] = max((int(s["failures"]) for s in failing), default=0)
-        erring = failing or [s for s in states if s.get("last_error")]  # failing, or refused
-        self.state["last_error"] = erring[-1].get("last_error") if erring else None
-        retry_at = [s["retry_at"] for s in failing if s.get("retry_at")]
-        if retry_at:
-            self.state["retry_at"] = min(retry_at)
-        else:
-            self.state.pop("retry_at", None)
-
     def _save(self) -> None:
-        write_state(self.paths.upload_state, self.state)
+        self.state.summarise(self.names)
+        self.state.save(self.paths.upload_state)
         self._set_stamp()
 
     def _set_stamp(self, *, free: bool = False) -> None:
         """The next spawn time: at once (subject to the throttle) while a sink can take
         events, else when the first backing-off sink may try again."""
         now = time.time()
-        waits = [
-            float(self.sink_states.get(sink.name, {}).get("retry_at_epoch", 0))
-            for sink in self.sinks
-        ]
-        at = max(now, min(waits, default=now))
+        at = self.state.next_attempt(self.names, now)
         next_spawn_at(self.paths.uploader_stamp, 0 if free and at <= now else at)
 
     def _consented(self) -> bool:
@@ -384,33 +257,6 @@ class _Run:
         return decision.enabled and os.path.isdir(self.paths.spool_dir)
 
 
-def _sink_states(value: object, now: float) -> dict[str, dict[str, Any]]:
-    """The per-sink states of ``upload.json``, of which every value `_Run` reads is
-    well-formed: a state that is not (a hand edit, a disk error, another version) would
-    otherwise raise in every run, and the sinks would never be sent anything again. A bad
-    failure count counts as one failure; a retry time further away than any backoff can be
-    (the clock was set back) is brought back to that bound."""
-    import math
-
-    states: dict[str, dict[str, Any]] = {}
-    for name, state in value.items() if isinstance(value, dict) else ():
-        if not isinstance(name, str) or not isinstance(state, dict):
-            continue
-        failures, retry_at = state.get("failures", 0), state.get("retry_at_epoch", 0)
-        if type(failures) is not int or failures < 0:
-            state["failures"] = 1
-        if type(retry_at) not in (int, float) or not math.isfinite(retry_at):
-            state["retry_at_epoch"] = now
-        elif retry_at > now + max(BACKOFF_CAP, RETRY_AFTER_CAP) * 1.5:
-            state["retry_at_epoch"] = now + max(BACKOFF_CAP, RETRY_AFTER_CAP) * 1.5
-        states[name] = state
-    return states
-
-
-def _iso(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
-
-
 def main() -> int:
     from ._spawn import OPTIONS_VARIABLE
 
@@ -423,12 +269,10 @@ def main() -> int:
     except Exception as exc:  # nobody can see us: leave the kind where status shows it
         paths = _paths.resolve(options["tool"])
         try:
-            state = read_state(paths.upload_state)
-            failures = int(state.get("failures", 0)) + 1
-            delay = backoff(failures, None, random.Random())
-            state.update(failures=failures, last_error=f"internal:{type(exc).__name__}")
-            write_state(paths.upload_state, state)
-            next_spawn_at(paths.uploader_stamp, time.time() + delay)
+            state = UploadState.load(paths.upload_state)
+            retry_at = state.record_crash(f"internal:{type(exc).__name__}", random.Random())
+            state.save(paths.upload_state)
+            next_spawn_at(paths.uploader_stamp, retry_at)
         except OSError:
             pass
         return 1

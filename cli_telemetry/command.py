@@ -4,35 +4,64 @@ These commands are the user's explicit request, so unlike the recording path the
 their own failures (on stderr, with exit code 1): a ``disable`` that silently failed to
 write its setting would be a broken promise.
 
-This module is only imported when the user runs (or asks for help on) the group: the host
-tool registers a `TelemetryGroup` (in telemetry.py), which builds these on demand.
+Every run of the host tool registers a `TelemetryGroup`, but only the runs that use it need
+its subcommands and their imports (json, paths, config): they are built on demand.
 """
 
 from __future__ import annotations
 
-import json
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
 
-from . import _paths
-from ._settings import Config, ConfigError, EnvSettings, load_config, save_config
 from .instrument import INTERNAL
 
 if TYPE_CHECKING:
-    from .telemetry import Telemetry
+    from . import _paths
+    from ._config import ToolConfig
+    from ._settings import Config
 
 
-def telemetry_commands(telemetry: Telemetry) -> dict[str, click.Command]:
+class TelemetryGroup(click.Group):
+    """The ``telemetry`` group, whose subcommands are built only when it is used.
+
+    ``config`` returns the tool's current configuration (`Telemetry.add_sink` may change
+    it after the group was made).
+    """
+
+    def __init__(self, config: Callable[[], ToolConfig], name: str) -> None:
+        tool = config().tool
+        super().__init__(name, help=f"Show or change what {tool} records about its use.")
+        self._config = config
+        self._built: dict[str, click.Command] | None = None
+        setattr(self, INTERNAL, True)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return ["disable", "enable", "status"]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if self._built is None:
+            self._built = telemetry_commands(self._config)
+        return self._built.get(cmd_name)
+
+
+def telemetry_commands(config_of: Callable[[], ToolConfig]) -> dict[str, click.Command]:
     """The subcommands, by name, each marked as the library's own (never recorded)."""
-    tool = telemetry.tool
+    import json
+
+    from . import _paths
+    from .status import read_status
+
+    config = config_of()
+    tool = config.tool
     group = click.Group()
 
     @group.command(help="Say whether telemetry is on, why, and what is stored.")
     @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead.")
     def status(as_json: bool) -> None:
-        state = telemetry.status()
+        state = read_status(config_of())
         if as_json:
             click.echo(json.dumps(state.as_dict(), indent=2))
             return
@@ -56,18 +85,18 @@ def telemetry_commands(telemetry: Telemetry) -> dict[str, click.Command]:
     def enable() -> None:
         paths = _paths.resolve(tool)
         before = _explicit_choice(paths.config_file)
-        config = _config_or_empty(paths.config_file)
-        _write(paths.config_file, config.with_choice(True, telemetry.policy_version), tool)
+        choices = _config_or_empty(paths.config_file)
+        _write(paths.config_file, choices.with_choice(True, config_of().policy_version), tool)
         word = "was already" if before is True else "is now"
         click.echo(f"Telemetry for {tool} {word} enabled (in {paths.config_file}).")
-        _warn_overrides(telemetry)
+        _warn_overrides(config_of())
 
     @group.command(help="Turn telemetry off and delete every pending event and the ids.")
     def disable() -> None:
         paths = _paths.resolve(tool)
-        config = _config_or_empty(paths.config_file)
-        _write(paths.config_file, config.with_choice(False, telemetry.policy_version), tool)
-        deleted = _delete_state(telemetry, paths)
+        choices = _config_or_empty(paths.config_file)
+        _write(paths.config_file, choices.with_choice(False, config_of().policy_version), tool)
+        deleted = _delete_state(config_of(), paths)
         click.echo(
             f"Telemetry for {tool} is now disabled; deleted {deleted} pending event(s)"
             " and the anonymous ids."
@@ -79,6 +108,8 @@ def telemetry_commands(telemetry: Telemetry) -> dict[str, click.Command]:
 
 
 def _explicit_choice(path: str) -> bool | None:
+    from ._settings import ConfigError, load_config
+
     try:
         return load_config(path).enabled
     except ConfigError:
@@ -86,6 +117,8 @@ def _explicit_choice(path: str) -> bool | None:
 
 
 def _config_or_empty(path: str) -> Config:
+    from ._settings import Config, ConfigError, load_config
+
     # A corrupt file is replaced: the user has just told us what they want.
     try:
         return load_config(path)
@@ -94,6 +127,8 @@ def _config_or_empty(path: str) -> Config:
 
 
 def _write(path: str, config: Config, tool: str) -> None:
+    from ._settings import save_config
+
     try:
         save_config(path, config, tool)
     except OSError as exc:
@@ -103,12 +138,13 @@ def _write(path: str, config: Config, tool: str) -> None:
         ) from None
 
 
-def _delete_state(telemetry: Telemetry, paths: _paths.Paths) -> int:
+def _delete_state(config: ToolConfig, paths: _paths.Paths) -> int:
     """Stop a running uploader, then delete the spool, its counters, the ids and the
     uploader's files: leave no file of ours behind, and nothing sent after we return."""
     from filelock import FileLock, Timeout
 
     from .errors import SpoolBusyError
+    from .recording import open_spool
 
     if not os.path.isdir(paths.state_dir):
         return 0
@@ -125,7 +161,7 @@ def _delete_state(telemetry: Telemetry, paths: _paths.Paths) -> int:
                 " more once it notices: run this again to delete the waiting events"
             ) from None
     try:
-        deleted = telemetry.spool(paths).purge(remove=True)
+        deleted = open_spool(config, paths).purge(remove=True)
         for path in (paths.ids_file, paths.uploader_pid, paths.uploader_stamp, paths.upload_state):
             _unlink(path)
         try:
@@ -173,8 +209,10 @@ def _unlink(path: str) -> None:
         ) from None
 
 
-def _warn_overrides(telemetry: Telemetry) -> None:
-    env = EnvSettings.read(telemetry.env_prefix)
+def _warn_overrides(config: ToolConfig) -> None:
+    from ._settings import EnvSettings
+
+    env = EnvSettings.read(config.env_prefix)
     if env.do_not_track:
         click.echo("Note: DO_NOT_TRACK is set, and it still turns telemetry off.", err=True)
     elif env.disabled:

@@ -1,12 +1,56 @@
-"""The one-time notice and the one-time question, both on stderr.
+"""The one-time notice and the one-time question, both on stderr, and when to show them.
 
 Neither ever touches stdout, and the question is only asked when a person is there: stdin and
-stderr are terminals and no CI is detected (see `Telemetry._settle_consent`).
+stderr are terminals, the tool is the terminal's foreground job and no CI is detected.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._config import ToolConfig
+    from ._paths import Paths
+    from ._settings import Decision
+
+
+def settle(
+    config: ToolConfig, paths: Paths, decision: Decision, exception: BaseException | None
+) -> Decision:
+    """Show the notice or ask the question, if a person can see it; store the result.
+
+    The choice is stored *before* the notice is shown (and the question only asked where
+    it can be stored), so that a read-only config never shows it on every run. Nothing is
+    recorded on the run that shows the notice; a run interrupted by Ctrl-C (``exception``)
+    is never asked.
+    """
+    import click
+
+    from . import _paths, capture
+    from ._settings import Config, Decision, save_config
+
+    config_file = paths.config_file
+    choices = decision.config or Config()
+    if decision.pending == "notice":
+        if capture.stderr_is_tty():
+            save_config(config_file, choices.with_notice(config.policy_version), config.tool)
+            show_notice(config.tool, config.privacy_url)
+        return decision
+    if (
+        isinstance(exception, (KeyboardInterrupt, click.Abort, EOFError))
+        or not capture.is_interactive()
+        or not capture.in_foreground()
+        or capture.detect_ci() is not None
+        or _paths.unwritable(os.path.dirname(config_file))
+    ):
+        return decision  # ask another time, when a person can answer and we can remember
+    yes = ask(config.tool, config.privacy_url)
+    save_config(config_file, choices.with_choice(yes, config.policy_version), config.tool)
+    if not yes:
+        return Decision(False, "config", "you answered no to the question", config=choices)
+    return Decision(True, "config", "you answered yes to the question", config=choices)
 
 
 def notice_text(tool: str, privacy_url: str | None) -> str:

@@ -7,6 +7,7 @@ these keys, so the promise to end users and the code cannot drift apart.
 
 import math
 import re
+import time
 from typing import Final, Literal, NotRequired, TypedDict
 
 SCHEMA_VERSION: Final = 1
@@ -159,3 +160,9 @@ def encode(value: object) -> str:
             items.append(encode(key) + ":" + encode(item))
         return "{" + ",".join(items) + "}"
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable here")
+
+
+def iso_now() -> str:
+    """Now, as an event's ``timestamp``: UTC, ISO 8601, to the millisecond."""
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"

@@ -19,13 +19,13 @@ subcommand object shared with another, uninstrumented tool records nothing there
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import click
 
 if TYPE_CHECKING:
     from .events import Scalar
-    from .telemetry import Telemetry
 
 RUN_KEY: Final = "cli_telemetry.run"
 INTERNAL: Final = "_cli_telemetry_internal"
@@ -77,7 +77,9 @@ class Run:
         return self.contexts
 
 
-def instrument(command: click.Command, telemetry: Telemetry) -> None:
+def instrument(command: click.Command, runs: list[Run], finish: Callable[[Run], None]) -> None:
+    """Hook ``command``: each invocation pushes a `Run` on ``runs`` (where custom events
+    recorded meanwhile find it) and hands it to ``finish`` once the command has ended."""
     if not isinstance(command, click.Command):
         raise TypeError(
             f"instrument() takes a click command or group, not {type(command).__name__};"
@@ -85,7 +87,7 @@ def instrument(command: click.Command, telemetry: Telemetry) -> None:
         )
     if getattr(command, _HOOKED, False):
         return
-    from .telemetry import iso_now
+    from .events import iso_now
 
     original_main = command.main
     original_make_context = command.make_context
@@ -93,23 +95,23 @@ def instrument(command: click.Command, telemetry: Telemetry) -> None:
 
     def main(*args: Any, **kwargs: Any) -> Any:
         run = Run(started=time.perf_counter(), timestamp=iso_now())
-        telemetry._runs.append(run)
+        runs.append(run)
         try:
             result = original_main(*args, **kwargs)
         except BaseException as exc:
             run.final = exc
-            telemetry._runs.remove(run)
-            telemetry._finish(run)
+            runs.remove(run)
+            finish(run)
             _hide_own_frames(exc)
             raise  # a bare raise adds no frame of ours back
-        telemetry._runs.remove(run)
-        telemetry._finish(run)
+        runs.remove(run)
+        finish(run)
         return result
 
     def make_context(
         info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
     ) -> click.Context:
-        run = telemetry._runs[-1] if telemetry._runs else None
+        run = runs[-1] if runs else None
         # Shell completion parses "resiliently" to suggest words; that is not a use.
         if run is not None and not extra.get("resilient_parsing") and parent is None:
             run.parsed = True

@@ -88,11 +88,10 @@ def fresh_postgres() -> str:
             "no PostgreSQL: CLI_TELEMETRY_TEST_POSTGRES is unset (python3 dev.py test sets it"
             " when scripts/postgres.sh can start a server)"
         )
-    from cli_telemetry.collector import forward, storage
+    from cli_telemetry.collector import storage
 
     engine = storage.connect(url)
     storage.metadata.drop_all(engine)  # each test starts from an empty database
-    forward.outbox_metadata.drop_all(engine)  # the outbox too: it is a metadata of its own
     engine.dispose()
     return url
 

@@ -25,7 +25,7 @@ from fake_service import FakeService
 from fake_webhook import FakeWebhook
 from test_collector_e2e import CLI, Collector, custom, event, fresh_postgres
 
-from cli_telemetry.collector import forward, storage
+from cli_telemetry.collector import forward, storage, tables
 from cli_telemetry.providers import Provider
 from cli_telemetry.sinks import Delivery
 
@@ -220,7 +220,7 @@ def forward_pending(engine: Any) -> int:
     import sqlalchemy as sa
 
     with engine.connect() as connection:
-        query = sa.select(sa.func.count()).select_from(forward.outbox)
+        query = sa.select(sa.func.count()).select_from(tables.outbox)
         return int(connection.execute(query).scalar_one())
 
 

@@ -20,6 +20,8 @@ BASELINE = str(Path(__file__).resolve().parent.parent / "bench" / "baseline")
 
 OURS = {
     "cli_telemetry",
+    "cli_telemetry._config",
+    "cli_telemetry._debug",
     "cli_telemetry._ids",
     "cli_telemetry._paths",
     "cli_telemetry._record",
@@ -27,8 +29,10 @@ OURS = {
     "cli_telemetry._spawn",
     "cli_telemetry.capture",
     "cli_telemetry.command",
+    "cli_telemetry.consent",
     "cli_telemetry.events",
     "cli_telemetry.instrument",
+    "cli_telemetry.recording",
     "cli_telemetry.spool",
     "cli_telemetry.telemetry",
 }

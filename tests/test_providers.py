@@ -118,16 +118,16 @@ def test_the_uploader_is_told_every_sink_the_collector_first(
 ) -> None:
     telemetry = Telemetry("acme", version="1", endpoint="https://c.example.com", token="t",
                           sinks=[PostHog("phc_x")])  # fmt: skip
-    specs = telemetry._sink_specs(EnvSettings.read("ACME"))
+    specs = telemetry.config.sink_specs(EnvSettings.read("ACME"))
     assert [spec["name"] for spec in specs] == ["collector", "posthog"]
     assert specs[0]["options"] == {"endpoint": "https://c.example.com", "token": "t"}
     assert Provider.from_json(specs[0]) == Collector("https://c.example.com", token="t")
     # The end user's variable points the collector elsewhere; the other sinks stay.
     monkeypatch.setenv("ACME_TELEMETRY_ENDPOINT", "http://127.0.0.1:9/v1/events")
-    specs = telemetry._sink_specs(EnvSettings.read("ACME"))
+    specs = telemetry.config.sink_specs(EnvSettings.read("ACME"))
     assert [spec["name"] for spec in specs] == ["collector", "posthog"]
     assert specs[0]["options"]["endpoint"] == "http://127.0.0.1:9/v1/events"
-    assert Telemetry("acme", version="1")._sink_specs(EnvSettings.read("NONE")) == []
+    assert Telemetry("acme", version="1").config.sink_specs(EnvSettings.read("NONE")) == []
 
 
 def spooled(home: Path) -> list[dict[str, Any]]:

@@ -126,6 +126,6 @@ def test_credentials_in_the_url_become_basic_auth(endpoint: Endpoint) -> None:
 def test_backoff_never_overflows() -> None:
     import random
 
-    from cli_telemetry._uploader import BACKOFF_CAP, backoff
+    from cli_telemetry.delivery import BACKOFF_CAP, backoff
 
     assert backoff(10**6, None, random.Random(0)) <= 1.5 * BACKOFF_CAP

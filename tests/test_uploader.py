@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from cli_telemetry import _paths, _uploader
+from cli_telemetry import _paths, _uploader, delivery
 from cli_telemetry._spawn import UploaderOptions
+from cli_telemetry.delivery import UploadState
 from cli_telemetry.sinks import Delivery, MemorySink
 from cli_telemetry.spool import Spool
 
@@ -54,7 +55,7 @@ def run(sinks: Sequence[Any], seconds: float = 10) -> str:
 
 
 def state(paths: _paths.Paths) -> dict[str, Any]:
-    return _uploader.read_state(paths.upload_state)
+    return UploadState.load(paths.upload_state).data
 
 
 def test_sends_everything_in_batches_and_empties_the_spool(paths: _paths.Paths) -> None:
@@ -86,7 +87,7 @@ def end_backoff(paths: _paths.Paths) -> None:
     current = state(paths)
     for sink_state in current["sinks"].values():
         sink_state["retry_at_epoch"] = 0
-    _uploader.write_state(paths.upload_state, current)
+    UploadState(current).save(paths.upload_state)
 
 
 def test_a_rejected_batch_is_dropped_and_counted(paths: _paths.Paths) -> None:
@@ -153,7 +154,7 @@ def test_a_sink_that_raises_is_only_that_sinks_failure() -> None:
 
     good = MemorySink()
     events = [{"event_id": "1"}]
-    result = _uploader.deliver([(Broken(), events), (good, events)], time.monotonic() + 5)
+    result = delivery.deliver([(Broken(), events), (good, events)], time.monotonic() + 5)
     assert (result["broken"].outcome, result["broken"].error) == (
         "retry",
         "sink_error:RuntimeError",
@@ -165,11 +166,11 @@ def test_a_sink_that_raises_is_only_that_sinks_failure() -> None:
 def test_backoff_grows_with_jitter_up_to_a_cap_and_honours_retry_after() -> None:
     rng = random.Random(1)
     for failures in range(1, 20):
-        base = min(_uploader.BACKOFF_CAP, _uploader.BACKOFF_BASE * 2 ** (failures - 1))
-        delay = _uploader.backoff(failures, None, rng)
+        base = min(delivery.BACKOFF_CAP, delivery.BACKOFF_BASE * 2 ** (failures - 1))
+        delay = delivery.backoff(failures, None, rng)
         assert 0.5 * base <= delay <= 1.5 * base
-    assert _uploader.backoff(1, 3600, rng) >= 3600
-    assert _uploader.backoff(1, 10**9, rng) <= _uploader.RETRY_AFTER_CAP * 1.0 + 1
+    assert delivery.backoff(1, 3600, rng) >= 3600
+    assert delivery.backoff(1, 10**9, rng) <= delivery.RETRY_AFTER_CAP * 1.0 + 1
 
 
 def test_the_watchdog_ends_a_stuck_uploader() -> None:
@@ -369,7 +370,7 @@ def test_a_retry_time_past_any_backoff_is_brought_back_to_the_bound(
         json.dump({"sinks": {"memory": {"failures": 3, "retry_at_epoch": years}}}, f)
     sink = MemorySink()
     assert run([sink]) == "retry"  # still backing off, but no longer for years
-    assert os.stat(paths.uploader_stamp).st_mtime <= time.time() + 1.5 * _uploader.RETRY_AFTER_CAP
+    assert os.stat(paths.uploader_stamp).st_mtime <= time.time() + 1.5 * delivery.RETRY_AFTER_CAP
 
 
 @pytest.mark.parametrize(

@@ -29,9 +29,10 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .._uploader import backoff, deliver
+from ..delivery import backoff, deliver
 from ..providers import Provider
 from ..sinks.base import Delivery, Sink
+from .tables import create, events, outbox
 
 log = logging.getLogger("cli_telemetry.collector")
 
@@ -40,22 +41,6 @@ SEND_SECONDS: Final = 10.0
 LEASE_SECONDS: Final = 120.0
 """Longer than a send may take: a lease that runs out belonged to a process that died."""
 BACKOFF_CAP: Final = 3600.0
-
-outbox_metadata: Final = sa.MetaData()
-
-outbox: Final = sa.Table(
-    "outbox",
-    outbox_metadata,
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("sink", sa.String(32), nullable=False),
-    sa.Column("event_id", sa.String(36), nullable=False),
-    sa.Column("not_before", sa.Float, nullable=False, server_default="0"),
-    sa.Index("outbox_sink_seq", "sink", "seq"),
-)
-
-
-def create(engine: Engine) -> None:
-    outbox_metadata.create_all(engine)
 
 
 def enqueue(connection: Connection, sinks: Sequence[str], event_ids: Sequence[str]) -> None:
@@ -134,13 +119,11 @@ class Forwarder:
         if not rows:
             return False
         seqs = [row.seq for row in rows]
-        from .storage import events as events_table
-
         with self.engine.connect() as connection:
             found = dict(
                 connection.execute(
-                    sa.select(events_table.c.event_id, events_table.c.data).where(
-                        events_table.c.event_id.in_([row.event_id for row in rows])
+                    sa.select(events.c.event_id, events.c.data).where(
+                        events.c.event_id.in_([row.event_id for row in rows])
                     )
                 ).all()
             )

@@ -1,7 +1,7 @@
 """Per-day rollups of command events: what the report reads instead of every event.
 
 A `Rollup` is the report's raw material for a span of time: command events counted per UTC
-day and per combination of the columns the report groups by (``storage.USAGE_KEY``), option
+day and per combination of the columns the report groups by (``tables.USAGE_KEY``), option
 uses per day, and the installs seen each day. It is made in three ways, and the report's
 consistency test holds them equal:
 
@@ -27,10 +27,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..events import COMMAND_EVENT
-from . import storage
+from . import tables
 
 UsageKey = tuple[str, ...]
-"""Values for ``storage.USAGE_KEY``: tool, day, command, outcome, versions, os, ci."""
+"""Values for ``tables.USAGE_KEY``: tool, day, command, outcome, versions, os, ci."""
 
 
 @dataclass
@@ -80,7 +80,7 @@ def of_rows(
 ) -> Rollup:
     """The rollup of the stored events with ``since <= timestamp < until`` (ISO 8601 text;
     a bare day such as ``2026-11-24`` as ``until`` ends the day before)."""
-    events = storage.events
+    events = tables.events
     day = sa.func.substr(events.c.timestamp, 1, 10)
     where = [events.c.event == COMMAND_EVENT, events.c.timestamp >= since]
     if until is not None:
@@ -106,9 +106,9 @@ def of_rows(
 
 def of_tables(connection: Connection, *, since_day: str, tool: str | None = None) -> Rollup:
     """The rollup of the days from ``since_day`` on, as the rollup tables hold it."""
-    usage, flags, installs = storage.daily_usage, storage.daily_flags, storage.daily_installs
+    usage, flags, installs = tables.daily_usage, tables.daily_flags, tables.daily_installs
     rollup = Rollup()
-    key = [usage.c[name] for name in storage.USAGE_KEY]
+    key = [usage.c[name] for name in tables.USAGE_KEY]
     query = sa.select(*key, usage.c.invocations, usage.c.duration_ms)
     for *values, invocations, duration_ms in connection.execute(
         query.where(usage.c.day >= since_day, *([usage.c.tool == tool] if tool else []))
@@ -136,8 +136,8 @@ def _sqlite_upserts() -> tuple[str, str, str]:
     """SQLite's upserts, written out: building SQLAlchemy's upsert constructs for each
     transaction cost more than the upserts themselves (~1 ms per transaction, measured).
     Only constant names and placeholders go into the text; values are bound."""
-    key = ", ".join(storage.USAGE_KEY)
-    marks = ", ".join("?" * (len(storage.USAGE_KEY) + 2))
+    key = ", ".join(tables.USAGE_KEY)
+    marks = ", ".join("?" * (len(tables.USAGE_KEY) + 2))
     return (
         f"INSERT INTO daily_usage ({key}, invocations, duration_ms) VALUES ({marks})"  # noqa: S608
         f" ON CONFLICT ({key}) DO UPDATE SET invocations = invocations + excluded.invocations,"
@@ -164,14 +164,14 @@ def add(connection: Connection, rollup: Rollup) -> None:
         if rollup.installs:
             connection.exec_driver_sql(installs_sql, sorted(rollup.installs))
         return
-    usage, flags, installs = storage.daily_usage, storage.daily_flags, storage.daily_installs
+    usage, flags, installs = tables.daily_usage, tables.daily_flags, tables.daily_installs
     if rollup.usage:
-        upsert, parameters = storage.insert_rows(
+        upsert, parameters = tables.insert_rows(
             connection,
             usage,
             [
                 {
-                    **dict(zip(storage.USAGE_KEY, key, strict=True)),
+                    **dict(zip(tables.USAGE_KEY, key, strict=True)),
                     "invocations": invocations,
                     "duration_ms": duration_ms,
                 }
@@ -180,7 +180,7 @@ def add(connection: Connection, rollup: Rollup) -> None:
         )
         connection.execute(
             upsert.on_conflict_do_update(
-                index_elements=list(storage.USAGE_KEY),
+                index_elements=list(tables.USAGE_KEY),
                 set_={
                     "invocations": usage.c.invocations + upsert.excluded.invocations,
                     "duration_ms": usage.c.duration_ms + upsert.excluded.duration_ms,
@@ -189,7 +189,7 @@ def add(connection: Connection, rollup: Rollup) -> None:
             parameters,
         )
     if rollup.flags:
-        upsert, parameters = storage.insert_rows(
+        upsert, parameters = tables.insert_rows(
             connection,
             flags,
             [
@@ -205,7 +205,7 @@ def add(connection: Connection, rollup: Rollup) -> None:
             parameters,
         )
     if rollup.installs:
-        insert, parameters = storage.insert_rows(
+        insert, parameters = tables.insert_rows(
             connection,
             installs,
             [

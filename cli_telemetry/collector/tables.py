@@ -1,0 +1,138 @@
+"""The collector's database schema: every table, in one metadata, and bulk inserts.
+
+Storing (`storage`), the rollups (`rollups`) and forwarding (`forward`) all read and write
+these tables; keeping their definitions here lets each of those modules import the schema
+without importing the others.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+metadata: Final = sa.MetaData()
+
+events: Final = sa.Table(
+    "events",
+    metadata,
+    sa.Column("event_id", sa.String(36), primary_key=True),
+    sa.Column(
+        "received_at",
+        sa.DateTime(timezone=True),
+        nullable=False,
+        server_default=sa.func.current_timestamp(),
+    ),
+    sa.Column("timestamp", sa.String(32), nullable=False),
+    sa.Column("tool", sa.String(64), nullable=False),
+    sa.Column("tool_version", sa.String(200), nullable=False),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("command", sa.Text, nullable=False),
+    sa.Column("outcome", sa.String(16)),
+    sa.Column("exit_code", sa.BigInteger),
+    sa.Column("duration_ms", sa.BigInteger),
+    sa.Column("install_id", sa.String(36), nullable=False),
+    sa.Column("os", sa.String(32), nullable=False),
+    sa.Column("python_version", sa.String(32), nullable=False),
+    sa.Column("ci", sa.String(32)),
+    sa.Column("flags", sa.Text, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Index("events_tool_timestamp", "tool", "timestamp"),
+)
+"""``flags`` holds the options given, space-separated (an option name has no space). A table
+of one row per flag cost more at ingest than everything else together; the report reads
+flags from the rollups, and from this column only for a partial first day."""
+
+USAGE_KEY: Final = (
+    "tool",
+    "day",
+    "command",
+    "outcome",
+    "tool_version",
+    "os",
+    "python_version",
+    "ci",
+)
+
+daily_usage: Final = sa.Table(
+    "daily_usage",
+    metadata,
+    *(sa.Column(name, sa.Text, primary_key=True) for name in USAGE_KEY),
+    sa.Column("invocations", sa.BigInteger, nullable=False),
+    sa.Column("duration_ms", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+"""Command events per UTC day and combination of what the report groups by (``ci`` is ''
+outside CI): a few hundred rows a day where there are tens of thousands of events."""
+
+daily_flags: Final = sa.Table(
+    "daily_flags",
+    metadata,
+    sa.Column("tool", sa.Text, primary_key=True),
+    sa.Column("day", sa.Text, primary_key=True),
+    sa.Column("flag", sa.Text, primary_key=True),
+    sa.Column("uses", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+daily_installs: Final = sa.Table(
+    "daily_installs",
+    metadata,
+    sa.Column("tool", sa.Text, primary_key=True),
+    sa.Column("day", sa.Text, primary_key=True),
+    sa.Column("install_id", sa.Text, primary_key=True),
+    sqlite_with_rowid=False,
+)
+"""Which installs ran a command each day: distinct counts over several days need the ids."""
+
+COLUMNS: Final = (
+    "timestamp", "tool", "tool_version", "event", "command", "outcome",
+    "exit_code", "duration_ms", "install_id", "os", "python_version", "ci",
+)  # fmt: skip
+
+
+def insert_rows(
+    connection: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]
+) -> tuple[Any, Any]:
+    """An INSERT of ``rows`` into ``table`` for this dialect (one with ``on_conflict_do_*``),
+    and the parameters to execute it with.
+
+    PostgreSQL gets one ``INSERT ... SELECT ... FROM json_populate_recordset(rows)``: the
+    rows travel as one JSON text, which the server parses. SQLAlchemy's multi-row VALUES
+    (psycopg parses each long query text in Python) and arrays (escaped in Python, value by
+    value) both cost more on the client than storing the rows cost the server. SQLite gets
+    its usual executemany.
+    """
+    names = list(rows[0])
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        records = sa.func.json_populate_recordset(
+            sa.literal_column(f"NULL::{table.name}"),
+            sa.cast(sa.bindparam("rows", type_=sa.Text), postgresql.JSON),
+        ).table_valued(*names)
+        statement = postgresql.insert(table).from_select(names, sa.select(*records.c))
+        return statement, {"rows": json.dumps(rows, separators=(",", ":"))}
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table), rows
+
+
+outbox: Final = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("sink", sa.String(32), nullable=False),
+    sa.Column("event_id", sa.String(36), nullable=False),
+    sa.Column("not_before", sa.Float, nullable=False, server_default="0"),
+    sa.Index("outbox_sink_seq", "sink", "seq"),
+)
+"""One row per (provider, event) the collector still owes that provider (see `forward`)."""
+
+
+def create(engine: Engine) -> None:
+    """Create the tables that do not exist yet."""
+    metadata.create_all(engine)

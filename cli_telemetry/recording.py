@@ -1,0 +1,233 @@
+"""After a command: decide, settle consent, build the events, spool them, start the uploader.
+
+The order is deliberate. Nothing runs before the command (so a broken telemetry set-up
+cannot stop it), and after it the environment is read first, so that DO_NOT_TRACK costs no
+file access and no further import; then the config file; then, only if recording, the ids
+and one atomic file per event. Every step is inside one ``try`` whose failures go to the
+debug output and nowhere else.
+
+The host tool runs this module on every invocation, so it imports almost nothing at the
+top: each module is imported where it is first needed (a second import is a dict lookup).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from ._debug import debug
+
+if TYPE_CHECKING:
+    from ._config import ToolConfig
+    from ._ids import Ids
+    from ._paths import Paths
+    from ._settings import Decision, EnvSettings
+    from .events import Event, Scalar
+    from .instrument import Run
+    from .spool import Spool
+
+CustomEvent = tuple[str, "dict[str, Scalar]", str]
+"""A custom event waiting to be recorded: name, checked properties, timestamp."""
+
+
+def finish(config: ToolConfig, run: Run, uploaders: list[int]) -> None:
+    """Record ``run`` (a command that just ended), if telemetry is on; never raises."""
+    duration_ms = int((time.perf_counter() - run.started) * 1000)
+    env: EnvSettings | None = None
+    try:
+        from ._settings import EnvSettings
+
+        env = EnvSettings.read(config.env_prefix)
+        if run.internal or not run.parsed:
+            return
+        if (env.do_not_track or env.disabled) and not env.debug:
+            return  # decided by the environment: nothing more to read, import or write
+        _record_run(config, run, env, duration_ms, uploaders)
+    except (Exception, KeyboardInterrupt) as exc:  # even Ctrl-C during our few ms
+        _report_failure(env, exc)
+
+
+def record_custom(config: ToolConfig, custom: CustomEvent, uploaders: list[int]) -> None:
+    """Record a custom event outside any command, if telemetry is on; never raises."""
+    from ._settings import EnvSettings
+
+    env = EnvSettings.read(config.env_prefix)
+    try:
+        from . import _paths
+
+        paths = _paths.resolve(config.tool)
+        decision = decide(config, env, paths)
+        if decision.enabled or env.debug:
+            name, properties, timestamp = custom
+            common = _common(config, _ids(env, paths, config.tool), name, config.tool, timestamp)
+            _store(config, env, paths, decision, [_custom(common, properties)], uploaders)
+    except (Exception, KeyboardInterrupt) as exc:
+        _report_failure(env, exc)
+
+
+def _record_run(
+    config: ToolConfig, run: Run, env: EnvSettings, duration_ms: int, uploaders: list[int]
+) -> None:
+    import click
+
+    from . import _paths
+
+    paths = _paths.resolve(config.tool)
+    decision = decide(config, env, paths)
+    if not env.debug:
+        if decision.pending:
+            from .consent import settle
+
+            decision = settle(config, paths, decision, run.exception)
+        if not decision.enabled:
+            return
+    from . import capture
+    from .events import COMMAND_EVENT
+
+    final = run.final
+    if final is None and isinstance(run.exception, click.exceptions.Exit):
+        final = run.exception  # standalone_mode=False returns ctx.exit()'s code
+    exc = run.exception or run.final
+    exit_code = capture.exit_code_of(final)
+    outcome, error_type = capture.classify(exc, exit_code)
+    flags, values = capture.flags_and_values(run.contexts_with(exc))
+    ids = _ids(env, paths, config.tool)
+    common = _common(config, ids, COMMAND_EVENT, " ".join([config.tool, *run.path]), run.timestamp)
+    command = common.copy()
+    command["flags"] = flags
+    command["values"] = values
+    command["exit_code"] = exit_code
+    command["outcome"] = outcome
+    command["error_type"] = error_type
+    command["duration_ms"] = duration_ms
+    events = [command]
+    for name, properties, timestamp in run.custom:
+        custom = common.copy()
+        custom["event"] = name
+        custom["timestamp"] = timestamp
+        events.append(_custom(custom, properties))
+    _store(config, env, paths, decision, events, uploaders)
+
+
+def decide(config: ToolConfig, env: EnvSettings, paths: Paths) -> Decision:
+    from ._settings import decide, load_config
+
+    return decide(
+        env,
+        lambda: load_config(paths.config_file),
+        config.consent,
+        config.policy_version,
+        config.tool,
+    )
+
+
+def open_spool(config: ToolConfig, paths: Paths, env: EnvSettings | None = None) -> Spool:
+    """The tool's spool, with its bounds, reporting to the debug output."""
+    from .spool import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Spool
+
+    return Spool(
+        paths.spool_dir,
+        max_events=config.max_events or DEFAULT_MAX_EVENTS,
+        max_bytes=config.max_bytes or DEFAULT_MAX_BYTES,
+        report=lambda message: debug(env, message),
+    )
+
+
+def _ids(env: EnvSettings, paths: Paths, tool: str) -> Ids:
+    """The stored ids, created if needed; debug mode only reads (it writes nothing)."""
+    from ._ids import Ids, hashed_machine_id, load_or_create_ids, read_ids
+
+    if env.debug:
+        return read_ids(paths.ids_file) or Ids(
+            "(created on the first recorded event)", hashed_machine_id(tool)
+        )
+    return load_or_create_ids(paths.ids_file, tool)
+
+
+def _common(config: ToolConfig, ids: Ids, event: str, command: str, timestamp: str) -> Event:
+    """The fields every event has (see events.Event)."""
+    import uuid
+
+    from . import capture
+    from .events import SCHEMA_VERSION
+
+    platform = capture.platform_fields()
+    common: Event = {
+        "schema_version": SCHEMA_VERSION,
+        "event_id": str(uuid.uuid4()),
+        "event": event,
+        "timestamp": timestamp,
+        "tool": config.tool,
+        "tool_version": config.version,
+        "install_id": ids.install_id,
+        "command": command,
+        "os": platform["os"],
+        "os_version": platform["os_version"],
+        "arch": platform["arch"],
+        "python_version": platform["python_version"],
+        "ci": capture.detect_ci(),
+        "interactive": capture.is_interactive(),
+    }
+    if ids.machine_id:
+        common["machine_id"] = ids.machine_id
+    return common
+
+
+def _custom(common: Event, properties: dict[str, Scalar]) -> Event:
+    import uuid
+
+    custom = common.copy()
+    custom["event_id"] = str(uuid.uuid4())
+    custom["properties"] = properties
+    return custom
+
+
+def _store(
+    config: ToolConfig,
+    env: EnvSettings,
+    paths: Paths,
+    decision: Decision,
+    events: list[Event],
+    uploaders: list[int],
+) -> None:
+    """Append the events to the spool; in debug mode, print them instead."""
+    if env.debug:
+        _show(env, paths, decision, events)
+        return
+    from .events import MAX_EVENT_BYTES, encode
+
+    encoded = []
+    for event in events:
+        data = encode(event).encode()
+        if len(data) > MAX_EVENT_BYTES:
+            debug(env, f"dropped event {event['event']!r}: {len(data)} bytes")
+            continue
+        encoded.append(data)
+    open_spool(config, paths, env).append(encoded)
+    sinks = config.sink_specs(env)
+    if sinks:
+        from . import _spawn
+
+        _spawn.start_uploader(config, sinks, paths, uploaders, lambda m: debug(env, m))
+
+
+def _show(env: EnvSettings, paths: Paths, decision: Decision, events: list[Event]) -> None:
+    """Debug mode: say what would be recorded and why, and print the events; write nothing."""
+    import json
+
+    from . import _paths
+    from ._debug import write_stderr
+
+    verdict = "would record" if decision.enabled else "would not record"
+    state = "on" if decision.enabled else "off"
+    reason = f"telemetry is {state} ({decision.reason})"
+    debug(env, f"{verdict}: {reason}; debug mode records and sends nothing")
+    for event in events:
+        write_stderr(json.dumps(event, separators=(",", ":")) + "\n")
+    problem = _paths.unwritable(paths.spool_dir)
+    if problem:
+        debug(env, f"cannot record: {problem}")
+
+
+def _report_failure(env: EnvSettings | None, exc: BaseException) -> None:
+    debug(env, f"internal error, ignored: {type(exc).__name__}: {exc}")

@@ -1,0 +1,89 @@
+"""`Status`: what ``<tool> telemetry status`` reports, also useful to authors in tests."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from ._record import Record
+
+if TYPE_CHECKING:
+    from ._config import ToolConfig
+    from ._settings import Source
+
+
+class Status(Record):
+    """Whether telemetry is on and why, the ids, and the spool.
+
+    ``last_upload`` is when events last arrived (UTC, ISO 8601), ``last_error`` the kind of
+    the last delivery failure (``timeout``, ``http_503``, ...), ``dropped`` the events the
+    spool's bounds pushed out, ``rejected`` those an endpoint refused for good.
+    """
+
+    __slots__ = (
+        "config_file",
+        "dropped",
+        "enabled",
+        "install_id",
+        "last_error",
+        "last_upload",
+        "pending",
+        "reason",
+        "rejected",
+        "source",
+        "spool_dir",
+    )
+
+    def __init__(
+        self,
+        enabled: bool,
+        source: Source,
+        reason: str,
+        install_id: str | None,
+        config_file: str,
+        spool_dir: str,
+        pending: int,
+        dropped: int,
+        rejected: int = 0,
+        last_upload: str | None = None,
+        last_error: str | None = None,
+    ) -> None:
+        self.enabled: Final = enabled
+        self.source: Final = source
+        self.reason: Final = reason
+        self.install_id: Final = install_id
+        self.config_file: Final = config_file
+        self.spool_dir: Final = spool_dir
+        self.pending: Final = pending
+        self.dropped: Final = dropped
+        self.rejected: Final = rejected
+        self.last_upload: Final = last_upload
+        self.last_error: Final = last_error
+
+
+def read_status(config: ToolConfig) -> Status:
+    """The current decision, ids, spool and last upload, read from disk (writes nothing)."""
+    from . import _paths
+    from ._ids import read_ids
+    from ._settings import EnvSettings
+    from .delivery import UploadState
+    from .recording import decide, open_spool
+
+    env = EnvSettings.read(config.env_prefix)
+    paths = _paths.resolve(config.tool)
+    decision = decide(config, env, paths)
+    ids = read_ids(paths.ids_file)
+    stats = open_spool(config, paths, env).stats()
+    upload = UploadState.load(paths.upload_state)
+    return Status(
+        enabled=decision.enabled,
+        source=decision.source,
+        reason=decision.reason,
+        install_id=ids.install_id if ids else None,
+        config_file=paths.config_file,
+        spool_dir=paths.spool_dir,
+        pending=stats.pending,
+        dropped=stats.dropped,
+        rejected=stats.rejected,
+        last_upload=upload.last_upload,
+        last_error=upload.last_error,
+    )
