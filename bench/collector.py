@@ -45,7 +45,6 @@ def make_event(day: int = 0) -> dict[str, Any]:
         "tool": "acme",
         "tool_version": random.choice(["1.3.0", "1.4.0"]),
         "install_id": str(uuid.UUID(int=random.randrange(5000))),
-        "machine_id": "ab" * 32,
         "command": random.choice(COMMANDS),
         "flags": flags,
         "values": {"--env": "prod"} if "--env" in flags else {},

@@ -1,15 +1,20 @@
-"""The two anonymous ids: a random install id and a salted hash of the machine id.
+"""The one anonymous id: a random install id, per tool and user account.
 
-Both are created on the first recorded event, stored in ``ids`` (0600, ``key = value``
-lines like the config file, read on every recorded run without json) and deleted by
-``telemetry disable``. The machine id is hashed once and cached, so the hashing imports
-(hmac, hashlib: ~3 ms) and, on macOS, the ``ioreg`` call happen on that first run only.
+It is created on the first recorded event, stored in ``ids`` (0600, ``key = value`` lines
+like the config file, read on every recorded run without json) and deleted by ``telemetry
+disable``; enabling again makes a new one, unrelated to the old.
+
+There is deliberately no machine-level id. A hash of the OS machine id keyed by anything
+public (the tool's name, say) can be recomputed by anyone who can read ``/etc/machine-id``,
+and it survives ``disable``, linking the new install id to the old. Keyed by a random secret
+kept beside the install id (and deleted with it), it would say no more than the install id
+does: the secret is per user, so the "machine" id would be per user too. Go's telemetry
+sends no id at all; this library keeps the one that counting installations needs.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from typing import Final
 
@@ -18,17 +23,13 @@ from ._settings import ConfigError, parse_lines
 
 
 class Ids(Record):
-    __slots__ = ("install_id", "machine_id")
+    __slots__ = ("install_id",)
 
-    def __init__(self, install_id: str, machine_id: str | None) -> None:
+    def __init__(self, install_id: str) -> None:
         self.install_id: Final = install_id
-        self.machine_id: Final = machine_id
 
     def to_text(self) -> str:
-        lines = [f"install_id = {self.install_id}"]
-        if self.machine_id:
-            lines.append(f"machine_id = {self.machine_id}")
-        return "\n".join(lines) + "\n"
+        return f"install_id = {self.install_id}\n"
 
 
 def read_ids(path: str) -> Ids | None:
@@ -41,10 +42,10 @@ def read_ids(path: str) -> Ids | None:
     install_id = values.get("install_id")
     if not install_id:
         return None
-    return Ids(install_id, values.get("machine_id") or None)
+    return Ids(install_id)
 
 
-def load_or_create_ids(path: str, tool: str) -> Ids:
+def load_or_create_ids(path: str) -> Ids:
     """Read the ids, creating them once if missing.
 
     Concurrent first runs must agree on one install id, so the file is published with
@@ -56,7 +57,7 @@ def load_or_create_ids(path: str, tool: str) -> Ids:
     from ._paths import make_private_dir
 
     make_private_dir(os.path.dirname(path))
-    fresh = Ids(str(uuid.uuid4()), hashed_machine_id(tool))
+    fresh = Ids(str(uuid.uuid4()))
     tmp = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -77,73 +78,3 @@ def load_or_create_ids(path: str, tool: str) -> Ids:
         except OSError:
             pass
     return fresh
-
-
-def hashed_machine_id(tool: str) -> str | None:
-    """HMAC-SHA256 of the OS machine id, keyed by the tool's name.
-
-    The key makes the value stable per machine for one tool, and different for another
-    tool on the same machine, so ids cannot be joined across tools. The raw machine id
-    never leaves this function.
-    """
-    raw = _os_machine_id()
-    if not raw:
-        return None
-    import hashlib
-    import hmac
-
-    key = f"cli-telemetry/machine-id/v1/{tool}".encode()
-    return hmac.new(key, raw.encode(), hashlib.sha256).hexdigest()
-
-
-def _os_machine_id() -> str | None:
-    if sys.platform == "win32":
-        return _windows_machine_guid()
-    if sys.platform == "darwin":
-        return _macos_platform_uuid()
-    # Not /etc/hostid: 32 bits, often derived from the IP address, would be reversible by
-    # brute force through the (public) key. A machine id is 128 random bits, in hex.
-    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
-        try:
-            with open(path, "rb") as f:
-                value = f.read().decode("ascii").strip()  # no codec module import
-        except (OSError, UnicodeDecodeError):
-            continue
-        if len(value) == 32 and all(c in "0123456789abcdef" for c in value.lower()):
-            return value  # not "uninitialized", which every unbooted image shares
-    return None
-
-
-def _windows_machine_guid() -> str | None:
-    try:
-        import winreg  # type: ignore[import-not-found,unused-ignore]
-
-        with winreg.OpenKey(  # type: ignore[attr-defined,unused-ignore]
-            winreg.HKEY_LOCAL_MACHINE,  # type: ignore[attr-defined,unused-ignore]
-            r"SOFTWARE\Microsoft\Cryptography",
-            0,
-            winreg.KEY_READ | winreg.KEY_WOW64_64KEY,  # type: ignore[attr-defined,unused-ignore]
-        ) as key:
-            value, _ = winreg.QueryValueEx(key, "MachineGuid")  # type: ignore[attr-defined,unused-ignore]
-        return str(value) or None
-    except OSError:
-        return None
-
-
-def _macos_platform_uuid() -> str | None:
-    import subprocess
-
-    try:
-        out = subprocess.run(
-            ["ioreg", "-rd1", "-c", "IOPlatformExpertDevice"],
-            capture_output=True,
-            text=True,
-            timeout=2,
-            stdin=subprocess.DEVNULL,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    for line in out.splitlines():
-        if "IOPlatformUUID" in line:
-            return line.split("=", 1)[-1].strip().strip('"') or None
-    return None

@@ -1,38 +1,61 @@
 """What an invocation turns into: flags, closed-set values, outcome, platform, CI.
 
 Everything here reads; nothing writes. Privacy is decided here, by construction: option
-*names* are taken from the command's declared parameters (never from argv), values only from
-closed sets, exceptions only by class name.
+*names* are taken from the command's declared parameters (never from argv); values only of
+the options the author named (``record_values``), and only when they belong to a closed set
+written in code; exceptions only by class name. Every value is fitted to the schema's rule
+(`cli_telemetry.events`), so nothing captured can be refused by the collector.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import os
 import sys
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Final
 
 import click
 from click.core import ParameterSource
 
-from .events import ClosedValue, Outcome
+from .events import (
+    CHOICE,
+    DURATION_MS,
+    ERROR_TYPE,
+    EXIT_CODE,
+    FLAG,
+    MAX_LIST,
+    MAX_SAFE_INTEGER,
+    OS_VERSION,
+    PLACEHOLDER,
+    PLATFORM_WORD,
+    ClosedValue,
+    Outcome,
+)
 
 _GIVEN_BY_USER: Final = frozenset({ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT})
 
 
-def option_name(param: click.Option) -> str:
-    """The name a user knows an option by: its first long form, e.g. ``--dry-run``."""
-    for opt in param.opts:
+def option_name(param: click.Option, value: object = None) -> str:
+    """The name a user knows an option by: its first long form, e.g. ``--dry-run``; for a
+    boolean flag with an off switch (``--shout/--no-shout``) set to false, the off switch,
+    so that the name alone says which the user chose. Fitted to the schema."""
+    opts = param.opts
+    if value is False and param.is_flag and param.secondary_opts:
+        opts = param.secondary_opts
+    for opt in opts:
         if opt.startswith("--"):
-            return opt
-    return param.opts[0] if param.opts else f"--{param.name}"
+            return FLAG.fit(opt)
+    return FLAG.fit(opts[0] if opts else f"--{param.name}")
 
 
 def flags_and_values(
-    contexts: Iterable[click.Context],
+    contexts: Iterable[click.Context], record_values: AbstractSet[str] = frozenset()
 ) -> tuple[list[str], dict[str, ClosedValue]]:
-    """The options a user gave (command line or environment), and closed-set values.
+    """The options a user gave (command line or environment), and the closed-set values of
+    those named in ``record_values`` (by any of their spellings, e.g. ``--format``).
 
     ``contexts`` are the parsed contexts from the root to the invoked command, so a group's
     options count too. Defaults, prompts and default maps are not the user's flags.
@@ -47,14 +70,23 @@ def flags_and_values(
                 continue
             if _other_switch_was_given(ctx, param):
                 continue
-            name = option_name(param)
+            value = ctx.params.get(param.name)
+            name = option_name(param, value)
             if name in flags:
                 continue
             flags.append(name)
-            if param.name in ctx.params:
-                closed = _closed_value(param, ctx.params[param.name])
+            if (
+                record_values
+                and name != PLACEHOLDER
+                and param.name in ctx.params
+                and not record_values.isdisjoint(param.opts + param.secondary_opts)
+            ):
+                closed = _closed_value(param, value)
                 if closed is not None:
                     values[name] = closed[0]
+    if len(flags) > MAX_LIST:
+        flags = flags[:MAX_LIST]
+        values = {name: value for name, value in values.items() if name in flags}
     return flags, values
 
 
@@ -83,12 +115,18 @@ def _closed_value(param: click.Option, value: object) -> tuple[ClosedValue] | No
             if item not in choices:
                 return None
             if isinstance(item, enum.Enum):
-                items.append(item.name)
-            elif isinstance(item, (str, int, float, bool)):
+                items.append(CHOICE.fit(item.name))
+            elif isinstance(item, str):
+                items.append(CHOICE.fit(item))
+            elif isinstance(item, bool):
                 items.append(item)
+            elif isinstance(item, int):
+                items.append(item if abs(item) <= MAX_SAFE_INTEGER else PLACEHOLDER)
+            elif isinstance(item, float):
+                items.append(item if math.isfinite(item) else PLACEHOLDER)
             else:
                 return None
-        return (items,) if many else (items[0],)
+        return (items[:MAX_LIST],) if many else (items[0],)
     if param.is_flag and not param.is_bool_flag:
         return (True,)  # a switch such as --upper: its name says which; its value is not ours
     if isinstance(value, bool) and (
@@ -109,14 +147,24 @@ def classify(exc: BaseException | None, exit_code: int) -> tuple[Outcome, str | 
     if isinstance(exc, (click.Abort, EOFError)):
         return "aborted", None
     if isinstance(exc, click.UsageError):
-        return "usage_error", type(exc).__name__
+        return "usage_error", ERROR_TYPE.fit(type(exc).__name__)
     if isinstance(exc, (click.exceptions.Exit, SystemExit)) or exc is None:
         return ("success" if exit_code == 0 else "error"), None
-    return "error", type(exc).__name__
+    return "error", ERROR_TYPE.fit(type(exc).__name__)
 
 
 def exit_code_of(exc: BaseException | None) -> int:
-    """The process exit status that ``exc`` leads to, as Python and click compute it."""
+    """The process exit status that ``exc`` leads to, as Python and click compute it (a
+    status no OS has, such as ``sys.exit(2**40)`` on Windows, at the schema's bound)."""
+    return EXIT_CODE.fit(_exit_code_of(exc))
+
+
+def duration_ms(started: float, ended: float) -> int:
+    """Milliseconds between two ``time.perf_counter()`` readings, within the schema."""
+    return DURATION_MS.fit(int((ended - started) * 1000))
+
+
+def _exit_code_of(exc: BaseException | None) -> int:
     if exc is None:
         return 0
     if isinstance(exc, SystemExit):
@@ -180,9 +228,9 @@ def platform_fields() -> dict[str, str]:
 
         system, release, machine = "Windows", platform.version(), platform.machine()
     return {
-        "os": {"Darwin": "macos"}.get(system, system.lower()),
-        "os_version": _version_prefix(release),
-        "arch": machine.lower(),
+        "os": PLATFORM_WORD.fit({"Darwin": "macos"}.get(system, system.lower())),
+        "os_version": OS_VERSION.fit(_version_prefix(release)),
+        "arch": PLATFORM_WORD.fit(machine.lower()),
         "python_version": "{}.{}.{}".format(*sys.version_info[:3]),
     }
 

@@ -9,8 +9,9 @@ therefore instance attributes on the instrumented objects only (no global patchi
 - ``make_context``: keeps each parsed context (the root's, then each subcommand's as it is
   resolved), the source of flags and values;
 - ``invoke`` of the root: sees the first exception, before click converts it;
-- ``resolve_command`` of each group: the canonical name of the subcommand, and hooks it
-  (lazily, so commands added after instrumenting, or lazy groups, are covered too).
+- ``resolve_command`` of each group: the name of the subcommand as the code registered it
+  (``<unlisted>`` for a word resolved at run time), and hooks it (lazily, so commands
+  added after instrumenting, or lazy groups, are covered too).
 
 The current `Run` travels in ``ctx.meta``, which click shares across a context tree, so a
 subcommand object shared with another, uninstrumented tool records nothing there.
@@ -24,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import click
 
+from .events import UNLISTED
+
 if TYPE_CHECKING:
     from .events import Scalar
 
@@ -33,6 +36,7 @@ INTERNAL: Final = "_cli_telemetry_internal"
 _HOOKED: Final = "_cli_telemetry_hooked"
 _GROUP_HOOKED: Final = "_cli_telemetry_group_hooked"
 _CONTEXT_HOOKED: Final = "_cli_telemetry_context_hooked"
+_DECLARED: Final = "_cli_telemetry_declared_commands"
 
 
 class Run:
@@ -185,21 +189,29 @@ def _hook_group(group: click.Group) -> None:
     setattr(group, _GROUP_HOOKED, True)
 
 
+def declare_commands(group: click.Group, names: list[str]) -> None:
+    """Names of ``group``'s subcommands that its code resolves at run time, to record as
+    they are (see `Telemetry.declare_commands`)."""
+    setattr(group, _DECLARED, frozenset(getattr(group, _DECLARED, ())) | frozenset(names))
+
+
 def _listed_name(
     group: click.Group, ctx: click.Context, typed: str | None, cmd: click.Command
 ) -> str:
-    """The subcommand's name as the group lists it, never free text the user typed.
+    """The subcommand's name as the code registered it, never a word from elsewhere.
 
-    A group may resolve words it does not list (aliases, prefixes, or plugins named after
-    whatever was typed, git-style): then the command's own name if that is listed, else a
-    placeholder.
+    Only ``group.commands`` (what the code added) and the names the author declared count:
+    ``list_commands`` may list what a group finds at run time (plugins on PATH, entries of
+    the user's config), and so may the words it resolves (aliases, prefixes, git-style
+    plugins named after whatever was typed). A word known neither way is `UNLISTED`; an
+    alias is recorded under the command's own name where that is known.
     """
-    listed = group.list_commands(ctx)
-    if typed in listed:
+    known: frozenset[str] = getattr(group, _DECLARED, frozenset())
+    if typed is not None and (typed in group.commands or typed in known):
         return typed
-    if cmd.name in listed:
+    if cmd.name is not None and (cmd.name in group.commands or cmd.name in known):
         return cmd.name
-    return "<unlisted>"
+    return UNLISTED
 
 
 def _hook_subcommand(command: click.Command) -> None:

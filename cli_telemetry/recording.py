@@ -59,7 +59,7 @@ def record_custom(config: ToolConfig, custom: CustomEvent, uploaders: list[int])
         decision = decide(config, env, paths)
         if decision.enabled or env.debug:
             name, properties, timestamp = custom
-            common = _common(config, _ids(env, paths, config.tool), name, config.tool, timestamp)
+            common = _common(config, _ids(env, paths), name, config.tool, timestamp)
             _store(config, env, paths, decision, [_custom(common, properties)], uploaders)
     except (Exception, KeyboardInterrupt) as exc:
         _report_failure(env, exc)
@@ -82,7 +82,7 @@ def _record_run(
         if not decision.enabled:
             return
     from . import capture
-    from .events import COMMAND_EVENT
+    from .events import COMMAND_EVENT, DURATION_MS, MAX_COMMAND_WORDS, UNLISTED, WORD
 
     final = run.final
     if final is None and isinstance(run.exception, click.exceptions.Exit):
@@ -90,16 +90,17 @@ def _record_run(
     exc = run.exception or run.final
     exit_code = capture.exit_code_of(final)
     outcome, error_type = capture.classify(exc, exit_code)
-    flags, values = capture.flags_and_values(run.contexts_with(exc))
-    ids = _ids(env, paths, config.tool)
-    common = _common(config, ids, COMMAND_EVENT, " ".join([config.tool, *run.path]), run.timestamp)
+    flags, values = capture.flags_and_values(run.contexts_with(exc), config.record_values)
+    words = [word if word == UNLISTED else WORD.fit(word) for word in run.path]
+    path = " ".join([config.tool, *words[:MAX_COMMAND_WORDS]])
+    common = _common(config, _ids(env, paths), COMMAND_EVENT, path, run.timestamp)
     command = common.copy()
     command["flags"] = flags
     command["values"] = values
     command["exit_code"] = exit_code
     command["outcome"] = outcome
     command["error_type"] = error_type
-    command["duration_ms"] = duration_ms
+    command["duration_ms"] = DURATION_MS.fit(duration_ms)
     events = [command]
     for name, properties, timestamp in run.custom:
         custom = common.copy()
@@ -133,15 +134,13 @@ def open_spool(config: ToolConfig, paths: Paths, env: EnvSettings | None = None)
     )
 
 
-def _ids(env: EnvSettings, paths: Paths, tool: str) -> Ids:
+def _ids(env: EnvSettings, paths: Paths) -> Ids:
     """The stored ids, created if needed; debug mode only reads (it writes nothing)."""
-    from ._ids import Ids, hashed_machine_id, load_or_create_ids, read_ids
+    from ._ids import Ids, load_or_create_ids, read_ids
 
     if env.debug:
-        return read_ids(paths.ids_file) or Ids(
-            "(created on the first recorded event)", hashed_machine_id(tool)
-        )
-    return load_or_create_ids(paths.ids_file, tool)
+        return read_ids(paths.ids_file) or Ids("(created on the first recorded event)")
+    return load_or_create_ids(paths.ids_file)
 
 
 def _common(config: ToolConfig, ids: Ids, event: str, command: str, timestamp: str) -> Event:
@@ -152,7 +151,7 @@ def _common(config: ToolConfig, ids: Ids, event: str, command: str, timestamp: s
     from .events import SCHEMA_VERSION
 
     platform = capture.platform_fields()
-    common: Event = {
+    return {
         "schema_version": SCHEMA_VERSION,
         "event_id": str(uuid.uuid4()),
         "event": event,
@@ -168,9 +167,6 @@ def _common(config: ToolConfig, ids: Ids, event: str, command: str, timestamp: s
         "ci": capture.detect_ci(),
         "interactive": capture.is_interactive(),
     }
-    if ids.machine_id:
-        common["machine_id"] = ids.machine_id
-    return common
 
 
 def _custom(common: Event, properties: dict[str, Scalar]) -> Event:
@@ -194,10 +190,15 @@ def _store(
     if env.debug:
         _show(env, paths, decision, events)
         return
-    from .events import MAX_EVENT_BYTES, encode
+    from .events import MAX_EVENT_BYTES, InvalidEvent, check_event, encode
 
     encoded = []
     for event in events:
+        try:  # the collector's own check: nothing is spooled that it would refuse
+            check_event(event)
+        except InvalidEvent as exc:
+            debug(env, f"dropped event {event['event']!r}: {exc}")
+            continue
         data = encode(event).encode()
         if len(data) > MAX_EVENT_BYTES:
             debug(env, f"dropped event {event['event']!r}: {len(data)} bytes")
@@ -222,8 +223,14 @@ def _show(env: EnvSettings, paths: Paths, decision: Decision, events: list[Event
     state = "on" if decision.enabled else "off"
     reason = f"telemetry is {state} ({decision.reason})"
     debug(env, f"{verdict}: {reason}; debug mode records and sends nothing")
+    from .events import InvalidEvent, check_event
+
     for event in events:
         write_stderr(json.dumps(event, separators=(",", ":")) + "\n")
+        try:
+            check_event(event)
+        except InvalidEvent as exc:
+            debug(env, f"the event above would be dropped: {exc}")
     problem = _paths.unwritable(paths.spool_dir)
     if problem:
         debug(env, f"cannot record: {problem}")

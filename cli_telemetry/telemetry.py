@@ -8,7 +8,7 @@ almost nothing at the top.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 import click
@@ -32,11 +32,17 @@ class Telemetry:
     """Usage telemetry for one click tool.
 
     ``tool`` names the tool's directories and its environment prefix (``acme`` →
-    ``ACME_TELEMETRY_DISABLED``, ``ACME_TELEMETRY_DEBUG``). ``consent="notice"`` is opt-out
-    after a one-time notice; ``"prompt"`` is opt-in, asked once. Raising
-    ``policy_version`` shows the notice (or asks) again. ``strict=True`` (or
-    ``<PREFIX>_TELEMETRY_STRICT=1``, for an author's test suite) makes `track` raise on bad
-    properties instead of dropping them.
+    ``ACME_TELEMETRY_DISABLED``, ``ACME_TELEMETRY_DEBUG``). ``version`` is recorded as
+    ``tool_version``, fitted to the schema (`cli_telemetry.events.fit_version`: ``"1.4.0
+    (dev)"`` is recorded as ``"1.4.0-dev"``). ``consent="notice"`` is opt-out after a
+    one-time notice; ``"prompt"`` is opt-in, asked once. Raising ``policy_version`` shows
+    the notice (or asks) again. ``strict=True`` (or ``<PREFIX>_TELEMETRY_STRICT=1``, for an
+    author's test suite) makes `track` raise on bad properties instead of dropping them.
+
+    ``record_values`` names the options (``["--format"]``) whose values are recorded, and
+    then only when the value is one of the option's ``click.Choice`` (or a boolean): every
+    other option is recorded by name only. Never name an option whose choices are built
+    from the user's data (their profiles, contexts, files or plugins).
     """
 
     def __init__(
@@ -53,22 +59,33 @@ class Telemetry:
         max_events: int | None = None,
         max_bytes: int | None = None,
         sinks: Sequence[Provider | str] = (),
+        record_values: Iterable[str] = (),
     ) -> None:
-        if not _is_tool_name(tool):
-            raise _configuration_error(
-                f"tool name {tool!r} must be 1-64 lowercase letters, digits, '-' or '_'"
-            )
+        from .events import OPTION, TOOL, fit_version
+
+        if not isinstance(tool, str) or not TOOL.fits(tool):
+            raise _configuration_error(f"tool name {tool!r} must be {TOOL.what}")
         if consent not in ("notice", "prompt"):
             raise _configuration_error(f"consent must be 'notice' or 'prompt', not {consent!r}")
         if type(policy_version) is not int or policy_version < 1:
             raise _configuration_error("policy_version must be a whole number of at least 1")
-        if not isinstance(version, str) or not version:
-            raise _configuration_error("version must be a non-empty string")
+        if not isinstance(version, str) or not fit_version(version):
+            raise _configuration_error(
+                f"version {version!r} must be a string with at least one letter or digit"
+            )
+        if isinstance(record_values, str):
+            raise _configuration_error("record_values must be a list of option names")
+        record_values = frozenset(record_values)
+        for name in record_values:
+            if not isinstance(name, str) or not OPTION.fits(name):
+                raise _configuration_error(
+                    f"record_values: {name!r} must be {OPTION.what}, as your code spells it"
+                )
         if (max_events is not None and max_events < 1) or (max_bytes is not None and max_bytes < 1):
             raise _configuration_error("max_events and max_bytes must be at least 1")
         self._config = ToolConfig(
             tool,
-            version,
+            fit_version(version),
             consent=consent,
             endpoint=endpoint,
             token=token,
@@ -77,6 +94,7 @@ class Telemetry:
             strict=strict,
             max_events=max_events,
             max_bytes=max_bytes,
+            record_values=record_values,
         )
         self._runs: list[Run] = []  # the invocations in progress, innermost last
         self._uploaders: list[int] = []  # pids this process spawned, reaped later
@@ -104,6 +122,23 @@ class Telemetry:
 
         instrument(command, self._runs, self._finish)
         return command
+
+    def declare_commands(self, group: click.Group, names: Iterable[str]) -> None:
+        """Record these subcommand names of ``group``, which resolves them at run time
+        (lazy loading) rather than registering them in ``group.commands``.
+
+        Without this, a subcommand that is not in ``group.commands`` is recorded as
+        ``<unlisted>``: a word a group resolves at run time may be the user's own (a plugin
+        found on PATH, an alias from their config). Name only commands written in your
+        code."""
+        from .events import WORD
+        from .instrument import declare_commands
+
+        names = list(names) if not isinstance(names, str) else [names]
+        for name in names:
+            if not isinstance(name, str) or not WORD.fits(name) or name.startswith("<"):
+                raise _configuration_error(f"command name {name!r} must be {WORD.what}")
+        declare_commands(group, names)
 
     def command(self, name: str = "telemetry") -> TelemetryGroup:
         """The ``telemetry status|enable|disable`` group, to add to the tool's group."""
@@ -212,13 +247,3 @@ def _configuration_error(message: str) -> ConfigurationError:
     from .errors import ConfigurationError  # only an author's mistake pays for the import
 
     return ConfigurationError(message)
-
-
-def _is_tool_name(tool: object) -> bool:
-    """1-64 of a-z, 0-9, '-' and '_', starting with a letter or digit (no regex: see spool)."""
-    return (
-        isinstance(tool, str)
-        and 0 < len(tool) <= 64
-        and tool[0] not in "-_"
-        and all(c in "abcdefghijklmnopqrstuvwxyz0123456789-_" for c in tool)
-    )

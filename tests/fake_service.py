@@ -173,7 +173,6 @@ def sample_events() -> list[dict[str, Any]]:
         "tool": "acme",
         "tool_version": "1.4.0",
         "install_id": "3f1c2a9be07d4c55a1e2b3c4d5e6f708",
-        "machine_id": "9a8b7c6d5e4f30211203f4e5d6c7b8a9",
         "os": "linux",
         "os_version": "6.1",
         "arch": "x86_64",

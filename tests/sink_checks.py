@@ -32,7 +32,6 @@ COMMAND_ITEM: dict[str, Any] = {
         "schema_version": 1,
         "tool": "acme",
         "tool_version": "1.4.0",
-        "machine_id": "9a8b7c6d5e4f30211203f4e5d6c7b8a9",
         "os": "linux",
         "os_version": "6.1",
         "arch": "x86_64",

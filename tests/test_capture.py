@@ -78,6 +78,15 @@ def _group() -> click.Group:
     return group
 
 
+EVERY = frozenset(
+    opt
+    for param in [*_options(), *_group().params]
+    if isinstance(param, click.Option)
+    for opt in param.opts + param.secondary_opts
+)
+"""record_values naming every option: what is recorded then is what may ever be."""
+
+
 @pytest.fixture(autouse=True)
 def _no_acme_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("ACME_REGION", "ACME_OWNER"):
@@ -127,12 +136,13 @@ def test_closed_values_are_recorded_and_free_values_are_not() -> None:
         ],
     )
 
-    flags, values = flags_and_values([ctx])
+    assert flags_and_values([ctx])[1] == {}  # by default, names only
+    flags, values = flags_and_values([ctx], EVERY)
 
     assert flags == [
         "--mode",
         "--verbose",
-        "--color",
+        "--no-color",
         "--retries",
         "--name",
         "--verbosity",
@@ -143,7 +153,7 @@ def test_closed_values_are_recorded_and_free_values_are_not() -> None:
     assert values == {
         "--mode": "fast",
         "--verbose": True,
-        "--color": False,
+        "--no-color": False,
         "--tag": ["a", "c"],
         "--confirm": True,
     }
@@ -152,11 +162,37 @@ def test_closed_values_are_recorded_and_free_values_are_not() -> None:
         assert private not in text
 
 
-def test_a_flag_pair_records_its_value_either_way() -> None:
+def test_a_flag_pair_records_the_switch_given() -> None:
     on = _command().make_context("prog", ["--color"])
     off = _command().make_context("prog", ["--no-color"])
-    assert flags_and_values([on]) == (["--color"], {"--color": True})
-    assert flags_and_values([off]) == (["--color"], {"--color": False})
+    assert flags_and_values([on]) == (["--color"], {})
+    assert flags_and_values([off]) == (["--no-color"], {})
+    # Named by either spelling, its value is recorded too.
+    assert flags_and_values([on], frozenset({"--no-color"})) == (["--color"], {"--color": True})
+    assert flags_and_values([off], frozenset({"--color"})) == (
+        ["--no-color"],
+        {"--no-color": False},
+    )
+
+
+def test_only_the_options_named_have_their_values_recorded() -> None:
+    ctx = _command().make_context("prog", ["--mode", "fast", "--tag", "a", "--verbose"])
+    flags, values = flags_and_values([ctx], frozenset({"--tag"}))
+    assert flags == ["--mode", "--verbose", "--tag"]
+    assert values == {"--tag": ["a"]}
+
+
+def test_a_choice_built_at_run_time_from_the_environment_is_not_recorded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Choice of the user's own kube contexts: unless the author names it, only its name."""
+    monkeypatch.setenv("KUBECONTEXTS", "arn:aws:eks:us-east-1:123456789012:cluster/prod,dev")
+    contexts = os.environ["KUBECONTEXTS"].split(",")
+    cmd = click.Command(
+        "c", params=[click.Option(["--context"], type=click.Choice(contexts))], callback=_noop
+    )
+    ctx = cmd.make_context("prog", ["--context", contexts[0]])
+    assert flags_and_values([ctx]) == (["--context"], {})
 
 
 def test_a_count_option_is_a_flag_without_a_value() -> None:
@@ -180,7 +216,10 @@ def test_options_are_named_by_their_first_long_form() -> None:
         callback=_noop,
     )
     ctx = cmd.make_context("prog", ["--silent", "-n", "y"])
-    assert flags_and_values([ctx]) == (["--quiet", "-n"], {"--quiet": True, "-n": "y"})
+    assert flags_and_values([ctx], frozenset({"-q", "-n"})) == (
+        ["--quiet", "-n"],
+        {"--quiet": True, "-n": "y"},
+    )
     quiet = cmd.params[0]
     assert isinstance(quiet, click.Option)
     assert option_name(quiet) == "--quiet"
@@ -191,7 +230,7 @@ def test_options_from_the_environment_are_flags(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("ACME_OWNER", "alice-12345")
     ctx = _command().make_context("prog", [])
 
-    flags, values = flags_and_values([ctx])
+    flags, values = flags_and_values([ctx], EVERY)
 
     assert ctx.params["owner"] == "alice-12345"
     assert flags == ["--region", "--owner"]
@@ -204,7 +243,7 @@ def test_auto_envvar_prefix_counts_as_given(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("AUTO_NAME", "from-env-secret")
     ctx = _command().make_context("prog", [], auto_envvar_prefix="AUTO")
 
-    flags, values = flags_and_values([ctx])
+    flags, values = flags_and_values([ctx], EVERY)
 
     assert sorted(flags) == ["--mode", "--name"]
     assert values == {"--mode": "slow"}
@@ -220,7 +259,7 @@ def test_an_empty_environment_variable_is_not_a_flag(monkeypatch: pytest.MonkeyP
 def test_an_enum_choice_records_the_member_name() -> None:
     ctx = _command().make_context("prog", ["--paint", "BLUE"])
     assert ctx.params["paint"] is Color.BLUE
-    assert flags_and_values([ctx]) == (["--paint"], {"--paint": "BLUE"})
+    assert flags_and_values([ctx], EVERY) == (["--paint"], {"--paint": "BLUE"})
 
 
 def test_group_and_subcommand_options_are_both_recorded_once() -> None:
@@ -232,7 +271,7 @@ def test_group_and_subcommand_options_are_both_recorded_once() -> None:
         "deploy", ["--verbose", "--mode", "slow", "--retries", "2"], parent=group_ctx
     )
 
-    flags, values = flags_and_values([group_ctx, sub_ctx])
+    flags, values = flags_and_values([group_ctx, sub_ctx], EVERY)
 
     assert flags == ["--verbose", "--profile", "--mode", "--retries"]
     assert values == {"--verbose": True, "--mode": "slow"}
@@ -247,7 +286,7 @@ def test_a_subcommand_option_given_only_at_its_level(monkeypatch: pytest.MonkeyP
     assert sub is not None
     sub_ctx = sub.make_context("deploy", ["--tag", "b"], parent=group_ctx)
 
-    flags, values = flags_and_values([group_ctx, sub_ctx])
+    flags, values = flags_and_values([group_ctx, sub_ctx], EVERY)
 
     # Declaration order within a command, root first.
     assert flags == ["--env", "--region", "--tag"]
@@ -267,7 +306,7 @@ def test_feature_switches_record_only_the_switch_given() -> None:
     ctx = cmd.make_context("prog", ["--lower"])
     assert ctx.params["transform"] == "lower"
 
-    flags, values = flags_and_values([ctx])
+    flags, values = flags_and_values([ctx], frozenset({"--upper", "--lower"}))
 
     assert flags == ["--lower"], "--upper was not given"
     assert "--upper" not in values

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 import urllib3
 from conftest import Tool, poll
 
-from cli_telemetry.collector.validation import FIELD_CHECKS
+from cli_telemetry.events import FIELD_RULES
 
 CLI = os.path.join(os.path.dirname(sys.executable), "cli-telemetry")
 
@@ -112,7 +112,7 @@ def event(**changes: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "schema_version": 1, "event_id": str(uuid.uuid4()), "event": "command",
         "timestamp": "2026-11-23T12:00:00.123Z", "tool": "acme", "tool_version": "1.4.0",
-        "install_id": str(uuid.uuid4()), "machine_id": "ab" * 32, "command": "acme deploy start",
+        "install_id": str(uuid.uuid4()), "command": "acme deploy start",
         "flags": ["--env", "--dry-run"], "values": {"--env": "prod", "--dry-run": True},
         "exit_code": 0, "outcome": "success", "error_type": None, "duration_ms": 12,
         "os": "linux", "os_version": "6.1.0", "arch": "x86_64", "python_version": "3.11.7",
@@ -131,25 +131,34 @@ def custom(**changes: Any) -> dict[str, Any]:
     return base
 
 
+def answer(
+    stored: int, duplicates: int = 0, rejected: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The collector's answer to a well-formed batch."""
+    return {
+        "accepted": stored + duplicates,
+        "stored": stored,
+        "duplicates": duplicates,
+        "rejected": rejected or [],
+    }
+
+
 def test_a_batch_is_stored_and_a_resend_is_not_stored_twice(collector: Collector) -> None:
     batch = [event(), custom()]
-    assert collector.send(batch) == (200, {"stored": 2, "duplicates": 0})
-    assert collector.send(batch) == (200, {"stored": 0, "duplicates": 2})
+    assert collector.send(batch) == (200, answer(stored=2))
+    assert collector.send(batch) == (200, answer(stored=0, duplicates=2))
     assert collector.count() == 2
 
 
 def test_gzip_bodies(collector: Collector) -> None:
     body = gzip.compress(json.dumps({"batch": [event()]}).encode())
-    assert collector.post(body, {"Content-Encoding": "gzip"}) == (
-        200,
-        {"stored": 1, "duplicates": 0},
-    )
+    assert collector.post(body, {"Content-Encoding": "gzip"}) == (200, answer(stored=1))
 
 
 BAD_VALUES: dict[str, Any] = {
     "schema_version": 2, "event_id": "not-a-uuid", "event": "Has Spaces",
     "timestamp": "yesterday", "tool": "Acme!", "tool_version": "1\n2",
-    "install_id": "/home/alice", "machine_id": "raw-machine-id", "command": "acme /home/alice x y",
+    "install_id": "/home/alice", "command": "acme /home/alice x y",
     "flags": ["--env=prod"], "values": {"--env": {"nested": 1}}, "exit_code": "0",
     "outcome": "fine", "error_type": "Error: /home/alice", "duration_ms": -1, "os": "Linux 6",
     "os_version": "6.1.0-custom-alice", "arch": "x86 64", "python_version": "3.11",
@@ -157,34 +166,44 @@ BAD_VALUES: dict[str, Any] = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("field", sorted(FIELD_CHECKS))
-def test_each_invalid_field_is_named_and_nothing_is_stored(
+@pytest.mark.parametrize("field", sorted(FIELD_RULES))
+def test_each_invalid_field_is_named_and_its_neighbours_are_stored(
     collector: Collector, field: str
 ) -> None:
     bad = (custom if field == "properties" else event)(**{field: BAD_VALUES[field]})
-    status, body = collector.send([event(), bad])
-    assert status == 400
-    assert body["field"] == f"batch[1].{field}"
-    assert collector.count() == 0  # the valid event beside it was not stored either
+    status, body = collector.send([event(), bad, custom()])
+    assert status == 200
+    assert (body["accepted"], body["stored"]) == (2, 2)
+    [rejection] = body["rejected"]
+    assert (rejection["index"], rejection["field"]) == (1, field)
+    assert isinstance(rejection["error"], str) and rejection["error"]
+    assert collector.count() == 2  # the valid events beside it were stored
+    assert collector.rows("select sum(invocations) from daily_usage") == [(1,)]
 
 
 @pytest.mark.parametrize(
     ("batch", "field"),
     [
-        ([event(hostname="alice-laptop")], "batch[0].hostname"),
-        ([event(properties={"a": 1})], "batch[0].properties"),
-        ([custom(flags=["--x"])], "batch[0].flags"),
-        ([event(outcome=...)], "batch[0].outcome"),
-        ([{"not": "an event"}], "batch[0].event"),
-        ([], "batch"),
-        (["text"], "batch[0]"),
+        ([event(hostname="alice-laptop")], "hostname"),
+        ([event(properties={"a": 1})], "properties"),
+        ([custom(flags=["--x"])], "flags"),
+        ([event(outcome=...)], "outcome"),
+        ([{"not": "an event"}], "event"),
+        (["text"], ""),
     ],
 )
 def test_unknown_missing_and_misplaced_fields(
     collector: Collector, batch: list[Any], field: str
 ) -> None:
     status, body = collector.send(batch)
-    assert (status, body["field"]) == (400, field)
+    assert status == 200
+    assert (body["accepted"], body["rejected"][0]["field"]) == (0, field)
+    assert collector.count() == 0
+
+
+def test_a_body_that_is_not_a_batch_is_refused_whole(collector: Collector) -> None:
+    status, body = collector.send([])
+    assert (status, body["field"]) == (400, "batch")
 
 
 @pytest.mark.parametrize(
@@ -223,10 +242,7 @@ def test_bad_requests_get_a_precise_answer(
 
 @pytest.mark.parametrize("size", [1, 10_000])
 def test_batches_of_one_to_ten_thousand(collector: Collector, size: int) -> None:
-    assert collector.send([event() for _ in range(size)]) == (
-        200,
-        {"stored": size, "duplicates": 0},
-    )
+    assert collector.send([event() for _ in range(size)]) == (200, answer(stored=size))
     assert collector.count() == size
 
 
@@ -277,7 +293,7 @@ def test_report_counts_commands_flags_errors_and_days(collector: Collector) -> N
         custom(),
         event(tool="other", command="other run"),
     ]  # fmt: skip
-    assert collector.send(batch)[0] == 200
+    assert collector.send(batch) == (200, answer(stored=5))
     db = collector.db_url
     result = cli("report", "--db", db, "--since", "3650d", "--tool", "acme", "--json")
     assert result.returncode == 0, result.stderr
@@ -346,13 +362,13 @@ def test_hostile_values_are_refused(
     status, body = collector.post(
         json.dumps({"batch": [event(**changes)]}, ensure_ascii=True).encode()
     )
-    assert (status, body["field"]) == (400, f"batch[0].{field}")
+    assert (status, body["accepted"], body["rejected"][0]["field"]) == (200, 0, field)
     assert collector.count() == 0
 
 
 def test_a_repeated_event_in_one_batch_is_stored_once(collector: Collector) -> None:
     one = event()
-    assert collector.send([one, dict(one)]) == (200, {"stored": 1, "duplicates": 1})
+    assert collector.send([one, dict(one)]) == (200, answer(stored=1, duplicates=1))
     assert collector.rows("select sum(invocations) from daily_usage") == [(1,)]
     assert collector.rows("select sum(uses) from daily_flags") == [(2,)]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import stat
 import subprocess
 import sys
@@ -13,11 +12,7 @@ from pathlib import Path
 import pytest
 
 import cli_telemetry
-from cli_telemetry._ids import Ids, hashed_machine_id, load_or_create_ids, read_ids
-
-TOOL = "acme"
-HEX64 = re.compile(r"[0-9a-f]{64}")
-MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id", "/etc/hostid")
+from cli_telemetry._ids import Ids, load_or_create_ids, read_ids
 
 
 def _mode(path: Path) -> int:
@@ -31,23 +26,11 @@ def _is_uuid(value: str) -> bool:
         return False
 
 
-def _raw_machine_ids() -> list[str]:
-    raw = []
-    for name in MACHINE_ID_FILES:
-        try:
-            value = Path(name).read_text(encoding="ascii").strip()
-        except (OSError, UnicodeDecodeError):
-            continue
-        if value:
-            raw.append(value)
-    return raw
-
-
 def test_first_call_creates_the_ids_file_privately(tmp_path: Path) -> None:
     old = os.umask(0)
     try:
         path = tmp_path / "state" / "acme" / "telemetry" / "ids"
-        ids = load_or_create_ids(str(path), TOOL)
+        ids = load_or_create_ids(str(path))
     finally:
         os.umask(old)
 
@@ -57,19 +40,17 @@ def test_first_call_creates_the_ids_file_privately(tmp_path: Path) -> None:
     for directory in (path.parent, path.parent.parent, path.parent.parent.parent):
         assert _mode(directory) == 0o700, directory
     assert os.listdir(path.parent) == ["ids"], "no temporary file is left behind"
-    stored = path.read_text(encoding="utf-8").splitlines()
-    assert stored[0] == f"install_id = {ids.install_id}"
-    assert stored[1:] == ([f"machine_id = {ids.machine_id}"] if ids.machine_id else [])
+    assert path.read_text(encoding="utf-8").splitlines() == [f"install_id = {ids.install_id}"]
     assert read_ids(str(path)) == ids
 
 
 def test_later_calls_return_the_same_ids_and_leave_the_file_alone(tmp_path: Path) -> None:
     path = tmp_path / "ids"
-    first = load_or_create_ids(str(path), TOOL)
+    first = load_or_create_ids(str(path))
     content = path.read_bytes()
     inode = path.stat().st_ino
 
-    again = [load_or_create_ids(str(path), TOOL) for _ in range(3)]
+    again = [load_or_create_ids(str(path)) for _ in range(3)]
 
     assert again == [first, first, first]
     assert path.read_bytes() == content
@@ -77,15 +58,15 @@ def test_later_calls_return_the_same_ids_and_leave_the_file_alone(tmp_path: Path
 
 
 def test_different_files_get_different_install_ids(tmp_path: Path) -> None:
-    one = load_or_create_ids(str(tmp_path / "a" / "ids"), TOOL)
-    two = load_or_create_ids(str(tmp_path / "b" / "ids"), TOOL)
+    one = load_or_create_ids(str(tmp_path / "a" / "ids"))
+    two = load_or_create_ids(str(tmp_path / "b" / "ids"))
     assert one.install_id != two.install_id
 
 
 def test_existing_ids_are_read_not_replaced(tmp_path: Path) -> None:
     path = tmp_path / "ids"
     path.write_text("install_id = given-id\nmachine_id = given-machine\n", encoding="utf-8")
-    assert load_or_create_ids(str(path), TOOL) == Ids("given-id", "given-machine")
+    assert load_or_create_ids(str(path)) == Ids("given-id")  # an old machine_id line is ignored
 
 
 @pytest.mark.parametrize(
@@ -107,12 +88,12 @@ def test_a_corrupt_ids_file_is_replaced_with_valid_ids(tmp_path: Path, content: 
     path.write_bytes(content)
     path.chmod(0o644)
 
-    ids = load_or_create_ids(str(path), TOOL)
+    ids = load_or_create_ids(str(path))
 
     assert _is_uuid(ids.install_id)
     assert read_ids(str(path)) == ids
     assert _mode(path) == 0o600
-    assert load_or_create_ids(str(path), TOOL) == ids
+    assert load_or_create_ids(str(path)) == ids
     assert os.listdir(tmp_path) == ["ids"]
 
 
@@ -120,10 +101,10 @@ _WORKER = """
 import sys
 from cli_telemetry._ids import load_or_create_ids
 
-tool, paths = sys.argv[1], sys.argv[2:]
+paths = sys.argv[1:]
 print("ready", flush=True)
 sys.stdin.readline()  # the barrier: every process is started and waiting here
-print(" ".join(load_or_create_ids(path, tool).install_id for path in paths), flush=True)
+print(" ".join(load_or_create_ids(path).install_id for path in paths), flush=True)
 """
 ROUNDS = 10
 """Each process makes the first call on this many files, so one run races many times."""
@@ -136,7 +117,7 @@ def test_concurrent_first_calls_agree_on_one_install_id(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": package_root, "PYTHONDONTWRITEBYTECODE": "1"}
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", _WORKER, TOOL, *map(str, paths)],
+            [sys.executable, "-c", _WORKER, *map(str, paths)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -175,48 +156,3 @@ def test_concurrent_first_calls_agree_on_one_install_id(tmp_path: Path) -> None:
         assert stored is not None
         assert stored.install_id == install_id
         assert os.listdir(path.parent) == ["ids"], "no temporary file is left behind"
-
-
-# -- hashed_machine_id ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def machine_id() -> str:
-    value = hashed_machine_id(TOOL)
-    if value is None:
-        pytest.skip("this system has no machine id to hash")
-    return value
-
-
-def test_hashed_machine_id_is_64_hex(machine_id: str) -> None:
-    assert HEX64.fullmatch(machine_id)
-
-
-def test_hashed_machine_id_is_stable_for_one_tool(machine_id: str) -> None:
-    assert hashed_machine_id(TOOL) == machine_id
-    assert hashed_machine_id(TOOL) == machine_id
-
-
-def test_hashed_machine_id_differs_between_tools(machine_id: str) -> None:
-    other = hashed_machine_id("other-tool")
-    assert other is not None
-    assert other != machine_id
-    assert hashed_machine_id("acme2") != machine_id
-
-
-def test_hashed_machine_id_is_not_the_raw_machine_id(machine_id: str) -> None:
-    raw = _raw_machine_ids()
-    if not raw:
-        pytest.skip("no /etc/machine-id (or fallback) on this system to compare with")
-    for value in raw:
-        assert value not in machine_id
-        assert machine_id != value.lower()
-
-
-def test_ids_file_holds_the_hashed_machine_id_not_the_raw_one(tmp_path: Path) -> None:
-    path = tmp_path / "ids"
-    ids = load_or_create_ids(str(path), TOOL)
-    assert ids.machine_id == hashed_machine_id(TOOL)
-    content = path.read_text(encoding="utf-8")
-    for value in _raw_machine_ids():
-        assert value not in content

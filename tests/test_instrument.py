@@ -13,7 +13,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from cli_telemetry import Telemetry
+from cli_telemetry import ConfigurationError, Telemetry
+from cli_telemetry.events import check_event
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def events(home: Path, tool: str = "acme") -> list[dict[str, Any]]:
 
 
 def test_callback_cannot_smuggle_a_path_into_values(home: Path) -> None:
-    telemetry = enabled(home)
+    telemetry = enabled(home, record_values=["--profile", "--here", "--user"])
 
     @telemetry.instrument
     @click.command()
@@ -63,7 +64,7 @@ def test_callback_cannot_smuggle_a_path_into_values(home: Path) -> None:
 
 
 def test_choice_values_are_recorded_and_multiple_choices_as_lists(home: Path) -> None:
-    telemetry = enabled(home)
+    telemetry = enabled(home, record_values=["--fmt", "--tag", "-v"])
 
     @telemetry.instrument
     @click.command()
@@ -103,6 +104,124 @@ def test_plugin_groups_never_record_the_typed_word(home: Path) -> None:
     assert runner.invoke(cli, ["alice@example.com"]).exit_code == 0
     assert runner.invoke(cli, ["known"]).exit_code == 0
     assert [e["command"] for e in events(home)] == ["acme <unlisted>", "acme known"]
+
+
+def test_a_group_listing_what_it_finds_at_run_time_records_none_of_it(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plugins found on PATH (git-style ``acme-<name>`` executables) are listed and resolved
+    at run time: their names are the user's, so neither reaches the disk."""
+    telemetry = enabled(home)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "acme-acquire-megacorp-merger").write_text("#!/bin/sh\n")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+    class PathPlugins(click.Group):
+        def list_commands(self, ctx: click.Context) -> list[str]:
+            found = [
+                name.removeprefix("acme-")
+                for directory in os.environ["PATH"].split(os.pathsep)
+                if os.path.isdir(directory)
+                for name in os.listdir(directory)
+                if name.startswith("acme-")
+            ]
+            return sorted([*super().list_commands(ctx), *found])
+
+        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+            if cmd_name in self.list_commands(ctx) and cmd_name not in self.commands:
+                return click.Command(cmd_name, callback=lambda: None)
+            return super().get_command(ctx, cmd_name)
+
+    @telemetry.instrument
+    @click.group(cls=PathPlugins)
+    def cli() -> None:
+        pass
+
+    @cli.command()
+    def known() -> None:
+        pass
+
+    runner = CliRunner()
+    assert runner.invoke(cli, ["acquire-megacorp-merger"]).exit_code == 0
+    assert runner.invoke(cli, ["known"]).exit_code == 0
+    assert [e["command"] for e in events(home)] == ["acme <unlisted>", "acme known"]
+    spool = home / ".local" / "state" / "acme" / "telemetry"
+    assert not any("megacorp" in p.read_text() for p in spool.rglob("*.json"))
+
+
+def test_declared_commands_of_a_lazy_group_are_recorded(home: Path) -> None:
+    telemetry = enabled(home)
+
+    class Lazy(click.Group):
+        """click's documented lazy-loading pattern: names in code, commands on demand."""
+
+        lazy = ("deploy", "status")
+
+        def list_commands(self, ctx: click.Context) -> list[str]:
+            return [*super().list_commands(ctx), *self.lazy]
+
+        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+            if cmd_name in self.lazy:
+                return click.Command(cmd_name, callback=lambda: None)
+            return super().get_command(ctx, cmd_name)
+
+    @telemetry.instrument
+    @click.group(cls=Lazy)
+    def cli() -> None:
+        pass
+
+    runner = CliRunner()
+    assert runner.invoke(cli, ["deploy"]).exit_code == 0
+    telemetry.declare_commands(cli, Lazy.lazy)
+    assert runner.invoke(cli, ["deploy"]).exit_code == 0
+    assert [e["command"] for e in events(home)] == ["acme <unlisted>", "acme deploy"]
+
+
+@pytest.mark.parametrize("names", [["has space"], ["<unlisted>"], [""], "deploy"])
+def test_declaring_a_command_name_that_cannot_be_recorded_is_refused(
+    home: Path, names: Any
+) -> None:
+    telemetry = enabled(home)
+    group = click.Group("cli")
+    if isinstance(names, str):
+        telemetry.declare_commands(group, names)  # one name, not its letters
+        return
+    with pytest.raises(ConfigurationError, match="command name"):
+        telemetry.declare_commands(group, names)
+
+
+def test_names_and_values_that_do_not_fit_the_schema_are_placeholders(home: Path) -> None:
+    """What the collector would refuse is never recorded as it is: the event still goes."""
+    telemetry = enabled(home, record_values=["--lang", "+w"])
+
+    class ÉchecError(Exception):
+        pass
+
+    @telemetry.instrument
+    @click.group()
+    def cli() -> None:
+        pass
+
+    @cli.command("déployer")
+    @click.option("--lang", type=click.Choice(["C#", "café", "a b"]))
+    @click.option("+w", "write", is_flag=True)
+    def deploy(lang: str, write: bool) -> None:
+        raise ÉchecError
+
+    CliRunner().invoke(cli, ["déployer", "--lang", "a b", "+w"])
+    CliRunner().invoke(cli, ["déployer", "--lang", "C#"])
+    CliRunner().invoke(cli, ["déployer", "--lang", "café"])
+    recorded = events(home)
+    assert [e["command"] for e in recorded] == ["acme <other>"] * 3
+    assert [e["values"] for e in recorded] == [
+        {"--lang": "<other>", "+w": True},
+        {"--lang": "C#"},
+        {"--lang": "café"},
+    ]
+    assert {e["error_type"] for e in recorded} == {"ÉchecError"}
+    for event in recorded:
+        check_event(event)
 
 
 def test_aliases_record_the_listed_name(home: Path) -> None:

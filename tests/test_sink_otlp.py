@@ -116,7 +116,6 @@ def test_the_exact_body(otlp: FakeOtlp) -> None:
             kv("install_id", {"stringValue": "3f1c2a9be07d4c55a1e2b3c4d5e6f708"}),
             kv("log.record.uid", {"stringValue": "0b7e7d52-8a51-4f0e-9a3e-2f1c0d6b4a01"}),
             kv("schema_version", {"intValue": "1"}),
-            kv("machine_id", {"stringValue": "9a8b7c6d5e4f30211203f4e5d6c7b8a9"}),
             kv("ci", {}),
             kv("interactive", {"boolValue": True}),
             kv("command", {"stringValue": "acme deploy"}),
@@ -162,7 +161,7 @@ def test_nothing_identifies_the_host(otlp: FakeOtlp) -> None:
     for resource_logs in body["resourceLogs"]:
         keys = {a["key"] for a in resource_logs["resource"]["attributes"]}
         assert not {k for k in keys if k.startswith("host.") and k != "host.arch"}
-        assert "machine_id" not in keys
+        assert "host.id" not in keys
     assert "user.id" not in otlp.requests[0].data.decode()  # the install id is no identity
 
 

@@ -2,9 +2,15 @@
 
 Bad requests get a precise answer and store nothing: 415 for a wrong content type or
 encoding, 413 for a body over the limit (compressed or not: a gzip bomb is cut off while it
-inflates), 400 with ``{"error": ..., "field": ...}`` for malformed JSON or an invalid event.
-A valid batch is stored whole, in one transaction; resent events are acknowledged and not
-stored twice.
+inflates), 400 with ``{"error": ..., "field": ...}`` for a body that is not JSON or not a
+batch. Within a batch each event stands alone: the valid ones are stored, in one
+transaction, and the answer (200) names each refused one::
+
+    {"accepted": 3, "stored": 2, "duplicates": 1,
+     "rejected": [{"index": 1, "field": "outcome", "error": "must be one of [...]"}]}
+
+``accepted`` counts the events the collector now has (``stored`` new ones, and
+``duplicates`` it had already: resent events are acknowledged and not stored twice).
 
 One writer per process stores: batches that arrive while a transaction runs wait and go
 together into the next one (group commit), so concurrent senders share a commit instead of
@@ -152,20 +158,29 @@ def create_app(
         except (ValueError, RecursionError) as exc:
             return error(400, f"the body is not JSON: {str(exc)[:200]}")
         try:
-            batch = check_batch(document)
+            batch, rejected = check_batch(document)
         except InvalidBatch as exc:
             return error(400, exc.message, exc.field)
         presented = request.headers.get("authorization", "")
         for tool in sorted({event["tool"] for event in batch} & tokens.keys()):
             if not hmac.compare_digest(presented.encode(), f"Bearer {tokens[tool]}".encode()):
                 return error(401, f"events of {tool} need its Bearer token", "Authorization")
-        try:
-            stored = await writer.store(batch)
-        except Exception:
-            response = error(503, "the events could not be stored; send them again later")
-            response.headers["Retry-After"] = "5"
-            return response
-        return JSONResponse({"stored": stored, "duplicates": len(batch) - stored})
+        stored = 0
+        if batch:
+            try:
+                stored = await writer.store(batch)
+            except Exception:
+                response = error(503, "the events could not be stored; send them again later")
+                response.headers["Retry-After"] = "5"
+                return response
+        return JSONResponse(
+            {
+                "accepted": len(batch),
+                "stored": stored,
+                "duplicates": len(batch) - stored,
+                "rejected": [rejection.to_json() for rejection in rejected],
+            }
+        )
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})

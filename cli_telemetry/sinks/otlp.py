@@ -9,8 +9,7 @@ any OTLP backend takes it:
   ``service.version``, ``os.type``, ``os.version``, ``host.arch``, ``process.runtime.name``
   and ``process.runtime.version``, in semantic-convention names and values (``macos`` is
   ``darwin``, ``x86_64`` is ``amd64``). Nothing else about the host: never ``host.name``,
-  and never ``host.id``, which the semantic conventions fill with the machine id itself
-  (the event's ``machine_id``, a per-tool hash of it, is one of the record's attributes);
+  and never ``host.id``, which the semantic conventions fill with the machine id itself;
 - one ``scopeLogs`` with the scope ``cli-telemetry`` and its version;
 - per event, a record with ``eventName`` and the body set to the event's name (the body too,
   although the event conventions leave it empty, because log views and receivers older than

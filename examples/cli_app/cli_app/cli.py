@@ -18,6 +18,8 @@ telemetry = Telemetry(
     endpoint=os.environ.get("CLI_APP_ENDPOINT", "http://127.0.0.1:8787/v1/events"),
     consent="notice",
     privacy_url="https://cli-app.example/privacy",
+    # Option values are never recorded, but for these: each is a click.Choice written here.
+    record_values=["--env", "--format"],
 )
 
 
