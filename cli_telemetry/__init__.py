@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._settings import ConsentMode, Source
+    from ._values import SCHEMA_VERSION
     from .errors import ConfigurationError, SpoolBusyError, TelemetryError
-    from .events import SCHEMA_VERSION, Event, Outcome
+    from .events import Event, Outcome
     from .spool import Batch, Spool, SpoolStats
     from .status import Status
     from .telemetry import Telemetry

@@ -1,7 +1,10 @@
-"""Settings and the consent decision: environment, config file, consent mode.
+"""Settings: the author's (`ToolConfig`), the environment's (`EnvSettings`, and the debug
+output it turns on), the user's config file (`Config`), and the consent decision.
 
 Pure functions over an environment mapping and a config value, so every precedence rule is
-unit-testable without touching the disk. The decision is made once per invocation.
+unit-testable without touching the disk. The decision is made once per invocation. Every
+run of the host tool imports this module, so it holds them all (a module more would cost
+~0.1 ms a run).
 
 The config file is a few ``key = value`` lines, not JSON: it is read on every run of the
 host tool, and parsing it must not cost the ~1 ms that importing json does. It also lets a
@@ -11,14 +14,102 @@ person read it and leave a comment in it.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ._record import Record
+
+if TYPE_CHECKING:
+    from .providers import Provider
 
 ConsentMode = Literal["notice", "prompt"]
 Source = Literal["do_not_track", "env", "config", "default"]
 """Which setting decided, highest precedence first."""
+
+
+COLLECTOR: Final = "collector"
+COLLECTOR_TARGET: Final = "cli_telemetry.sinks.http:HttpSink"
+"""The sink ``endpoint`` describes (`cli_telemetry.providers.Collector`), spelled out here
+so that a tool without other sinks never imports the providers module."""
+
+
+class ToolConfig(Record):
+    """One tool's telemetry configuration, as the author gave it to `cli_telemetry.Telemetry`
+    (see there for each field), checked, as one immutable value.
+
+    Every later stage (recording, consent, status, the ``telemetry`` commands, the
+    uploader's options) reads this value and nothing else of `Telemetry`, so none of them
+    imports it. A change at run time (`Telemetry.add_sink`) makes a new value, as urllib3's
+    ``Timeout`` and ``Retry`` do.
+    """
+
+    __slots__ = (
+        "consent",
+        "endpoint",
+        "env_prefix",
+        "max_bytes",
+        "max_events",
+        "policy_version",
+        "privacy_url",
+        "record_values",
+        "sinks",
+        "strict",
+        "token",
+        "tool",
+        "version",
+    )
+
+    def __init__(
+        self,
+        tool: str,
+        version: str,
+        *,
+        consent: ConsentMode = "notice",
+        endpoint: str | None = None,
+        token: str | None = None,
+        privacy_url: str | None = None,
+        policy_version: int = 1,
+        strict: bool = False,
+        max_events: int | None = None,
+        max_bytes: int | None = None,
+        sinks: tuple[Provider, ...] = (),
+        record_values: frozenset[str] = frozenset(),
+    ) -> None:
+        self.tool: Final = tool
+        self.version: Final = version
+        self.env_prefix: Final = tool.upper().replace("-", "_")
+        self.consent: Final[ConsentMode] = consent
+        self.endpoint: Final = endpoint
+        self.token: Final = token
+        self.privacy_url: Final = privacy_url
+        self.policy_version: Final = policy_version
+        self.strict: Final = strict
+        self.max_events: Final = max_events
+        self.max_bytes: Final = max_bytes
+        self.sinks: Final = sinks
+        self.record_values: Final = record_values
+
+    def replace(self, **changes: Any) -> ToolConfig:
+        """A copy with ``changes`` (the derived ``env_prefix`` follows ``tool``)."""
+        fields = {name: getattr(self, name) for name in self.__slots__ if name != "env_prefix"}
+        fields.update(changes)
+        return ToolConfig(**fields)
+
+    def sink_names(self) -> list[str]:
+        """The sinks' names, the collector (``endpoint``) first."""
+        return ([COLLECTOR] if self.endpoint else []) + [sink.name for sink in self.sinks]
+
+    def sink_specs(self, env: EnvSettings) -> list[dict[str, Any]]:
+        """What the uploader builds its sinks from (see `cli_telemetry.providers`): the
+        collector at ``endpoint`` (or ``<PREFIX>_TELEMETRY_ENDPOINT``), then the others."""
+        specs = [sink.to_json() for sink in self.sinks]
+        endpoint = env.endpoint or self.endpoint
+        if endpoint:
+            options = {"endpoint": endpoint, "token": env.token or self.token}
+            collector = {"target": COLLECTOR_TARGET, "name": COLLECTOR, "options": options}
+            specs = [collector, *(spec for spec in specs if spec["name"] != COLLECTOR)]
+        return specs
 
 
 def env_flag(value: str | None) -> bool:
@@ -159,6 +250,26 @@ class EnvSettings(Record):
             endpoint=env.get(f"{prefix}_TELEMETRY_ENDPOINT") or None,
             token=env.get(f"{prefix}_TELEMETRY_TOKEN") or None,
         )
+
+    def report(self, message: str) -> None:
+        """Say ``message`` on stderr, in debug mode only: with ``<PREFIX>_TELEMETRY_DEBUG=1``
+        every failure of ours, and every event that would be recorded, is described there;
+        without it, telemetry prints nothing of its own."""
+        if self.debug:
+            write_stderr(DEBUG_PREFIX + message + "\n")
+
+
+DEBUG_PREFIX: Final = "cli-telemetry: "
+
+
+def write_stderr(text: str) -> None:
+    """Write to stderr in a way that can never fail the tool: stderr may be closed, None,
+    or a broken pipe."""
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except Exception:  # nothing of ours may reach the user as an error
+        pass
 
 
 Pending = Literal["notice", "prompt"]

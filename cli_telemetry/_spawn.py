@@ -25,8 +25,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, TypedDict
 
 if TYPE_CHECKING:
-    from ._config import ToolConfig
     from ._paths import Paths
+    from ._settings import ToolConfig
 
 SPAWN_INTERVAL: Final = 2.0
 
@@ -63,7 +63,7 @@ def start_uploader(
     """Start a detached uploader for ``sinks``, unless one runs, started recently or is
     backing off. ``uploaders`` holds the pids this process started (a long-lived host
     reaps them here)."""
-    from .events import encode
+    from ._values import encode
     from .spool import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS
 
     uploaders[:] = reap(uploaders)

@@ -15,25 +15,26 @@ import os
 import sys
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import click
 from click.core import ParameterSource
 
-from .events import (
+from ._values import (
     CHOICE,
     DURATION_MS,
-    ERROR_TYPE,
     EXIT_CODE,
     FLAG,
     MAX_LIST,
     MAX_SAFE_INTEGER,
-    OS_VERSION,
     PLACEHOLDER,
     PLATFORM_WORD,
-    ClosedValue,
-    Outcome,
+    fit_error_type,
+    fit_os_version,
 )
+
+if TYPE_CHECKING:
+    from .events import ClosedValue, Outcome
 
 _GIVEN_BY_USER: Final = frozenset({ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT})
 
@@ -147,10 +148,10 @@ def classify(exc: BaseException | None, exit_code: int) -> tuple[Outcome, str | 
     if isinstance(exc, (click.Abort, EOFError)):
         return "aborted", None
     if isinstance(exc, click.UsageError):
-        return "usage_error", ERROR_TYPE.fit(type(exc).__name__)
+        return "usage_error", fit_error_type(type(exc).__name__)
     if isinstance(exc, (click.exceptions.Exit, SystemExit)) or exc is None:
         return ("success" if exit_code == 0 else "error"), None
-    return "error", ERROR_TYPE.fit(type(exc).__name__)
+    return "error", fit_error_type(type(exc).__name__)
 
 
 def exit_code_of(exc: BaseException | None) -> int:
@@ -229,7 +230,7 @@ def platform_fields() -> dict[str, str]:
         system, release, machine = "Windows", platform.version(), platform.machine()
     return {
         "os": PLATFORM_WORD.fit({"Darwin": "macos"}.get(system, system.lower())),
-        "os_version": OS_VERSION.fit(_version_prefix(release)),
+        "os_version": fit_os_version(_version_prefix(release)),
         "arch": PLATFORM_WORD.fit(machine.lower()),
         "python_version": "{}.{}.{}".format(*sys.version_info[:3]),
     }

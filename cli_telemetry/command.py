@@ -4,8 +4,8 @@ These commands are the user's explicit request, so unlike the recording path the
 their own failures (on stderr, with exit code 1): a ``disable`` that silently failed to
 write its setting would be a broken promise.
 
-Every run of the host tool registers a `TelemetryGroup`, but only the runs that use it need
-its subcommands and their imports (json, paths, config): they are built on demand.
+Every run of the host tool registers a `cli_telemetry.telemetry.TelemetryGroup`, but only
+the runs that use it import this module, which builds the subcommands.
 """
 
 from __future__ import annotations
@@ -20,31 +20,7 @@ from .instrument import INTERNAL
 
 if TYPE_CHECKING:
     from . import _paths
-    from ._config import ToolConfig
-    from ._settings import Config
-
-
-class TelemetryGroup(click.Group):
-    """The ``telemetry`` group, whose subcommands are built only when it is used.
-
-    ``config`` returns the tool's current configuration (`Telemetry.add_sink` may change
-    it after the group was made).
-    """
-
-    def __init__(self, config: Callable[[], ToolConfig], name: str) -> None:
-        tool = config().tool
-        super().__init__(name, help=f"Show or change what {tool} records about its use.")
-        self._config = config
-        self._built: dict[str, click.Command] | None = None
-        setattr(self, INTERNAL, True)
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return ["disable", "enable", "status"]
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if self._built is None:
-            self._built = telemetry_commands(self._config)
-        return self._built.get(cmd_name)
+    from ._settings import Config, ToolConfig
 
 
 def telemetry_commands(config_of: Callable[[], ToolConfig]) -> dict[str, click.Command]:

@@ -11,9 +11,8 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._config import ToolConfig
     from ._paths import Paths
-    from ._settings import Decision
+    from ._settings import Decision, ToolConfig
 
 
 def settle(

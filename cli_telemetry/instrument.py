@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import click
 
-from .events import UNLISTED
+from ._values import UNLISTED
 
 if TYPE_CHECKING:
     from .events import Scalar
@@ -56,19 +56,19 @@ class Run:
         "parsed",
         "path",
         "started",
-        "timestamp",
+        "started_at",
     )
 
-    def __init__(self, started: float, timestamp: str) -> None:
-        self.started = started
-        self.timestamp = timestamp
+    def __init__(self, started: float, started_at: float) -> None:
+        self.started = started  # time.perf_counter(), for the duration
+        self.started_at = started_at  # time.time(), the event's timestamp
         self.path: list[str] = []
         self.contexts: list[click.Context] = []
         self.exception: BaseException | None = None
         self.final: BaseException | None = None
         self.parsed = False
         self.internal = False
-        self.custom: list[tuple[str, dict[str, Scalar], str]] = []
+        self.custom: list[tuple[str, dict[str, Scalar], float]] = []
 
     def contexts_with(self, exc: BaseException | None) -> list[click.Context]:
         """The parsed contexts, plus the one a usage error was raised in (partly parsed)."""
@@ -91,14 +91,12 @@ def instrument(command: click.Command, runs: list[Run], finish: Callable[[Run], 
         )
     if getattr(command, _HOOKED, False):
         return
-    from .events import iso_now
-
     original_main = command.main
     original_make_context = command.make_context
     original_invoke = command.invoke
 
     def main(*args: Any, **kwargs: Any) -> Any:
-        run = Run(started=time.perf_counter(), timestamp=iso_now())
+        run = Run(started=time.perf_counter(), started_at=time.time())
         runs.append(run)
         try:
             result = original_main(*args, **kwargs)

@@ -15,33 +15,28 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ._debug import debug
-
 if TYPE_CHECKING:
-    from ._config import ToolConfig
     from ._ids import Ids
     from ._paths import Paths
-    from ._settings import Decision, EnvSettings
+    from ._settings import Decision, EnvSettings, ToolConfig
     from .events import Event, Scalar
     from .instrument import Run
     from .spool import Spool
 
-CustomEvent = tuple[str, "dict[str, Scalar]", str]
-"""A custom event waiting to be recorded: name, checked properties, timestamp."""
+    CustomEvent = tuple[str, dict[str, Scalar], float]
+    """A custom event waiting to be recorded: name, checked properties, ``time.time()``."""
 
 
-def finish(config: ToolConfig, run: Run, uploaders: list[int]) -> None:
-    """Record ``run`` (a command that just ended), if telemetry is on; never raises."""
+def finish(config: ToolConfig, run: Run, env: EnvSettings, uploaders: list[int]) -> None:
+    """Record ``run`` (a command that just ended), if telemetry is on; never raises.
+
+    The caller has read the environment already (`Telemetry._finish`), and returned early
+    when it alone decides (DO_NOT_TRACK, the tool's variable): that run never imports this
+    module."""
     duration_ms = int((time.perf_counter() - run.started) * 1000)
-    env: EnvSettings | None = None
     try:
-        from ._settings import EnvSettings
-
-        env = EnvSettings.read(config.env_prefix)
         if run.internal or not run.parsed:
             return
-        if (env.do_not_track or env.disabled) and not env.debug:
-            return  # decided by the environment: nothing more to read, import or write
         _record_run(config, run, env, duration_ms, uploaders)
     except (Exception, KeyboardInterrupt) as exc:  # even Ctrl-C during our few ms
         _report_failure(env, exc)
@@ -58,8 +53,8 @@ def record_custom(config: ToolConfig, custom: CustomEvent, uploaders: list[int])
         paths = _paths.resolve(config.tool)
         decision = decide(config, env, paths)
         if decision.enabled or env.debug:
-            name, properties, timestamp = custom
-            common = _common(config, _ids(env, paths), name, config.tool, timestamp)
+            name, properties, when = custom
+            common = _common(config, _ids(env, paths), name, config.tool, when)
             _store(config, env, paths, decision, [_custom(common, properties)], uploaders)
     except (Exception, KeyboardInterrupt) as exc:
         _report_failure(env, exc)
@@ -82,7 +77,7 @@ def _record_run(
         if not decision.enabled:
             return
     from . import capture
-    from .events import COMMAND_EVENT, DURATION_MS, MAX_COMMAND_WORDS, UNLISTED, WORD
+    from ._values import COMMAND_EVENT, DURATION_MS, MAX_COMMAND_WORDS, UNLISTED, WORD
 
     final = run.final
     if final is None and isinstance(run.exception, click.exceptions.Exit):
@@ -93,7 +88,7 @@ def _record_run(
     flags, values = capture.flags_and_values(run.contexts_with(exc), config.record_values)
     words = [word if word == UNLISTED else WORD.fit(word) for word in run.path]
     path = " ".join([config.tool, *words[:MAX_COMMAND_WORDS]])
-    common = _common(config, _ids(env, paths), COMMAND_EVENT, path, run.timestamp)
+    common = _common(config, _ids(env, paths), COMMAND_EVENT, path, run.started_at)
     command = common.copy()
     command["flags"] = flags
     command["values"] = values
@@ -102,10 +97,12 @@ def _record_run(
     command["error_type"] = error_type
     command["duration_ms"] = DURATION_MS.fit(duration_ms)
     events = [command]
-    for name, properties, timestamp in run.custom:
+    from ._values import iso_time
+
+    for name, properties, when in run.custom:
         custom = common.copy()
         custom["event"] = name
-        custom["timestamp"] = timestamp
+        custom["timestamp"] = iso_time(when)
         events.append(_custom(custom, properties))
     _store(config, env, paths, decision, events, uploaders)
 
@@ -130,7 +127,7 @@ def open_spool(config: ToolConfig, paths: Paths, env: EnvSettings | None = None)
         paths.spool_dir,
         max_events=config.max_events or DEFAULT_MAX_EVENTS,
         max_bytes=config.max_bytes or DEFAULT_MAX_BYTES,
-        report=lambda message: debug(env, message),
+        report=env.report if env is not None else lambda message: None,
     )
 
 
@@ -143,19 +140,19 @@ def _ids(env: EnvSettings, paths: Paths) -> Ids:
     return load_or_create_ids(paths.ids_file)
 
 
-def _common(config: ToolConfig, ids: Ids, event: str, command: str, timestamp: str) -> Event:
-    """The fields every event has (see events.Event)."""
+def _common(config: ToolConfig, ids: Ids, event: str, command: str, when: float) -> Event:
+    """The fields every event has (see events.Event); ``when`` is a ``time.time()``."""
     import uuid
 
     from . import capture
-    from .events import SCHEMA_VERSION
+    from ._values import SCHEMA_VERSION, iso_time
 
     platform = capture.platform_fields()
     return {
         "schema_version": SCHEMA_VERSION,
         "event_id": str(uuid.uuid4()),
         "event": event,
-        "timestamp": timestamp,
+        "timestamp": iso_time(when),
         "tool": config.tool,
         "tool_version": config.version,
         "install_id": ids.install_id,
@@ -190,18 +187,17 @@ def _store(
     if env.debug:
         _show(env, paths, decision, events)
         return
-    from .events import MAX_EVENT_BYTES, InvalidEvent, check_event, encode
+    from ._values import MAX_EVENT_BYTES, encode
 
+    # Every value above was fitted to the schema as it was captured (`_values`), so the
+    # events pass the collector's `events.check_event` without being checked here: that
+    # would import the whole schema on every run. Debug mode checks them (`_show`), and
+    # tests/test_contract_property.py tries it with generated tools.
     encoded = []
     for event in events:
-        try:  # the collector's own check: nothing is spooled that it would refuse
-            check_event(event)
-        except InvalidEvent as exc:
-            debug(env, f"dropped event {event['event']!r}: {exc}")
-            continue
         data = encode(event).encode()
         if len(data) > MAX_EVENT_BYTES:
-            debug(env, f"dropped event {event['event']!r}: {len(data)} bytes")
+            env.report(f"dropped event {event['event']!r}: {len(data)} bytes")
             continue
         encoded.append(data)
     open_spool(config, paths, env).append(encoded)
@@ -209,7 +205,7 @@ def _store(
     if sinks:
         from . import _spawn
 
-        _spawn.start_uploader(config, sinks, paths, uploaders, lambda m: debug(env, m))
+        _spawn.start_uploader(config, sinks, paths, uploaders, env.report)
 
 
 def _show(env: EnvSettings, paths: Paths, decision: Decision, events: list[Event]) -> None:
@@ -217,12 +213,12 @@ def _show(env: EnvSettings, paths: Paths, decision: Decision, events: list[Event
     import json
 
     from . import _paths
-    from ._debug import write_stderr
+    from ._settings import write_stderr
 
     verdict = "would record" if decision.enabled else "would not record"
     state = "on" if decision.enabled else "off"
     reason = f"telemetry is {state} ({decision.reason})"
-    debug(env, f"{verdict}: {reason}; debug mode records and sends nothing")
+    env.report(f"{verdict}: {reason}; debug mode records and sends nothing")
     from .events import InvalidEvent, check_event
 
     for event in events:
@@ -230,11 +226,11 @@ def _show(env: EnvSettings, paths: Paths, decision: Decision, events: list[Event
         try:
             check_event(event)
         except InvalidEvent as exc:
-            debug(env, f"the event above would be dropped: {exc}")
+            env.report(f"the event above would be dropped: {exc}")
     problem = _paths.unwritable(paths.spool_dir)
     if problem:
-        debug(env, f"cannot record: {problem}")
+        env.report(f"cannot record: {problem}")
 
 
-def _report_failure(env: EnvSettings | None, exc: BaseException) -> None:
-    debug(env, f"internal error, ignored: {type(exc).__name__}: {exc}")
+def _report_failure(env: EnvSettings, exc: BaseException) -> None:
+    env.report(f"internal error, ignored: {type(exc).__name__}: {exc}")

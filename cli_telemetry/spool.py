@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from ._paths import make_private_dir
 from ._record import Record
-from .events import MAX_EVENT_BYTES
+from ._values import MAX_EVENT_BYTES
 
 
 def event_file_name(time_ns: int, random_hex: str, size: int) -> str:

@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Final
 from ._record import Record
 
 if TYPE_CHECKING:
-    from ._config import ToolConfig
-    from ._settings import Source
+    from ._settings import Source, ToolConfig
 
 
 class Status(Record):

@@ -8,16 +8,19 @@ almost nothing at the top.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, is_typeddict
 
 import click
 
-from ._config import COLLECTOR, ToolConfig
+from ._settings import COLLECTOR, ToolConfig
+from ._values import COMMAND_EVENT, EVENT_NAME, OPTION, TOOL, fit_version
+from ._values import IDENTIFY_EVENT as IDENTIFY
 
 if TYPE_CHECKING:
     from ._settings import ConsentMode
-    from .command import TelemetryGroup
+    from .catalog import EventSpec
     from .errors import ConfigurationError
     from .events import Scalar
     from .instrument import Run
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
     from .status import Status
 
 C = TypeVar("C", bound=click.Command)
+P = TypeVar("P", bound=Mapping[str, object])
 
 
 class Telemetry:
@@ -61,8 +65,6 @@ class Telemetry:
         sinks: Sequence[Provider | str] = (),
         record_values: Iterable[str] = (),
     ) -> None:
-        from .events import OPTION, TOOL, fit_version
-
         if not isinstance(tool, str) or not TOOL.fits(tool):
             raise _configuration_error(f"tool name {tool!r} must be {TOOL.what}")
         if consent not in ("notice", "prompt"):
@@ -96,6 +98,9 @@ class Telemetry:
             max_bytes=max_bytes,
             record_values=record_values,
         )
+        self._declared: dict[str, tuple[type[Any], str | None]] = {}  # custom events
+        self._specs: dict[str, EventSpec] = {}  # those of them checked (see catalog)
+        self._commands: list[click.Command] = []  # what instrument() was given
         self._runs: list[Run] = []  # the invocations in progress, innermost last
         self._uploaders: list[int] = []  # pids this process spawned, reaped later
         for sink in sinks:
@@ -121,7 +126,69 @@ class Telemetry:
         from .instrument import instrument
 
         instrument(command, self._runs, self._finish)
+        if all(command is not known for known in self._commands):
+            self._commands.append(command)
         return command
+
+    def event(
+        self, name: str, properties: type[P], *, description: str | None = None
+    ) -> CustomEvent[P]:
+        """Declare the custom event ``name`` (``noun.verb``, lowercase), its properties typed
+        by ``properties`` (a ``TypedDict`` of bool, int, float and ``Literal`` values; see
+        `cli_telemetry.catalog`), described by that class's docstring (or
+        ``description``). Returns the event, to record with ``.track({...})``, which mypy
+        checks against the ``TypedDict``. Declare ``identify`` to allow traits.
+
+        Only declared events are recorded; ``cli-telemetry schema`` lists them for your
+        users. A declaration that could record free text raises `ConfigurationError`: when
+        the event is first recorded or listed, or here in strict mode."""
+        if not isinstance(name, str) or not EVENT_NAME.fits(name) or name == COMMAND_EVENT:
+            raise _configuration_error(
+                f"event name {name!r} must be {EVENT_NAME.what}, and not {COMMAND_EVENT!r}"
+            )
+        if not is_typeddict(properties):
+            raise _configuration_error(
+                f"{name}: declare its properties with a TypedDict class, not {properties!r}"
+            )
+        if name in self._declared:
+            raise _configuration_error(f"the event {name!r} is declared twice")
+        self._declared[name] = (properties, description)
+        if self._strict():
+            self._spec(name)
+        return CustomEvent(name, self.track if name != IDENTIFY else self._identify_any)
+
+    @property
+    def catalog(self) -> tuple[EventSpec, ...]:
+        """The declared custom events, in the order they were declared, each checked
+        (`ConfigurationError` for a declaration that could record what it must not)."""
+        return tuple(self._spec(name) for name in self._declared)
+
+    def _spec(self, name: str) -> EventSpec:
+        """The checked declaration of ``name``; ValueError if it is not declared."""
+        spec = self._specs.get(name)
+        if spec is None:
+            if name not in self._declared:
+                raise ValueError(
+                    f"{name!r} is not declared: declare it with"
+                    f" telemetry.event({name!r}, ATypedDict)"
+                )
+            from .catalog import declare
+
+            spec = self._specs[name] = declare(name, *self._declared[name])
+        return spec
+
+    def _strict(self) -> bool:
+        from ._settings import env_flag
+
+        return self._config.strict or env_flag(
+            os.environ.get(f"{self._config.env_prefix}_TELEMETRY_STRICT")
+        )
+
+    @property
+    def commands(self) -> tuple[click.Command, ...]:
+        """The commands instrumented with this object (what ``cli-telemetry schema`` walks
+        to list the recorded option values)."""
+        return tuple(self._commands)
 
     def declare_commands(self, group: click.Group, names: Iterable[str]) -> None:
         """Record these subcommand names of ``group``, which resolves them at run time
@@ -131,7 +198,7 @@ class Telemetry:
         ``<unlisted>``: a word a group resolves at run time may be the user's own (a plugin
         found on PATH, an alias from their config). Name only commands written in your
         code."""
-        from .events import WORD
+        from ._values import WORD
         from .instrument import declare_commands
 
         names = list(names) if not isinstance(names, str) else [names]
@@ -142,7 +209,6 @@ class Telemetry:
 
     def command(self, name: str = "telemetry") -> TelemetryGroup:
         """The ``telemetry status|enable|disable`` group, to add to the tool's group."""
-        from .command import TelemetryGroup
 
         return TelemetryGroup(lambda: self._config, name)
 
@@ -182,25 +248,26 @@ class Telemetry:
         """The sinks' names, the collector (``endpoint``) first."""
         return self._config.sink_names()
 
-    def track(self, event: str, properties: dict[str, Scalar] | None = None) -> None:
-        """Record a custom event with JSON-scalar properties.
+    def track(self, event: str, properties: Mapping[str, Scalar] | None = None) -> None:
+        """Record the declared custom event ``event`` with ``properties``, checked against
+        its declaration (see `event`).
 
         Inside an instrumented command the event is recorded after the command, under the
-        same consent; outside one it is recorded at once if telemetry is on. Bad arguments
-        raise TypeError/ValueError only in strict mode; an end user's run drops the event
-        and says why in the debug output.
+        same consent; outside one it is recorded at once if telemetry is on. An undeclared
+        event or bad properties raise TypeError/ValueError only in strict mode; an end
+        user's run drops the event and says why in the debug output.
         """
         self._record_custom(event, properties, identify=False)
 
-    def identify(self, traits: dict[str, Scalar]) -> None:
-        """Record anonymous traits of this installation (``{"plan": "pro"}``), which the
-        providers that have the notion attach to the install id (PostHog person
-        properties, Segment and RudderStack identify, Mixpanel profiles, Amplitude user
-        properties). The same rules as `track`'s properties: JSON scalars, bounded, never
-        anything that identifies a person."""
-        from .events import IDENTIFY_EVENT
+    def identify(self, traits: Mapping[str, Scalar]) -> None:
+        """Record anonymous traits of this installation (``{"plan": "pro"}``), declared with
+        ``telemetry.event("identify", Traits)``, which the providers that have the notion
+        attach to the install id (PostHog person properties, Segment and RudderStack
+        identify, Mixpanel profiles, Amplitude user properties)."""
+        self._record_custom(IDENTIFY, traits, identify=True)
 
-        self._record_custom(IDENTIFY_EVENT, traits, identify=True)
+    def _identify_any(self, name: str, traits: Any) -> None:
+        self._record_custom(IDENTIFY, traits, identify=True)
 
     def status(self) -> Status:
         """The current decision, ids and spool, as ``telemetry status`` shows them."""
@@ -218,29 +285,88 @@ class Telemetry:
     # -- the pipeline's entry points -------------------------------------------------------
 
     def _finish(self, run: Run) -> None:
-        from .recording import finish
+        """After a command: record it, unless the environment alone says not to (then
+        nothing more is read, imported or written). Never raises."""
+        try:
+            from ._settings import EnvSettings
 
-        finish(self._config, run, self._uploaders)
+            env = EnvSettings.read(self._config.env_prefix)
+            if (env.do_not_track or env.disabled) and not env.debug:
+                return
+            from .recording import finish
+        except (Exception, KeyboardInterrupt):  # nowhere to report: debug is not known
+            return
+        finish(self._config, run, env, self._uploaders)
 
-    def _record_custom(self, event: str, properties: object, *, identify: bool) -> None:
-        from ._debug import debug
+    def _record_custom(self, event: object, properties: object, *, identify: bool) -> None:
+        import time
+
         from ._settings import EnvSettings
-        from .events import check_custom_event, iso_now
 
         env = EnvSettings.read(self._config.env_prefix)
+        strict = self._config.strict or env.strict
+        if (env.do_not_track or env.disabled) and not (env.debug or strict):
+            return  # nothing would be recorded: no need to check it either
         try:
-            checked = check_custom_event(event, properties, identify=identify)
+            if not isinstance(event, str):
+                raise TypeError(f"event name must be a str, not {type(event).__name__}")
+            if (event == IDENTIFY) != identify:
+                raise ValueError(f"use Telemetry.identify for traits, not an event named {event!r}")
+            checked = self._spec(event).check(properties)
         except (TypeError, ValueError) as exc:
-            if self._config.strict or env.strict:
+            if strict:
                 raise
-            debug(env, f"dropped custom event: {exc}")
+            env.report(f"dropped custom event: {exc}")
             return
         if self._runs:  # recorded with the command, under its consent
-            self._runs[-1].custom.append((event, checked, iso_now()))
+            self._runs[-1].custom.append((event, checked, time.time()))
             return
         from .recording import record_custom
 
-        record_custom(self._config, (event, checked, iso_now()), self._uploaders)
+        record_custom(self._config, (event, checked, time.time()), self._uploaders)
+
+
+class TelemetryGroup(click.Group):
+    """The ``telemetry`` group, whose subcommands are built only when it is used: every run
+    of the host tool registers it, and only the runs that use it import `command`.
+
+    ``config`` returns the tool's current configuration (`Telemetry.add_sink` may change
+    it after the group was made).
+    """
+
+    def __init__(self, config: Callable[[], ToolConfig], name: str) -> None:
+        from .instrument import INTERNAL
+
+        tool = config().tool
+        super().__init__(name, help=f"Show or change what {tool} records about its use.")
+        self._config = config
+        self._built: dict[str, click.Command] | None = None
+        setattr(self, INTERNAL, True)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return ["disable", "enable", "status"]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if self._built is None:
+            from .command import telemetry_commands
+
+            self._built = telemetry_commands(self._config)
+        return self._built.get(cmd_name)
+
+
+class CustomEvent(Generic[P]):
+    """A declared custom event (`Telemetry.event`): ``track`` records it, and mypy checks
+    its properties against the event's ``TypedDict``."""
+
+    __slots__ = ("_track", "name")
+
+    def __init__(self, name: str, track: Callable[[str, Any], None]) -> None:
+        self.name = name
+        self._track = track
+
+    def track(self, properties: P) -> None:
+        """Record this event with ``properties`` (see `Telemetry.track`)."""
+        self._track(self.name, properties)
 
 
 def _configuration_error(message: str) -> ConfigurationError:

@@ -418,3 +418,131 @@ def test_the_uploader_sends_the_tools_token(tmp_path: Path, tool: Tool) -> None:
         assert poll(lambda: server.count() == 1, timeout=30)
     finally:
         server.close()
+
+
+CONTRACT_TOOL = """
+import click
+from cli_telemetry import Telemetry
+
+telemetry = Telemetry("acme", version="1.4.0 (dev)", record_values=["--lang"])
+
+class ÉchecError(Exception):
+    pass
+
+@telemetry.instrument
+@click.group()
+def cli():
+    pass
+
+@cli.command()
+@click.option("--lang", type=click.Choice(["C#", "café", "a b"]))
+def build(lang):
+    if lang == "café":
+        raise ÉchecError()
+
+cli.add_command(telemetry.command())
+cli()
+"""
+
+
+def test_what_the_old_collector_refused_now_arrives(tmp_path: Path) -> None:
+    """A version with a space, Choice values with punctuation, accents and spaces, and a
+    non-ASCII exception class: each event reaches the real collector through the real
+    detached uploader (a value the schema cannot hold arrives as <other>)."""
+    server = Collector(f"sqlite:///{tmp_path / 'contract.sqlite3'}")
+    try:
+        script = tmp_path / "acme.py"
+        script.write_text(CONTRACT_TOOL)
+        home = tmp_path / "home"
+        home.mkdir()
+        acme = Tool(home, name="acme", program=[sys.executable, str(script)])
+        acme.enable()
+        acme.env["ACME_TELEMETRY_ENDPOINT"] = server.url + "/v1/events"
+        for lang in ("C#", "café", "a b"):
+            acme.run("build", "--lang", lang)
+        assert poll(lambda: server.count() == 3, timeout=30)
+        rows = server.rows("select tool_version, outcome, data from events order by timestamp")
+        assert [(version, outcome) for version, outcome, _ in rows] == [
+            ("1.4.0-dev", "success"),
+            ("1.4.0-dev", "error"),
+            ("1.4.0-dev", "success"),
+        ]
+        data = [json.loads(raw) for _, _, raw in rows]
+        assert [d["values"] for d in data] == [
+            {"--lang": "C#"},
+            {"--lang": "café"},
+            {"--lang": "<other>"},
+        ]
+        assert data[1]["error_type"] == "ÉchecError"
+        assert acme.upload_state().get("last_error") is None
+    finally:
+        server.close()
+
+
+def test_a_tools_schema_holds_its_custom_events_to_their_declaration(tmp_path: Path) -> None:
+    """``collector serve --schema FILE``: acme's custom events must be declared in the file
+    that ``cli-telemetry schema`` printed, and match it; other tools are not affected."""
+    tool_module = tmp_path / "acme_tool.py"
+    tool_module.write_text(
+        "from typing import Literal, TypedDict\n"
+        "from cli_telemetry import Telemetry\n"
+        "telemetry = Telemetry('acme', version='1')\n"
+        "class Done(TypedDict):\n"
+        "    'A deployment finished.'\n"
+        "    targets: int\n"
+        "    mode: Literal['fast', 'slow']\n"
+        "telemetry.event('deploy.finished', Done)\n"
+    )
+    printed = subprocess.run(
+        [CLI, "schema", "acme_tool:telemetry", "--format", "json"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    (tmp_path / "acme.schema.json").write_text(printed)
+    server = Collector(
+        f"sqlite:///{tmp_path / 'schema.sqlite3'}",
+        extra=["--schema", str(tmp_path / "acme.schema.json")],
+    )
+    try:
+        batch = [
+            custom(properties={"targets": 3, "mode": "fast"}),
+            custom(event="deploy.started", properties={"targets": 3, "mode": "fast"}),
+            custom(properties={"targets": 3, "mode": "/home/alice"}),
+            custom(properties={"targets": 3}),
+            event(),
+            custom(tool="other", command="other run", properties={"free": "text"}),
+        ]
+        status, body = server.send(batch)
+        assert (status, body["accepted"]) == (200, 3)
+        assert [(r["index"], r["field"]) for r in body["rejected"]] == [
+            (1, "event"),
+            (2, "properties"),
+            (3, "properties"),
+        ]
+        assert "is not a declared event of acme" in body["rejected"][0]["error"]
+        assert "property 'mode' must be one of ['fast', 'slow']" in body["rejected"][1]["error"]
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("not json", "cannot read it as JSON"),
+        ('{"title": "x"}', "not a cli-telemetry schema"),
+        ('{"x-cli-telemetry": {"tool": "acme", "schema_version": 9}, "$defs": {}}', "version 9"),
+        (
+            '{"x-cli-telemetry": {"tool": "acme", "schema_version": 1}, "$defs": {"a.b":'
+            ' {"properties": {"properties": {"type": "object"}}}}}',
+            "closed object schema",
+        ),
+    ],
+)
+def test_a_schema_file_it_cannot_use_stops_the_collector(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    result = cli("collector", "serve", "--db", "sqlite://", "--schema", str(path))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

@@ -20,11 +20,10 @@ BASELINE = str(Path(__file__).resolve().parent.parent / "bench" / "baseline")
 
 OURS = {
     "cli_telemetry",
-    "cli_telemetry._config",
-    "cli_telemetry._debug",
     "cli_telemetry._ids",
     "cli_telemetry._paths",
     "cli_telemetry._record",
+    "cli_telemetry._values",
     "cli_telemetry._settings",
     "cli_telemetry._spawn",
     "cli_telemetry.capture",

@@ -7,7 +7,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import click
 import pytest
@@ -341,9 +341,15 @@ def test_instrumenting_something_else_is_a_clear_type_error(home: Path) -> None:
         telemetry.instrument(lambda: None)  # type: ignore[type-var]
 
 
+class SetupDone(TypedDict):
+    """Set-up finished."""
+
+    ok: bool
+
+
 def test_track_outside_a_command_records_at_once(home: Path) -> None:
     telemetry = enabled(home)
-    telemetry.track("setup.done", {"ok": True})
+    telemetry.event("setup.done", SetupDone).track({"ok": True})
     [event] = events(home)
     assert (event["event"], event["command"], event["properties"]) == (
         "setup.done",

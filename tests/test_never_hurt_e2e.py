@@ -189,19 +189,23 @@ def test_debug_shows_a_dropped_custom_event_and_strict_raises(make_tool_with_tra
     assert (result.returncode, result.stdout, result.stderr) == (0, "went\n", "")
     debug = tool.run(env={"ACME_TELEMETRY_DEBUG": "1"})
     assert debug.returncode == 0
-    assert "dropped custom event: property 'where' must be a JSON scalar" in debug.stderr
+    assert "dropped custom event: bad.props: property 'where' must be true or false" in debug.stderr
     strict = tool.run(env={"ACME_TELEMETRY_STRICT": "1"})
     assert strict.returncode == 1
-    assert "TypeError: property 'where' must be a JSON scalar" in strict.stderr
+    assert "ValueError: bad.props: property 'where' must be true or false" in strict.stderr
 
 
 @pytest.fixture
 def make_tool_with_track(tmp_path: Path) -> Tool:
     script = tmp_path / "acme_track.py"
     script.write_text(
-        "import click, pathlib\n"
+        "import click, pathlib, typing\n"
         "from cli_telemetry import Telemetry\n"
         "telemetry = Telemetry('acme', version='1')\n"
+        "class BadProps(typing.TypedDict):\n"
+        "    'Shows a bad call.'\n"
+        "    where: bool\n"
+        "telemetry.event('bad.props', BadProps)\n"
         "@telemetry.instrument\n"
         "@click.command()\n"
         "def go():\n"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import click
 import pytest
@@ -135,8 +135,16 @@ def spooled(home: Path) -> list[dict[str, Any]]:
     return [json.loads(path.read_text()) for path in sorted(spool.iterdir())]
 
 
+class Traits(TypedDict, total=False):
+    """This installation's plan and size."""
+
+    plan: Literal["free", "pro"]
+    seats: int
+
+
 def test_identify_records_anonymous_traits_as_an_identify_event(home: Path) -> None:
     telemetry = Telemetry("acme", version="1")
+    telemetry.event("identify", Traits)
 
     @telemetry.instrument
     @click.command()
@@ -150,13 +158,17 @@ def test_identify_records_anonymous_traits_as_an_identify_event(home: Path) -> N
     assert identify["install_id"] == command["install_id"]
 
 
-def test_identify_takes_what_track_takes_and_track_cannot_pose_as_it(home: Path) -> None:
+def test_identify_takes_only_declared_traits_and_track_cannot_pose_as_it(home: Path) -> None:
     telemetry = Telemetry("acme", version="1", strict=True)
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="not declared"):
+        telemetry.identify({"plan": "pro"})
+    telemetry.event("identify", Traits)
+    with pytest.raises(ValueError, match="'where' is not a declared property"):
         telemetry.identify({"where": Path("/home/x")})  # type: ignore[dict-item]
     with pytest.raises(ValueError, match="identify"):
         telemetry.track("identify", {"plan": "pro"})
     lenient = Telemetry("acme", version="1")
+    lenient.event("identify", Traits)
     lenient.track("identify", {"plan": "pro"})  # dropped, silently
     lenient.identify({"plan": "pro"})
     assert [event["event"] for event in spooled(home)] == ["identify"]

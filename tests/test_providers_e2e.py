@@ -73,12 +73,25 @@ CASES: dict[str, Case] = {
 
 SCRIPT = """
 import json, os
+from typing import Literal, TypedDict
 import click
 from cli_telemetry import Telemetry
 from cli_telemetry.providers import Provider
 
 sinks = [Provider.from_json(spec) for spec in json.loads(os.environ.get("ACME_TEST_SINKS", "[]"))]
 telemetry = Telemetry("acme", version="1.4.0", sinks=sinks)
+
+class Traits(TypedDict):
+    "This installation's plan."
+    plan: Literal["free", "pro"]
+
+class DeployFinished(TypedDict):
+    "A deployment finished."
+    replicas: int
+    dry_run: bool
+
+telemetry.event("identify", Traits)
+telemetry.event("deploy.finished", DeployFinished)
 
 @telemetry.instrument
 @click.group()

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from cli_telemetry._paths import make_private_dir
-from cli_telemetry.events import MAX_EVENT_BYTES
+from cli_telemetry._values import MAX_EVENT_BYTES
 from cli_telemetry.spool import LOW_WATER, STALE_TMP_SECONDS, Batch, Spool, SpoolStats
 
 EVENT_NAME = re.compile(r"\d{20}-[0-9a-f]{12}-\d{7}\.json")

@@ -37,7 +37,7 @@ from starlette.routing import Route
 
 from ..providers import Provider
 from . import storage
-from .validation import InvalidBatch, check_batch
+from .validation import Catalog, InvalidBatch, check_batch
 
 MAX_BODY_BYTES: Final = 8 * 1024 * 1024
 """Raw and inflated alike: 10,000 events of a few hundred bytes each fit comfortably."""
@@ -97,11 +97,13 @@ def create_app(
     providers: Sequence[Provider] = (),
     *,
     forward_backoff: float = 30.0,
+    catalogs: dict[str, Catalog] | None = None,
 ) -> Starlette:
     """The app over ``engine``. ``tokens`` maps a tool to its shared secret: a batch with
     that tool's events must then carry ``Authorization: Bearer <secret>`` (401 otherwise).
     Tools without a token are accepted as they are (tokens are off by default). What is
-    stored is forwarded to each of ``providers`` (see `forward`)."""
+    stored is forwarded to each of ``providers`` (see `forward`). A tool with a catalog
+    in ``catalogs`` (``--schema``) has its custom events checked against it."""
     tokens = dict(tokens or {})
     writer = Writer(engine, [provider.name for provider in providers])
 
@@ -158,7 +160,7 @@ def create_app(
         except (ValueError, RecursionError) as exc:
             return error(400, f"the body is not JSON: {str(exc)[:200]}")
         try:
-            batch, rejected = check_batch(document)
+            batch, rejected = check_batch(document, catalogs)
         except InvalidBatch as exc:
             return error(400, exc.message, exc.field)
         presented = request.headers.get("authorization", "")

@@ -1,4 +1,5 @@
-"""``cli-telemetry``: the collector's command line (``collector serve``)."""
+"""``cli-telemetry``: the collector's command line (``collector serve``), the report, and
+``schema``, which prints what a tool records."""
 
 from __future__ import annotations
 
@@ -27,7 +28,17 @@ def collector() -> None:
     help="TOOL=SECRET: require 'Authorization: Bearer SECRET' for that tool's events"
     " (repeatable; the variable takes a space-separated list).",
 )
-def serve(url: str | None, host: str, port: int, tokens: tuple[str, ...]) -> None:
+@click.option(
+    "--schema",
+    "schemas",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A tool's JSON Schema (`cli-telemetry schema TOOL --format json`): that tool's"
+    " custom events must be declared there and match it (repeatable, one per tool).",
+)
+def serve(
+    url: str | None, host: str, port: int, tokens: tuple[str, ...], schemas: tuple[str, ...]
+) -> None:
     """Accept events on POST /v1/events and store them.
 
     What is stored is forwarded to every provider whose variables are set: POSTHOG_API_KEY,
@@ -43,6 +54,7 @@ def serve(url: str | None, host: str, port: int, tokens: tuple[str, ...]) -> Non
     from ..providers import from_environ
     from .app import create_app
     from .storage import connect, default_url
+    from .validation import Catalog, SchemaError
 
     secrets: dict[str, str] = {}
     for item in tokens:
@@ -54,6 +66,15 @@ def serve(url: str | None, host: str, port: int, tokens: tuple[str, ...]) -> Non
         providers = from_environ(os.environ)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from None
+    catalogs: dict[str, Catalog] = {}
+    for path in schemas:
+        try:
+            catalog = Catalog.load(path)
+        except SchemaError as exc:
+            raise click.BadParameter(f"{path}: {exc}", param_hint="--schema") from None
+        if catalog.tool in catalogs:
+            raise click.BadParameter(f"two schemas for {catalog.tool}", param_hint="--schema")
+        catalogs[catalog.tool] = catalog
     backoff = os.environ.get("CLI_TELEMETRY_FORWARD_BACKOFF", "30")
     try:
         forward_backoff = float(backoff)
@@ -66,7 +87,9 @@ def serve(url: str | None, host: str, port: int, tokens: tuple[str, ...]) -> Non
     if providers:
         names = ", ".join(provider.name for provider in providers)
         click.echo(f"collector: forwarding to {names}", err=True)
-    app = create_app(engine, secrets, providers, forward_backoff=forward_backoff)
+    for tool in catalogs:
+        click.echo(f"collector: checking {tool}'s custom events against its schema", err=True)
+    app = create_app(engine, secrets, providers, forward_backoff=forward_backoff, catalogs=catalogs)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
@@ -105,3 +128,38 @@ def report(url: str | None, since: str, tool: str | None, as_json: bool) -> None
         raise click.BadParameter(str(exc), param_hint="--since") from None
     result = build(connect(url or default_url()), since=iso_ago(seconds), tool=tool)
     click.echo(json.dumps(result, indent=2) if as_json else render(result))
+
+
+@main.command()
+@click.argument("target", metavar="MODULE:ATTR")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["markdown", "json"]),
+    default="markdown",
+    show_default=True,
+    help="Markdown for your privacy page, or JSON Schema for `collector serve --schema`.",
+)
+def schema(target: str, fmt: str) -> None:
+    """Print what a tool records: the fields of every event, the option values it records,
+    and its custom events. MODULE:ATTR names its Telemetry object, e.g. cli_app.cli:telemetry
+    (the module is imported, so run this where your tool is installed)."""
+    import json
+    import sys
+
+    from .. import describe
+
+    sys.path.insert(0, "")  # the current directory, as `python -m` would
+    try:
+        telemetry = describe.load(target)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise click.BadParameter(str(exc), param_hint="MODULE:ATTR") from None
+    _, unknown = describe.recorded_options(telemetry)
+    for name in unknown:
+        click.echo(
+            f"warning: record_values names {name}, which no instrumented command has", err=True
+        )
+    if fmt == "json":
+        click.echo(json.dumps(describe.json_schema(telemetry), indent=2, ensure_ascii=False))
+    else:
+        click.echo(describe.markdown(telemetry), nl=False)

@@ -27,3 +27,11 @@ class Telemetry:
 
     def track(self, event: str, properties: dict[str, Any] | None = None) -> None:
         pass
+
+    def event(self, name: str, properties: Any, **options: Any) -> _Event:
+        return _Event()
+
+
+class _Event:
+    def track(self, properties: Any) -> None:
+        pass

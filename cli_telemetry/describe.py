@@ -1,0 +1,220 @@
+"""What one tool records, written out: Markdown for its privacy page, JSON Schema for programs.
+
+``cli-telemetry schema MODULE:ATTR`` imports the tool's module and prints these for its
+`Telemetry` object: the built-in fields (from `cli_telemetry.events`), the options whose
+values it records with the values that may be recorded (found in the commands it
+instrumented), and its declared custom events (`cli_telemetry.catalog`). The JSON Schema is
+what ``collector serve --schema FILE`` checks the tool's custom events against.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Final
+
+import click
+
+from ._values import CHOICE, COMMAND_EVENT, MAX_LIST, SCHEMA_VERSION
+from .capture import option_name
+from .events import COMMAND_ONLY_FIELDS, CUSTOM_ONLY_FIELDS, FIELDS, ClosedValue, privacy_table
+
+if TYPE_CHECKING:
+    from .telemetry import Telemetry
+
+JSON_SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
+EXTENSION: Final = "x-cli-telemetry"
+"""The key of the JSON Schema document that names the tool and the schema version."""
+
+
+class RecordedOption:
+    """An option named in ``record_values``: how it is recorded (one name, or two for a
+    flag pair), the values that may be recorded, and whether it takes several."""
+
+    __slots__ = ("multiple", "names", "values")
+
+    def __init__(self, names: list[str], values: list[ClosedValue], multiple: bool) -> None:
+        self.names = names
+        self.values = values
+        self.multiple = multiple
+
+
+def load(target: str) -> Telemetry:
+    """The `Telemetry` object at ``module:attribute`` (importing the module instruments its
+    commands)."""
+    from .telemetry import Telemetry
+
+    module_name, sep, attribute = target.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"{target!r} is not MODULE:ATTRIBUTE, e.g. cli_app.cli:telemetry")
+    value: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        value = getattr(value, part)
+    if not isinstance(value, Telemetry):
+        raise ValueError(f"{target} is a {type(value).__name__}, not a cli_telemetry.Telemetry")
+    return value
+
+
+def recorded_options(telemetry: Telemetry) -> tuple[dict[str, RecordedOption], list[str]]:
+    """The options of ``record_values`` as the instrumented commands declare them, by the
+    name they are recorded under; and the names in ``record_values`` no command has."""
+    wanted = telemetry.config.record_values
+    found: dict[str, RecordedOption] = {}
+    seen: set[str] = set()
+    for command in _commands(telemetry.commands):
+        for param in command.params:
+            if not isinstance(param, click.Option) or wanted.isdisjoint(
+                param.opts + param.secondary_opts
+            ):
+                continue
+            seen.update(wanted.intersection(param.opts + param.secondary_opts))
+            values = _values(param)
+            names = [option_name(param, True)]
+            if param.is_flag and param.secondary_opts:
+                names.append(option_name(param, False))
+            key = names[0]
+            if key in found:  # the same option on several commands: every value counts
+                merged = found[key].values + [v for v in values if v not in found[key].values]
+                found[key] = RecordedOption(names, merged, found[key].multiple or param.multiple)
+            else:
+                found[key] = RecordedOption(names, values, param.multiple)
+    return dict(sorted(found.items())), sorted(wanted - seen)
+
+
+def _values(param: click.Option) -> list[ClosedValue]:
+    """What `capture` may record for ``param``: its choices, or true/false."""
+    import enum
+
+    if param.count:
+        return []
+    if isinstance(param.type, click.Choice):
+        values: list[ClosedValue] = []
+        for choice in param.type.choices:
+            if isinstance(choice, enum.Enum):
+                values.append(CHOICE.fit(choice.name))
+            elif isinstance(choice, str):
+                values.append(CHOICE.fit(choice))
+            elif isinstance(choice, (bool, int, float)):
+                values.append(choice)
+        return values
+    if param.is_flag and not param.is_bool_flag:
+        return [True]
+    if param.is_flag or isinstance(param.type, click.types.BoolParamType):
+        return [True, False]
+    return []
+
+
+def _commands(roots: tuple[click.Command, ...]) -> Iterator[click.Command]:
+    """Every command registered under ``roots``, each once, in the order registered."""
+    from collections import deque
+
+    seen: set[int] = set()
+    queue = deque(roots)
+    while queue:
+        command = queue.popleft()
+        if id(command) in seen:
+            continue
+        seen.add(id(command))
+        yield command
+        if isinstance(command, click.Group):
+            queue.extend(command.commands.values())
+
+
+def json_schema(telemetry: Telemetry) -> dict[str, Any]:
+    """A JSON Schema (2020-12) of every event ``telemetry`` may record."""
+    options, _ = recorded_options(telemetry)
+    defs: dict[str, Any] = {COMMAND_EVENT: _event_schema(telemetry, COMMAND_EVENT)}
+    values = defs[COMMAND_EVENT]["properties"]["values"]
+    values.clear()
+    values.update(_values_schema(options))
+    for spec in telemetry.catalog:
+        schema = _event_schema(telemetry, spec.name)
+        schema["description"] = spec.description
+        schema["properties"]["properties"] = spec.properties_schema()
+        defs[spec.name] = schema
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": f"urn:cli-telemetry:{telemetry.tool}",
+        "title": f"What {telemetry.tool} records",
+        "description": "Each record the tool sends is one of these events.",
+        EXTENSION: {"tool": telemetry.tool, "schema_version": SCHEMA_VERSION},
+        "oneOf": [{"$ref": f"#/$defs/{name}"} for name in defs],
+        "$defs": defs,
+    }
+
+
+def _event_schema(telemetry: Telemetry, name: str) -> dict[str, Any]:
+    excluded = CUSTOM_ONLY_FIELDS if name == COMMAND_EVENT else COMMAND_ONLY_FIELDS
+    fields = [field for field in FIELDS if field.name not in excluded]
+    properties = {field.name: field.rule.json_schema() for field in fields}
+    properties["event"] = {"const": name}
+    properties["tool"] = {"const": telemetry.tool}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [field.name for field in fields if not field.optional],
+        "additionalProperties": False,
+    }
+
+
+def _values_schema(options: dict[str, RecordedOption]) -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    for option in options.values():
+        one: dict[str, Any] = {"enum": list(option.values)}
+        schema = {"type": "array", "maxItems": MAX_LIST, "items": one} if option.multiple else one
+        for name in option.names:
+            properties[name] = schema
+    return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
+def markdown(telemetry: Telemetry) -> str:
+    """The catalog for the tool's privacy page."""
+    tool = telemetry.tool
+    options, _ = recorded_options(telemetry)
+    lines = [
+        f"# What {tool} records",
+        "",
+        f"Each time a command of {tool} runs, it records one `command` record; it may also"
+        " record the custom events listed below. Every record has these fields and no"
+        " others:",
+        "",
+        privacy_table(),
+        "",
+        "## Option values",
+        "",
+    ]
+    if options:
+        lines += [
+            "Of all the options you give, only the *names* are recorded, except for these,"
+            " whose value is recorded when it is one of the values listed:",
+            "",
+            "| Option | Values that may be recorded |",
+            "|---|---|",
+        ]
+        for option in options.values():
+            values = ", ".join(f"`{_json(v)}`" for v in option.values) or "none"
+            lines.append(f"| {' / '.join(f'`{n}`' for n in option.names)} | {values} |")
+    else:
+        lines.append("Of all the options you give, only the *names* are recorded, never values.")
+    lines += ["", "## Custom events", ""]
+    if not telemetry.catalog:
+        lines.append(f"{tool} declares no custom events.")
+    for spec in telemetry.catalog:
+        lines += [f"### `{spec.name}`", "", spec.description, ""]
+        if spec.properties:
+            lines += ["| Property | Value | Always there | Meaning |", "|---|---|---|---|"]
+            for prop in spec.properties:
+                lines.append(
+                    f"| `{prop.name}` | {prop.words()} | {'yes' if prop.required else 'no'}"
+                    f" | {prop.description} |"
+                )
+        else:
+            lines.append("It has no properties.")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _json(value: object) -> str:
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)
