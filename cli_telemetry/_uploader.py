@@ -43,7 +43,7 @@ from . import _paths
 from ._settings import EnvSettings, decide, load_config
 from ._spawn import UploaderOptions, next_spawn_at, running_uploader
 from .delivery import UploadState, deliver
-from .sinks.base import Delivery, Sink
+from .sinks.base import PARTIAL, Delivery, Sink
 from .spool import Batch, Spool
 
 DEADLINE: Final = 30.0
@@ -221,8 +221,9 @@ class _Run:
                 named = {names[i] for i in result.refused if 0 <= i < len(names)}
                 refused |= named
                 unattributed += min(result.unattributed, len(names) - len(named))
+                partly = bool(named or result.unattributed)
                 self.state.record_delivery(
-                    sink.name, error=result.error if named or result.unattributed else None
+                    sink.name, error=(result.error or PARTIAL) if partly else None
                 )
             elif result.error == "http_413" and len(events) > 1:
                 self.state.restore(sink.name, before[sink.name])  # not a failure

@@ -407,6 +407,14 @@ def test_refusals_without_indexes_are_counted_as_they_are(paths: _paths.Paths) -
     assert (stats.pending, stats.rejected) == (0, 2)
 
 
+def test_a_partial_delivery_without_an_error_kind_shows_as_partial(paths: _paths.Paths) -> None:
+    """A custom provider need not name the kind: status still says why events went."""
+    record(paths, 2)
+    assert run([MemorySink(results=[Delivery("delivered", refused=(0,))])]) == "empty"
+    assert Spool(paths.spool_dir).stats().rejected == 1
+    assert state(paths)["last_error"] == "partial_rejected"
+
+
 def test_indexes_outside_the_batch_refuse_nothing(paths: _paths.Paths) -> None:
     """A custom provider's bug: indexes it was not sent are not anyone's events."""
     record(paths, 2)
