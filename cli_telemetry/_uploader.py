@@ -13,9 +13,13 @@ One run, in order:
 2. Until the spool stays empty for `LINGER`, the deadline nears, or a batch fails: check
    consent again (``telemetry disable`` since the command stops it), claim a batch, send it
    to every sink, acknowledge it only when delivered. A rejected batch (a 4xx other than
-   408/413/429) can never succeed: it is dropped and counted; a 413 is split. A batch to
-   retry is released and the run stops: the next command's uploader tries again after a
-   backoff (exponential, with jitter, at least the server's Retry-After up to a cap).
+   408/413/429) can never succeed: it is dropped for that sink and counted; a 413 is split.
+   A sink that takes a batch but refuses some of its events (`Delivery.refused`) has the
+   others; the refused ones are dropped for it and counted, and still go to the other
+   sinks. Each event is counted once, however many sinks refuse it (`Spool.settle`). A
+   batch to retry is released and the run stops: the next command's uploader tries again
+   after a backoff (exponential, with jitter, at least the server's Retry-After up to a
+   cap).
 3. Before each send, the failure it might end in is already written down (the failure
    count, and the backoff as the spawn stamp's future mtime): a run that hangs until the
    watchdog kills it is then a failure like any other, not a license to retry at once. A
@@ -39,7 +43,7 @@ from . import _paths
 from ._settings import EnvSettings, decide, load_config
 from ._spawn import UploaderOptions, next_spawn_at, running_uploader
 from .delivery import UploadState, deliver
-from .sinks.base import Delivery, Sink
+from .sinks.base import PARTIAL, Delivery, Sink
 from .spool import Batch, Spool
 
 DEADLINE: Final = 30.0
@@ -206,13 +210,21 @@ class _Run:
         have: dict[str, set[str]] = {
             name: set(everyone) if name in malformed else set() for name in batch.names
         }
+        refused: set[str] = set()  # the events a sink refused for good, each counted once
+        unattributed = 0  # and those it refused without saying which (counted as they are)
         again: list[str] = []
         for sink, events in work:
             result, names = results[sink.name], owed[sink.name]
             if result.outcome == "delivered":
                 for name in names:
-                    have[name].add(sink.name)
-                self.state.record_delivery(sink.name)
+                    have[name].add(sink.name)  # taken, or refused: it is done with them
+                named = {names[i] for i in result.refused if 0 <= i < len(names)}
+                refused |= named
+                unattributed += min(result.unattributed, len(names) - len(named))
+                partly = bool(named or result.unattributed)
+                self.state.record_delivery(
+                    sink.name, error=(result.error or PARTIAL) if partly else None
+                )
             elif result.error == "http_413" and len(events) > 1:
                 self.state.restore(sink.name, before[sink.name])  # not a failure
                 self.batch_events = max(1, len(batch.events) // 2)  # too large: try halves
@@ -220,7 +232,7 @@ class _Run:
             elif result.outcome == "rejected":
                 for name in names:
                     have[name].add(sink.name)  # it will never take them: dropped for it
-                self.spool.count(rejected=len(names))
+                refused.update(names)
                 self.state.record_refusal(sink.name, before[sink.name], result.error)
             else:
                 failures = self.state.failures(sink.name)
@@ -230,7 +242,7 @@ class _Run:
                 if result.error == "timeout":
                     self.hung.add(sink.name)  # its thread may still be sending: leave it be
         self._save()
-        self.spool.settle(batch, have, self.names)
+        self.spool.settle(batch, have, self.names, refused=refused, unattributed=unattributed)
         return again
 
     def _save(self) -> None:

@@ -49,7 +49,7 @@ def telemetry_commands(config_of: Callable[[], ToolConfig]) -> dict[str, click.C
         click.echo(f"Spool:       {state.spool_dir}")
         click.echo(f"Waiting:     {state.pending} event(s)")
         click.echo(
-            f"Dropped:     {state.dropped} (spool full), {state.rejected} (refused by the endpoint)"
+            f"Dropped:     {state.dropped} (spool full), {state.rejected} (refused for good)"
         )
         click.echo(f"Last upload: {state.last_upload or 'never'}")
         if state.last_error:

@@ -176,10 +176,16 @@ class UploadState:
             "retry_at_epoch": now + delay,
         }
 
-    def record_delivery(self, sink: str, *, now: float | None = None) -> None:
-        """``sink`` took events: its failures are forgotten."""
+    def record_delivery(
+        self, sink: str, *, error: str | None = None, now: float | None = None
+    ) -> None:
+        """``sink`` took events: its failures are forgotten. ``error`` is the kind of a
+        delivery that refused some events for good (``partial_rejected``), the last error
+        ``status`` shows until a delivery without one."""
         when = iso_seconds(time.time() if now is None else now)
         self.sinks[sink] = {"last_upload": when}
+        if error is not None:
+            self.sinks[sink]["last_error"] = error
         self.data["last_upload"] = when
 
     def record_refusal(self, sink: str, snapshot: dict[str, Any], error: str | None) -> None:

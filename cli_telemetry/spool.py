@@ -6,8 +6,10 @@ Layout, all owner-only (0700 directories, 0600 files)::
       tmp/                 events being written
       new/                 one event per file, named <time_ns>-<random>.json (sorts oldest first)
       claimed/<batch id>/  events an uploader is sending
-      stats.json           counters: events dropped by the bounds, corrupt files removed
-      delivered.json       which sinks already have which waiting events (see `settle`)
+      stats.json           counters: events dropped by the bounds, corrupt files removed,
+                           events refused for good (each counted once, see `settle`)
+      delivered.json       which sinks already have which waiting events, and which of
+                           those a sink refused (and were counted already): see `settle`
       .lock                the filelock that serialises whole-spool operations
 
 Why a file per event: ``append`` writes the event to ``tmp/`` and renames it into ``new/``.
@@ -82,9 +84,11 @@ class Batch(Record):
     """Events claimed by one uploader; ``ack``, ``release`` or ``settle`` it exactly once.
 
     ``delivered`` maps an event's file name to the sinks that already have it (an earlier
-    run delivered it to them, or they refused it for good), so a retry skips them."""
+    run delivered it to them, or they refused it for good), so a retry skips them.
+    ``refused`` names those of its events that a sink has refused already (and that were
+    counted then)."""
 
-    __slots__ = ("batch_id", "delivered", "events", "names")
+    __slots__ = ("batch_id", "delivered", "events", "names", "refused")
 
     def __init__(
         self,
@@ -92,16 +96,19 @@ class Batch(Record):
         events: list[dict[str, Any]],
         names: list[str],
         delivered: dict[str, frozenset[str]] | None = None,
+        refused: frozenset[str] = frozenset(),
     ) -> None:
         self.batch_id: Final = batch_id
         self.events: Final = events
         self.names: Final = names
         self.delivered: Final = delivered or {}
+        self.refused: Final = refused
 
 
 class SpoolStats(Record):
     """Events waiting (new and claimed), and the counters of what was lost, and why:
-    dropped by the bounds, corrupt files removed, rejected by an endpoint for good."""
+    dropped by the bounds, corrupt files removed, rejected for good (by one sink or more:
+    each event once, see `Spool.settle`)."""
 
     __slots__ = ("corrupt", "dropped", "pending", "rejected")
 
@@ -282,9 +289,9 @@ class Spool:
                 self._add_stats(corrupt=corrupt)
             if not events:
                 return None
-            marks = self._read_delivered()
+            marks, refused = self._read_delivered()
             delivered = {n: frozenset(marks[n]) for n in names if n in marks}
-            return Batch(batch_id, events, names, delivered)
+            return Batch(batch_id, events, names, delivered, frozenset(refused & set(names)))
 
     def ack(self, batch: Batch) -> None:
         """The batch was delivered: delete it.
@@ -296,11 +303,11 @@ class Spool:
             for name in batch.names:
                 _unlink(os.path.join(claim_dir, name))
             _rmdir(claim_dir)
-            if batch.delivered:
-                marks = self._read_delivered()
+            if batch.delivered or batch.refused:
+                marks, refused = self._read_delivered()
                 for name in batch.names:
                     marks.pop(name, None)
-                self._write_delivered(marks)
+                self._write_delivered(marks, refused - set(batch.names))
 
     def release(self, batch: Batch) -> None:
         """The batch was not delivered: put its events back, in their original order.
@@ -312,20 +319,38 @@ class Spool:
             self._release_dir(os.path.join(self._claimed, batch.batch_id))
 
     def settle(
-        self, batch: Batch, have: Mapping[str, Collection[str]], needed: Collection[str]
+        self,
+        batch: Batch,
+        have: Mapping[str, Collection[str]],
+        needed: Collection[str],
+        *,
+        refused: Collection[str] = (),
+        unattributed: int = 0,
     ) -> int:
         """Delete the batch's events that every ``needed`` sink now has (``have`` maps an
-        event's file name to the sinks that have it), and put the others back, remembering
-        who has them: an event leaves the spool only when every sink has it, and is never
-        sent again to a sink that has it. Returns how many events were deleted.
+        event's file name to the sinks that have it, or refused it for good), and put the
+        others back, remembering who has them: an event leaves the spool only when every
+        sink has it, and is never sent again to a sink that has it. Returns how many events
+        were deleted.
+
+        ``refused`` names the events a sink refused for good in this attempt. Each is
+        counted as rejected once, the first time any sink refuses it: an event that stays
+        for other sinks is remembered as refused (in ``delivered.json``), so that a second
+        sink refusing it, in this run or a later one, does not count it again (were those
+        marks lost, it would be). ``unattributed`` refusals (a service that said how many,
+        not which) are added as they are: nothing tells whether another sink refused the
+        same events, so they cannot be de-duplicated.
 
         Raises SpoolBusyError if the lock stays busy (the batch is then released later as a
         stale claim, and its sinks are sent it again: they de-duplicate on ``event_id``)."""
         wanted = set(needed)
+        refusing = set(refused) & set(batch.names)
         with self._locked(self.lock_timeout) as held:
             _require(held)
             claim_dir = os.path.join(self._claimed, batch.batch_id)
-            marks = self._read_delivered()
+            marks, counted = self._read_delivered()
+            counted |= batch.refused
+            newly = refusing - counted
             done = 0
             for name in batch.names:
                 sinks = set(have.get(name, ())) | set(batch.delivered.get(name, ()))
@@ -333,15 +358,20 @@ class Spool:
                 if wanted <= sinks:
                     done += _unlink(path)
                     marks.pop(name, None)
+                    counted.discard(name)
                     continue
                 if sinks:
                     marks[name] = sorted(sinks)
+                if name in refusing:
+                    counted.add(name)
                 try:
                     os.replace(path, os.path.join(self._new, name))
                 except OSError:
                     pass
             _rmdir(claim_dir)
-            self._write_delivered(marks)
+            self._write_delivered(marks, counted)
+            if newly or unattributed > 0:
+                self._add_stats(rejected=len(newly) + max(0, unattributed))
             return done
 
     def release_all_claims(self) -> int:
@@ -363,7 +393,8 @@ class Spool:
             return count
 
     def count(self, **increments: int) -> None:
-        """Add to the spool's counters (``rejected=n`` when an endpoint refused events)."""
+        """Add to the spool's counters (``corrupt=n`` for events no sink could map). Events a
+        sink refused are counted by `settle`, once each."""
         with self._locked(self.lock_timeout) as held:
             _require(held)
             self._add_stats(**increments)
@@ -452,39 +483,57 @@ class Spool:
             if not is_event_file(name):
                 self.report(f"ignored foreign file in spool: {name}")
 
-    def _read_delivered(self) -> dict[str, list[str]]:
+    def _read_delivered(self) -> tuple[dict[str, list[str]], set[str]]:
+        """The sinks that have each waiting event, and the events a sink refused.
+
+        ``delivered.json`` maps an event's file name to a list of sinks, or, for an event a
+        sink refused, to ``{"sinks": [...], "refused": true}``: an uploader of an earlier
+        version reads the lists it knows and skips the rest (it sends those events again,
+        and the sinks de-duplicate)."""
         import json
 
         try:
             with open(self._delivered, encoding="utf-8") as f:
                 data = json.load(f)
         except FileNotFoundError:
-            return {}
+            return {}, set()
         except (OSError, ValueError):
             # Lost: the sinks that had these events are sent them again, and de-duplicate.
             self.report("spool delivery marks are corrupt; starting over")
-            return {}
+            return {}, set()
         if not isinstance(data, dict):
-            return {}
-        return {
-            k: [s for s in v if isinstance(s, str)]
-            for k, v in data.items()
-            if isinstance(k, str) and isinstance(v, list)
-        }
+            return {}, set()
+        marks: dict[str, list[str]] = {}
+        refused: set[str] = set()
+        for name, value in data.items():
+            if not isinstance(name, str):
+                continue
+            if isinstance(value, dict):
+                if value.get("refused") is True:
+                    refused.add(name)
+                value = value.get("sinks")
+            if isinstance(value, list):
+                marks[name] = [s for s in value if isinstance(s, str)]
+        return marks, refused
 
-    def _write_delivered(self, marks: dict[str, list[str]]) -> None:
+    def _write_delivered(self, marks: dict[str, list[str]], refused: set[str]) -> None:
         """Keep only the marks of events still waiting (trim may have dropped some)."""
         import json
 
         from ._paths import write_private
 
-        if marks:
+        names = set(marks) | refused
+        if names:
             waiting = set(self._new_names())
             for batch_dir in _listdir(self._claimed):
                 waiting.update(_listdir(os.path.join(self._claimed, batch_dir)))
-            marks = {name: sinks for name, sinks in marks.items() if name in waiting}
-        if marks:
-            write_private(self._delivered, json.dumps(marks))
+            names &= waiting
+        data: dict[str, Any] = {}
+        for name in sorted(names):
+            sinks = marks.get(name, [])
+            data[name] = {"sinks": sinks, "refused": True} if name in refused else sinks
+        if data:
+            write_private(self._delivered, json.dumps(data))
         else:
             _unlink(self._delivered)
 

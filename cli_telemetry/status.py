@@ -14,8 +14,11 @@ class Status(Record):
     """Whether telemetry is on and why, the ids, and the spool.
 
     ``last_upload`` is when events last arrived (UTC, ISO 8601), ``last_error`` the kind of
-    the last delivery failure (``timeout``, ``http_503``, ...), ``dropped`` the events the
-    spool's bounds pushed out, ``rejected`` those an endpoint refused for good.
+    the last delivery failure (``timeout``, ``http_503``, ``partial_rejected`` when a
+    destination took a batch but refused some of its events, ...), ``dropped`` the events
+    the spool's bounds pushed out, ``rejected`` those a destination refused for good: a
+    whole batch or single events, each event counted once however many destinations
+    refused it (`cli_telemetry.spool.Spool.settle`).
     """
 
     __slots__ = (

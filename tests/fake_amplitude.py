@@ -15,6 +15,9 @@ check them.
   (``events_with_missing_fields``, ``events_with_invalid_fields``,
   ``events_with_invalid_id_lengths``) and nothing is stored, which is what the SDK's
   response handling assumes. Events repeating an ``insert_id`` for a device are stored once.
+- A device Amplitude has silenced (one that sent far too many events: `silence`) makes the
+  request a 400 too, listing ``silenced_devices`` and the indexes of their
+  ``silenced_events`` beside the other faults.
 
 One check is ours, not Amplitude's (``require_no_geolocation``, on by default): an ``ip``
 field (``"$remote"`` would make Amplitude geolocate the request's address) or location
@@ -70,7 +73,13 @@ class FakeAmplitude(FakeService):
         self.require_no_geolocation = True
         self._seen: set[tuple[str, str]] = set()
         self._answers: dict[int, bytes] = {}
+        self._silenced: dict[str, int] = {}  # device id -> requests before the silence
         super().__init__()
+
+    def silence(self, device_id: str, after: int = 0) -> None:
+        """Silence ``device_id`` from the request after the next ``after`` ones on."""
+        with self._lock:
+            self._silenced[device_id] = len(self.requests) + after
 
     def check(self, request: Request) -> list[dict[str, Any]]:
         if request.method != "POST":
@@ -115,9 +124,22 @@ class FakeAmplitude(FakeService):
         for index, event in enumerate(events):
             for kind, field in self._event_faults(event, min_id_length):
                 faults[kind].setdefault(field, []).append(index)
-        if any(faults.values()):
+        with self._lock:
+            number = len(self.requests)
+            silenced = {d for d, since in self._silenced.items() if number > since}
+        silenced_events = [
+            index
+            for index, event in enumerate(events)
+            if isinstance(event, dict) and event.get("device_id") in silenced
+        ]
+        if any(faults.values()) or silenced_events:
             answer: dict[str, Any] = {"code": 400, "error": "Invalid field values on some events"}
             answer.update({kind: fields for kind, fields in faults.items() if fields})
+            if silenced_events:
+                answer["silenced_devices"] = sorted(
+                    silenced & {events[i]["device_id"] for i in silenced_events}
+                )
+                answer["silenced_events"] = silenced_events
             raise Refusal(400, json.dumps(answer))
         stored = []
         for event in events:

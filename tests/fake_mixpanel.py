@@ -10,7 +10,9 @@ Mixpanel's documentation says the real one checks them.
 - ``/import``: basic auth with the service account and ``project_id`` in the query (401
   otherwise); form-encoded as the SDK sends it, or JSON / NDJSON as the API reference
   shows; ``$insert_id`` and ``time`` required; with ``strict=1`` the valid events are stored
-  and the batch answered 400 with ``failed_records``, as the real service does.
+  and the batch answered 400 with ``num_records_imported`` and ``failed_records`` (each with
+  the event's ``index`` in the request, its ``insert_id``, the ``field`` and a ``message``),
+  as the real service does ("a 400 is a partial success rather than a total rejection").
 - Events: a name, ``distinct_id`` a string, ``time`` in seconds or milliseconds since the
   epoch, after 1971 and at most an hour ahead, ``$insert_id`` at most 36 characters of
   ``[A-Za-z0-9-]``, fewer than 255 properties, objects nested at most 3 deep, with fewer
@@ -217,8 +219,14 @@ class FakeMixpanel(FakeService):
             if not errors and token is not None and token != self.token:
                 errors.append("'properties.token' is invalid")
             if errors:
-                insert_id = _insert_id_of(message)
-                failed.append({"index": index, "insert_id": insert_id, "message": errors[0]})
+                failed.append(
+                    {
+                        "index": index,
+                        "insert_id": _insert_id_of(message),
+                        "field": _field_of(errors[0]),
+                        "message": errors[0],
+                    }
+                )
             else:
                 valid.append(message)
         if failed and strict:
@@ -369,6 +377,12 @@ def _insert_id_of(message: Any) -> Any:
     if isinstance(message, dict) and isinstance(message.get("properties"), dict):
         return message["properties"].get("$insert_id")
     return None
+
+
+def _field_of(error: str) -> str:
+    """The field an error message names in quotes (``'properties.time' is required``)."""
+    quoted = re.match(r"'([^']+)'", error)
+    return quoted.group(1) if quoted else "event"
 
 
 def _error(message: str) -> str:

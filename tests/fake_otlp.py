@@ -9,6 +9,11 @@ on what the proto3 JSON mapping writes, where a decoder would accept more: 64-bi
 unique. And on this project's conventions: every record has ``install_id`` and
 ``log.record.uid``, and the resource no ``host.name`` or ``host.id``.
 
+With ``reject_before`` set (epoch seconds), records older than that are rejected as a
+backend rejects what falls outside its retention: the others are stored and the answer is a
+200 whose ``partialSuccess`` gives ``rejectedLogRecords`` (a count, as a decimal string: an
+int64 in the JSON mapping) and an ``errorMessage``, as the specification describes.
+
 Stored items, normalized for the end-to-end tests::
 
     {"kind": "event" | "identify", "name": str, "distinct_id": str, "dedup_id": str | None,
@@ -66,6 +71,8 @@ EVENT_FIELDS = Event.__required_keys__ | Event.__optional_keys__
 class FakeOtlp(FakeService):
     def __init__(self, path: str = "/v1/logs") -> None:
         self.path = path
+        self.reject_before: float | None = None
+        self._answers: dict[int, bytes] = {}
         super().__init__()
 
     def check(self, request: Request) -> list[dict[str, Any]]:
@@ -78,9 +85,27 @@ class FakeOtlp(FakeService):
             raise Refusal(415, "unsupported content type")
         try:
             data = json.loads(request.data)
-            return list(decode_request(data))
+            items = list(decode_request(data))
         except (ValueError, Malformed) as exc:
             raise Refusal(400, json.dumps({"message": str(exc)})) from None
+        cutoff = self.reject_before
+        kept = [item for item in items if cutoff is None or item["time"] >= cutoff]
+        if len(kept) < len(items):
+            partial = {
+                "rejectedLogRecords": str(len(items) - len(kept)),
+                "errorMessage": "log records older than the retention period",
+            }
+            with self._lock:
+                self._answers[id(request)] = json.dumps({"partialSuccess": partial}).encode()
+        return kept
+
+    def _answer(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
+        status, body, headers = super()._answer(request)
+        with self._lock:
+            special = self._answers.pop(id(request), None)
+        if status == 200 and special is not None:
+            body = special
+        return status, body, headers
 
 
 class Malformed(Exception):

@@ -5,7 +5,12 @@ It takes ``POST <path>`` with ``Content-Type: application/json``, an uncompresse
 generic receiver is not expected to inflate one, and the sink never gzips) of the wire
 format ``{"batch": [event, ...], "sent_at": "..."}``. With a ``secret`` it refuses with 401
 a request whose timestamp and signature headers are missing, wrong for the body, or older or
-newer than ``tolerance`` seconds. Stored items are normalized for the end-to-end tests::
+newer than ``tolerance`` seconds. With ``refuse`` set, it refuses the events that predicate
+refuses one by one, as the collector does: it stores the others and answers 200 with the
+wire format's ``{"rejected": [{"index": i, "field": ..., "error": ...}]}``; otherwise it
+answers ``success_body`` (``{}``, or whatever an automation service says).
+
+Stored items are normalized for the end-to-end tests::
 
     {"kind": "event" | "identify", "name": str, "distinct_id": str, "dedup_id": str | None,
      "time": float, "properties": dict}
@@ -19,6 +24,7 @@ as the other fakes normalize an identify.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +42,8 @@ class FakeWebhook(FakeService):
         self.secret = secret
         self.path = path
         self.tolerance = tolerance
+        self.refuse: Callable[[dict[str, Any]], bool] | None = None
+        self._answers: dict[int, bytes] = {}
         super().__init__()
         self.endpoint = self.url + path
 
@@ -67,15 +75,29 @@ class FakeWebhook(FakeService):
             or not isinstance(data.get("sent_at"), str)
         ):
             raise Refusal(400, 'expected {"batch": [...], "sent_at": "..."}')
-        items = []
-        for event in data["batch"]:
+        items, rejected = [], []
+        for index, event in enumerate(data["batch"]):
             if not isinstance(event, dict) or not all(
                 isinstance(event.get(key), str)
                 for key in ("event_id", "event", "timestamp", "install_id")
             ):
                 raise Refusal(400, "an event lacks its envelope")
+            if self.refuse is not None and self.refuse(event):
+                rejected.append({"index": index, "field": "event", "error": "not wanted"})
+                continue
             items.append(normalize(event))
+        if self.refuse is not None:
+            with self._lock:
+                self._answers[id(request)] = json.dumps({"rejected": rejected}).encode()
         return items
+
+    def _answer(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
+        status, body, headers = super()._answer(request)
+        with self._lock:
+            special = self._answers.pop(id(request), None)
+        if status == 200 and special is not None:
+            body = special
+        return status, body, headers
 
 
 def normalize(event: dict[str, Any]) -> dict[str, Any]:

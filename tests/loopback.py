@@ -3,8 +3,14 @@
 Modes: ``ok``; ``slow`` (answers after ``delay`` s); ``hold`` (reads the request, never
 answers until released); ``status`` (answers ``status``, with ``retry_after`` if set, and
 stores nothing); ``reset`` (reads the request and resets the connection); ``flaky`` (every
-``fail_every``-th request gets 503 and stores nothing). ``refused`` is a port where nothing
-listens, see `closed_port`.
+``fail_every``-th request gets 503 and stores nothing); ``drip`` (a status line, then a
+header byte every second); ``drip_body`` (a 200 and its headers, then a body byte every
+second). ``refused`` is a port where nothing listens, see `closed_port`.
+
+In ``ok`` mode it answers as the collector does: 200 with ``{"accepted": n, "stored": n,
+"duplicates": 0, "rejected": [...]}``, where ``rejected`` names by index each event that
+``refuse`` (if set) refuses; those are not stored. ``answer`` replaces that body with any
+bytes (an empty body, plain text: what another receiver of the wire format may answer).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import json
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -29,6 +36,8 @@ class Endpoint:
         self.seen = 0  # requests that arrived, stored or not
         self.holding = 0  # connections held open right now
         self.release = threading.Event()
+        self.refuse: Callable[[dict[str, Any]], bool] | None = None
+        self.answer: bytes | None = None
         self._lock = threading.Lock()
         endpoint = self
 
@@ -58,6 +67,17 @@ class Endpoint:
                         except OSError:
                             return
                     return
+                if mode == "drip_body":  # a 200 and its headers, then a body byte a second
+                    self.send_response(200)
+                    self.send_header("Content-Length", "1000")
+                    self.end_headers()
+                    while not endpoint.release.wait(1):
+                        try:
+                            self.wfile.write(b" ")
+                            self.wfile.flush()
+                        except OSError:
+                            return
+                    return
                 if mode == "reset":
                     self.connection.setsockopt(
                         socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
@@ -75,14 +95,25 @@ class Endpoint:
                     return
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
+                document = json.loads(body)
+                batch = document["batch"]
+                refused = [i for i, e in enumerate(batch) if endpoint.refuse and endpoint.refuse(e)]
+                document["batch"] = [e for i, e in enumerate(batch) if i not in refused]
                 with endpoint._lock:
                     endpoint.requests.append(
-                        {"headers": dict(self.headers), "body": json.loads(body), "path": self.path}
+                        {"headers": dict(self.headers), "body": document, "path": self.path}
                     )
+                kept = len(batch) - len(refused)
+                answer = endpoint.answer
+                if answer is None:
+                    rejected = [{"index": i, "field": "event", "error": "refused"} for i in refused]
+                    answer = json.dumps(
+                        {"accepted": kept, "stored": kept, "duplicates": 0, "rejected": rejected}
+                    ).encode()
                 self.send_response(200)
-                self.send_header("Content-Length", "2")
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(b"{}")
+                self.wfile.write(answer)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

@@ -280,6 +280,46 @@ def test_the_example_tool_reaches_the_collector_and_the_report(
     assert report["flags"] == [{"name": "--env", "count": 1}]
 
 
+def test_an_event_the_collector_refuses_is_dropped_and_counted_once_the_rest_stored(
+    collector: Collector, tool: Tool
+) -> None:
+    """A spool holding one invalid event (the library never writes one: a damaged or
+    hand-made file) beside valid ones: the real detached uploader sends them in one batch,
+    the collector stores the valid ones and names the other, which leaves the spool and is
+    counted as rejected."""
+    import time
+
+    from cli_telemetry.spool import event_file_name
+
+    tool.enable()
+    assert tool.run("deploy", "start", "web", "--env", "prod").returncode == 0  # recorded only
+    [command] = [e for e in tool.events() if e["event"] == "command"]
+    forged = json.dumps({**command, "event_id": str(uuid.uuid4()), "outcome": "fine"}).encode()
+    name = event_file_name(time.time_ns(), os.urandom(6).hex(), len(forged))
+    (tool.spool_dir / "new" / name).write_bytes(forged)
+    tool.env["CLI_APP_TELEMETRY_ENDPOINT"] = collector.url + "/v1/events"
+    assert tool.run("hello").returncode == 0  # records one more, and starts the uploader
+
+    def status() -> dict[str, Any]:
+        result = tool.run("telemetry", "status", "--json")
+        assert result.returncode == 0, result.stderr
+        value: dict[str, Any] = json.loads(result.stdout)
+        return value
+
+    assert poll(lambda: tool.uploader_stopped() and status()["pending"] == 0, timeout=30)
+    assert collector.count() == 3
+    assert sorted(collector.rows("select event, command from events")) == [
+        ("command", "cli-app deploy start"),
+        ("command", "cli-app hello"),
+        ("deploy.finished", "cli-app deploy start"),
+    ]
+    final = status()
+    assert (final["pending"], final["rejected"], final["dropped"]) == (0, 1, 0)
+    assert final["last_error"] == "partial_rejected" and final["last_upload"] is not None
+    text = tool.run("telemetry", "status").stdout
+    assert "0 (spool full), 1 (refused for good)" in text
+
+
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120, check=False)
 

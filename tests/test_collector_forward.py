@@ -351,3 +351,43 @@ def test_a_hanging_provider_times_out_alone_and_is_not_reused(
         assert poll(lambda: (forwarder.forward_once(), HangingSink.made >= 2)[1], timeout=10)
     finally:
         HangingSink.release.set()
+
+
+def test_a_provider_that_refuses_part_of_a_batch_keeps_the_rest_and_the_rows_go(
+    engine: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Amplitude answers 400 naming the events of a device it silenced: the sink sends the
+    others again, and the forwarder deletes every row of the batch and says once how many
+    the provider refused."""
+    import logging
+
+    from cli_telemetry.providers import Amplitude
+
+    with FakeAmplitude() as amplitude:
+        events = [event() for _ in range(5)]
+        amplitude.silence(events[1]["install_id"])
+        amplitude.silence(events[3]["install_id"])
+        storage.store(engine, [events], ["amplitude"])
+        forwarder = forward.Forwarder(engine, [Amplitude(AMPLITUDE_KEY, host=amplitude.url)])
+        try:
+            with caplog.at_level(logging.WARNING, logger="cli_telemetry.collector"):
+                assert forwarder.forward_once()
+                assert not forwarder.forward_once()  # nothing left to send
+        finally:
+            forwarder.stop()
+        assert forward_pending(engine) == 0
+        assert forwarder.failures == {}
+        kept = [events[i]["event_id"] for i in (0, 2, 4)]
+        assert sorted(item["dedup_id"] for item in amplitude.stored) == sorted(kept)
+        assert [r for _, r in amplitude.refused] == [400]
+    assert [r.getMessage() for r in caplog.records] == [
+        "amplitude refused 2 of 5 events: partial_rejected"
+    ]
+
+
+def test_refusals_count_only_what_a_batch_holds() -> None:
+    """A custom provider may name an index it was not sent, or count more than it was."""
+    partial = Delivery("delivered", "partial_rejected", refused=(0, 2, 7))
+    assert forward.refusals(partial, 5) == 2
+    assert forward.refusals(Delivery("delivered", unattributed=9), 5) == 5
+    assert forward.refusals(Delivery("delivered"), 5) == 0

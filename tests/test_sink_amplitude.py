@@ -155,7 +155,7 @@ def test_a_400_naming_events_sends_the_others_again_at_once(
     events = sample_events()
     events[1]["install_id"] = "abc"  # too short for Amplitude
     events[2]["timestamp"] = "1970-01-01T00:00:01Z"  # before what Amplitude takes
-    assert sink.send(events, soon()) == Delivery("delivered")
+    assert sink.send(events, soon()) == Delivery("delivered", "partial_rejected", refused=(1, 2))
     first, second = fake.requests
     assert fake.refused == [(first, 400)]
     assert len(body(first)["events"]) == 4
@@ -164,6 +164,42 @@ def test_a_400_naming_events_sends_the_others_again_at_once(
         events[3]["event_id"],
     ]
     assert [i["dedup_id"] for i in fake.stored] == [events[0]["event_id"], events[3]["event_id"]]
+
+
+def test_refused_events_are_named_by_their_index_in_the_batch_not_in_the_request(
+    fake: FakeAmplitude, sink: AmplitudeSink
+) -> None:
+    """An identify without traits is not sent: the request's indexes are shifted from the
+    batch's. Two rounds of 400s (a silenced device, then a bad id) name events of two
+    different requests; both are reported by their place in the batch."""
+    events = sample_events()
+    no_traits = {**events[3], "event_id": "0b7e7d52-8a51-4f0e-9a3e-2f1c0d6b4a05", "properties": {}}
+    silenced = {**events[1], "install_id": "silenced0device0id0000000000000000"}
+    short = {**events[2], "install_id": "abc"}
+    batch = [no_traits, events[0], silenced, no_traits, short, events[3]]
+    fake.silence("silenced0device0id0000000000000000")
+    assert sink.send(batch, soon()) == Delivery("delivered", "partial_rejected", refused=(2, 4))
+    assert [r for _, r in fake.refused] == [400]  # one 400 named both kinds of fault
+    assert [i["dedup_id"] for i in fake.stored] == [events[0]["event_id"], events[3]["event_id"]]
+
+
+def test_a_second_400_names_events_by_the_shorter_requests_indexes(
+    fake: FakeAmplitude, sink: AmplitudeSink
+) -> None:
+    """The second request lacks the event the first 400 named: the index the second 400
+    gives is that request's, and is mapped back to the batch's."""
+    events = sample_events()
+    events[0]["install_id"] = "abc"  # refused by the first request
+    events[2]["install_id"] = "other0device0id00000000000000000"
+    fake.silence(events[2]["install_id"], after=1)  # from the second request on
+    assert sink.send(events, soon()) == Delivery("delivered", "partial_rejected", refused=(0, 2))
+    first, second, third = fake.requests
+    assert [len(body(r)["events"]) for r in (first, second)] == [4, 3]
+    assert [e["insert_id"] for e in body(third)["events"]] == [
+        events[1]["event_id"],
+        events[3]["event_id"],
+    ]
+    assert [i["dedup_id"] for i in fake.stored] == [events[1]["event_id"], events[3]["event_id"]]
 
 
 def test_a_400_naming_every_event_or_none_is_rejected(

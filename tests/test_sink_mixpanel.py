@@ -20,7 +20,7 @@ from wire_reference import load as reference
 
 from cli_telemetry import __version__, providers
 from cli_telemetry.sinks import Delivery, Sink, mapping
-from cli_telemetry.sinks.mixpanel import MixpanelSink, verdict, worse
+from cli_telemetry.sinks.mixpanel import MixpanelSink, failed_records, verdict, worse
 
 ENVELOPE = {"token", "distinct_id", "time", "$insert_id", "mp_lib", "$lib_version"}
 
@@ -238,6 +238,8 @@ def test_answers_read_from_a_200() -> None:
     assert worse(Delivery("rejected", "http_400"), Delivery("retry", "http_503")).outcome == "retry"
     assert worse(Delivery("retry", "a", 5.0), Delivery("retry", "b", 9.0)).retry_after == 9.0
     assert worse(Delivery("delivered"), Delivery("rejected", "x")).outcome == "rejected"
+    partial = Delivery("delivered", "partial_rejected", refused=(1,))
+    assert worse(Delivery("delivered"), partial) == worse(partial, Delivery("delivered")) == partial
 
 
 def test_nothing_to_send_sends_nothing(fake: FakeMixpanel, sink: MixpanelSink) -> None:
@@ -287,12 +289,53 @@ def test_import_with_wrong_credentials_is_rejected(fake: FakeMixpanel) -> None:
 def test_import_stores_the_valid_events_of_a_partly_invalid_batch(
     fake: FakeMixpanel, importer: MixpanelSink
 ) -> None:
-    events = sample_events()[:3]
-    events[1]["event_id"] = "not an insert id!"
-    assert importer.send(events, soon()) == Delivery("rejected", "http_400")
+    """Mixpanel: "a 400 is a partial success". The failed event is reported by its index in
+    the batch, which has an identify event (sent to /engage) before it."""
+    events = sample_events()
+    events[2]["event_id"] = "not an insert id!"
+    batch = [events[3], events[0], events[2], events[1]]
+    assert importer.send(batch, soon()) == Delivery("delivered", "partial_rejected", refused=(2,))
+    imported, engage = fake.requests
+    assert (imported.path, engage.path) == ("/import", "/engage")
     [(_, status)] = fake.refused
     assert status == 400
-    assert [i["dedup_id"] for i in fake.stored] == [events[0]["event_id"], events[2]["event_id"]]
+    assert [i["dedup_id"] for i in fake.stored] == [
+        events[0]["event_id"],
+        events[1]["event_id"],
+        None,  # the identify's $set
+    ]
+
+
+def test_import_refusing_every_event_or_naming_none_is_a_rejection(
+    fake: FakeMixpanel, importer: MixpanelSink
+) -> None:
+    events = [{**e, "event_id": "not an insert id!"} for e in sample_events()[:3]]
+    assert importer.send(events, soon()) == Delivery("rejected", "http_400")
+    fake.answer_path("/import", 400, '{"code": 400, "error": "bad request", "status": "x"}')
+    assert importer.send(sample_events()[:3], soon()) == Delivery("rejected", "http_400")
+    assert fake.stored == []
+
+
+def test_a_partial_import_and_a_failed_engage_is_a_retry(
+    fake: FakeMixpanel, importer: MixpanelSink
+) -> None:
+    events = sample_events()
+    events[0]["event_id"] = "not an insert id!"
+    fake.answer_path("/engage", 503, '{"error": "unavailable", "status": 0}')
+    assert importer.send(events, soon()) == Delivery("retry", "http_503")
+
+
+def test_failed_records_are_read_from_an_import_answer() -> None:
+    def answer(*records: Any) -> bytes:
+        return json.dumps({"code": 400, "failed_records": list(records)}).encode()
+
+    record = {"insert_id": "x", "field": "properties.time", "message": "invalid"}
+    assert failed_records(answer({**record, "index": 2}, {**record, "index": 0}), 3) == (0, 2)
+    assert failed_records(answer({"index": 1}, {"index": 1}), 3) == (1,)  # once
+    assert failed_records(answer({"index": 3}, {"index": -1}, {"index": True}), 3) == ()
+    assert failed_records(answer({"index": "1"}, "1", {"insert_id": "x"}), 3) == ()
+    assert failed_records(b'{"code": 400, "failed_records": [{"index": 1', 3) == ()  # cut
+    assert failed_records(b'{"code": 400, "error": "x"}', 3) == failed_records(b"[]", 3) == ()
 
 
 def post(url: str, body: bytes | str, headers: dict[str, str], method: str = "POST") -> int:

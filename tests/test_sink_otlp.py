@@ -16,7 +16,7 @@ from wire_reference import load
 
 from cli_telemetry import __version__
 from cli_telemetry.errors import ConfigurationError
-from cli_telemetry.sinks import Delivery, Sink
+from cli_telemetry.sinks import Delivery, Sink, mapping
 from cli_telemetry.sinks.http import USER_AGENT
 from cli_telemetry.sinks.otlp import OtlpSink, any_value, epoch_nanos, export_request, logs_url
 
@@ -267,9 +267,26 @@ def test_answers_are_classified_as_otlp_says(
     check_answer(OtlpSink(endpoint=otlp.url), otlp, status, retry_after, expected)
 
 
-def test_a_partial_success_is_delivered_not_retried(otlp: FakeOtlp) -> None:
-    otlp.success_body = b'{"partialSuccess":{"rejectedLogRecords":"1","errorMessage":"too old"}}'
-    assert send(otlp, sample_events()) == Delivery("delivered", "partial_rejected")
+def test_a_partial_success_is_delivered_with_the_count_of_rejected_records(
+    otlp: FakeOtlp,
+) -> None:
+    """The receiver keeps what it can and says how many it rejected, not which."""
+    events = sample_events()
+    otlp.reject_before = mapping.epoch_seconds(events[2]["timestamp"])  # the first two
+    assert send(otlp, events) == Delivery("delivered", "partial_rejected", unattributed=2)
+    assert [item["dedup_id"] for item in otlp.stored] == [e["event_id"] for e in events[2:]]
+    assert not otlp.refused  # a 200: not to be retried
+
+
+def test_a_partial_success_is_read_leniently(otlp: FakeOtlp) -> None:
+    otlp.success_body = b'{"partialSuccess":{"rejectedLogRecords":"9","errorMessage":"x"}}'
+    assert send(otlp, sample_events()) == Delivery(
+        "delivered",
+        "partial_rejected",
+        unattributed=4,  # no more than were sent
+    )
+    otlp.success_body = b'{"partialSuccess":{"rejectedLogRecords":1}}'  # a number, not "1"
+    assert send(otlp, sample_events()).unattributed == 1
     otlp.success_body = b'{"partialSuccess":{"errorMessage":"a warning only"}}'
     assert send(otlp, sample_events()) == Delivery("delivered")
     otlp.success_body = b"\x0a\x00"  # not JSON (a protobuf answer): a 200 is a success

@@ -115,6 +115,25 @@ def test_answers_are_classified(
     check_answer(WebhookSink(url=hook.endpoint, secret=SECRET), hook, status, retry_after, expected)
 
 
+def test_a_receiver_of_the_wire_format_can_refuse_single_events(hook: FakeWebhook) -> None:
+    """It answers as the collector does: the events it names are refused, by their index
+    in the batch; the others are stored."""
+    hook.refuse = lambda event: event["event"] == "template_used"
+    sink = WebhookSink(url=hook.endpoint, secret=SECRET)
+    assert deliver(sink) == Delivery("delivered", "partial_rejected", refused=(2,))
+    assert [item["name"] for item in hook.stored] == ["command", "command", "identify"]
+
+
+@pytest.mark.parametrize(
+    "answer", [b'{"status": "success", "id": "a1b2"}', b"Accepted", b"", b'{"rejected": 2}']
+)
+def test_another_services_answer_means_every_event_arrived(
+    hook: FakeWebhook, answer: bytes
+) -> None:
+    hook.success_body = answer
+    assert deliver(WebhookSink(url=hook.endpoint, secret=SECRET)) == Delivery("delivered")
+
+
 def test_credentials_in_the_url_become_basic_auth() -> None:
     with FakeWebhook(secret=None) as fake:
         sink = WebhookSink(url=fake.endpoint.replace("http://", "http://user:s3cret@"))

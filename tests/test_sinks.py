@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from email.utils import formatdate
@@ -10,7 +11,7 @@ import pytest
 from loopback import Endpoint, closed_port
 
 from cli_telemetry.sinks import Delivery, MemorySink, Sink
-from cli_telemetry.sinks.http import HttpSink, classify, parse_retry_after
+from cli_telemetry.sinks.http import HttpSink, classify, parse_retry_after, refused_indexes
 
 EVENTS = [{"event_id": "1", "event": "command"}, {"event_id": "2", "event": "x"}]
 
@@ -129,3 +130,65 @@ def test_backoff_never_overflows() -> None:
     from cli_telemetry.delivery import BACKOFF_CAP, backoff
 
     assert backoff(10**6, None, random.Random(0)) <= 1.5 * BACKOFF_CAP
+
+
+# -- the answer: events refused one by one ---------------------------------------------
+
+
+def test_the_events_a_2xx_names_as_rejected_are_refused(endpoint: Endpoint) -> None:
+    events = [{"event_id": str(i), "event": "command"} for i in range(4)]
+    endpoint.refuse = lambda event: event["event_id"] in ("1", "3")
+    sink = HttpSink(endpoint.url)
+    assert sink.send(events, soon()) == Delivery("delivered", "partial_rejected", refused=(1, 3))
+    assert [e["event_id"] for e in endpoint.events] == ["0", "2"]
+    sink.close()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"", b"OK", b"<html>stored</html>", b'{"stored": 2}', b'{"rejected": []}',
+     b'{"rejected": "none"}', b"[1, 2]", b'{"rejected": [{"index": 1}', b"\xff\xfe"],
+    ids=["empty", "text", "html", "no-rejected", "none-rejected", "not-a-list", "not-an-object",
+         "cut-short", "not-utf8"],
+)  # fmt: skip
+def test_a_2xx_that_names_no_events_delivers_them_all(endpoint: Endpoint, answer: bytes) -> None:
+    endpoint.answer = answer
+    sink = HttpSink(endpoint.url)
+    assert sink.send(EVENTS, soon()) == Delivery("delivered")
+    sink.close()
+
+
+def test_only_indexes_of_the_batch_are_refused_each_once() -> None:
+    def answer(*entries: object) -> bytes:
+        return json.dumps({"accepted": 1, "rejected": list(entries)}).encode()
+
+    assert refused_indexes(answer({"index": 2}, {"index": 0}, {"index": 2}), 3) == (0, 2)
+    assert refused_indexes(answer({"index": 3}, {"index": -1}, {"index": True}), 3) == ()
+    assert refused_indexes(answer({"index": 1.0}, {"index": "1"}, 1, {"field": "x"}), 3) == ()
+    assert refused_indexes(answer({"index": 1, "field": "outcome", "error": "e"}), 3) == (1,)
+
+
+def test_an_answer_is_read_no_further_than_the_limit(endpoint: Endpoint) -> None:
+    """A wire-format answer larger than ANSWER_LIMIT is cut short: not JSON, so nothing is
+    refused, and reading it costs no more than the limit."""
+    from cli_telemetry.sinks import http
+
+    rejected = [{"index": 0, "field": "x" * 100, "error": "y"}] * 1000
+    endpoint.answer = json.dumps({"rejected": rejected}).encode()
+    assert len(endpoint.answer) > http.ANSWER_LIMIT
+    sink = HttpSink(endpoint.url)
+    assert sink.send(EVENTS, soon()) == Delivery("delivered")
+    sink.close()
+
+
+def test_an_answer_dripped_a_byte_at_a_time_is_read_only_until_the_deadline(
+    endpoint: Endpoint,
+) -> None:
+    """Each byte would reset a read timeout: the deadline bounds the whole read."""
+    endpoint.mode = "drip_body"
+    sink = HttpSink(endpoint.url)
+    started = time.monotonic()
+    result = sink.send(EVENTS, soon(2.5))
+    assert time.monotonic() - started < 4
+    assert result == Delivery("retry", "timeout")  # stored or not: unknown, so sent again
+    sink.close()

@@ -856,3 +856,74 @@ def test_purge_forgets_delivery_marks(spool: Spool, spool_dir: Path) -> None:
     spool.settle(batch, {batch.names[0]: {"a"}}, ["a", "b"])
     spool.purge()
     assert not (spool_dir / "delivered.json").exists()
+
+
+def test_settle_counts_each_refused_event_once_however_many_sinks_refuse_it(
+    spool: Spool, spool_dir: Path
+) -> None:
+    spool.append([encode(f"e{i}") for i in range(3)])
+    batch = spool.claim()
+    assert batch is not None and batch.refused == frozenset()
+    first, second, third = batch.names
+    # "a" takes e0 and e2 and refuses e1; "b" is down: all three wait for it.
+    spool.settle(batch, {name: {"a"} for name in batch.names}, ["a", "b"], refused=[second])
+    assert spool.stats().rejected == 1
+    marks = json.loads((spool_dir / "delivered.json").read_text())
+    assert marks == {first: ["a"], second: {"sinks": ["a"], "refused": True}, third: ["a"]}
+    again = spool.claim()
+    assert again is not None and again.refused == frozenset({second})
+    assert again.delivered == {name: frozenset({"a"}) for name in again.names}
+    # "b" refuses e1 too, and e2: only e2 is new.
+    assert (
+        spool.settle(again, {n: {"b"} for n in again.names}, ["a", "b"], refused=[second, third])
+        == 3
+    )
+    assert (spool.stats().pending, spool.stats().rejected) == (0, 2)
+    assert not (spool_dir / "delivered.json").exists()
+
+
+def test_unattributed_refusals_are_added_as_they_are(spool: Spool) -> None:
+    spool.append([encode("e0"), encode("e1")])
+    batch = spool.claim()
+    assert batch is not None
+    spool.settle(batch, {n: {"a"} for n in batch.names}, ["a"], unattributed=2)
+    assert (spool.stats().pending, spool.stats().rejected) == (0, 2)
+
+
+def test_a_refusal_mark_goes_with_its_event(spool_dir: Path) -> None:
+    """Acknowledged, dropped by the bounds or purged, a refused event's mark is forgotten
+    (and a later event is counted afresh)."""
+    spool = Spool(str(spool_dir), max_events=10)
+    spool.append([encode("e0")])
+    batch = spool.claim()
+    assert batch is not None
+    spool.settle(batch, {batch.names[0]: {"a"}}, ["a", "b"], refused=batch.names)
+    again = spool.claim()
+    assert again is not None and again.refused == frozenset(again.names)
+    spool.ack(again)
+    assert not (spool_dir / "delivered.json").exists()
+    spool.append([encode("e1")])
+    batch = spool.claim()
+    assert batch is not None
+    spool.settle(batch, {batch.names[0]: {"a"}}, ["a", "b"], refused=batch.names)
+    spool.append([encode(f"f{i}") for i in range(10)])  # over the bound: e1 goes
+    assert (spool_dir / "delivered.json").exists()
+    batch = spool.claim(max_events=1)
+    assert batch is not None and batch.refused == frozenset()
+    spool.settle(batch, {}, ["a", "b"])
+    assert not (spool_dir / "delivered.json").exists()
+    assert spool.stats().rejected == 2
+
+
+def test_delivery_marks_of_an_earlier_version_are_read(spool: Spool, spool_dir: Path) -> None:
+    """Plain lists of sinks (an uploader before refusal marks wrote them) still count;
+    entries of neither shape are skipped."""
+    spool.append([encode("e0"), encode("e1"), encode("e2")])
+    names = new_names(spool_dir)
+    (spool_dir / "delivered.json").write_text(
+        json.dumps({names[0]: ["a"], names[1]: {"sinks": "a", "refused": "yes"}, names[2]: 3})
+    )
+    batch = spool.claim()
+    assert batch is not None
+    assert batch.delivered == {names[0]: frozenset({"a"})}
+    assert batch.refused == frozenset()

@@ -337,6 +337,92 @@ def test_sinks_build_from_their_description_with_an_import_path(
     assert ["x-" + i for i in ids] == my_provider.SENT
 
 
+# -- events refused one by one -----------------------------------------------------------
+
+
+def partial(*refused: int, unattributed: int = 0) -> Delivery:
+    return Delivery("delivered", "partial_rejected", refused=refused, unattributed=unattributed)
+
+
+def test_only_the_refused_events_of_a_batch_are_dropped_and_counted(paths: _paths.Paths) -> None:
+    ids = record(paths, 4)
+    sink = MemorySink(results=[partial(1, 3)])
+    assert run([sink]) == "empty"
+    assert [e["event_id"] for e in sink.events] == [ids[0], ids[2]]
+    stats = Spool(paths.spool_dir).stats()
+    assert (stats.pending, stats.rejected) == (0, 2)
+    assert state(paths)["last_error"] == "partial_rejected"
+    assert state(paths)["failures"] == 0 and state(paths)["last_upload"]
+
+
+def test_an_event_two_sinks_refuse_in_one_run_is_counted_once(paths: _paths.Paths) -> None:
+    ids = record(paths, 3)
+    a = MemorySink("a", results=[partial(1)])
+    b = MemorySink("b", results=[partial(1, 2)])
+    assert run([a, b]) == "empty"
+    assert [e["event_id"] for e in a.events] == [ids[0], ids[2]]
+    assert [e["event_id"] for e in b.events] == [ids[0]]
+    stats = Spool(paths.spool_dir).stats()
+    assert (stats.pending, stats.rejected) == (0, 2)  # ids[1] once, ids[2] once
+
+
+def test_a_refused_event_still_goes_to_the_other_sinks_and_counts_once_across_runs(
+    paths: _paths.Paths,
+) -> None:
+    ids = record(paths, 3)
+    a = MemorySink("a", results=[partial(1)])
+    b = MemorySink("b", results=[Delivery("retry", "http_503")])
+    assert run([a, b]) == "retry"
+    stats = Spool(paths.spool_dir).stats()
+    assert (stats.pending, stats.rejected) == (3, 1)  # all three still owed to b
+    end_backoff(paths)
+    b_refuses = MemorySink("b", results=[partial(0, 1)])  # the same event, and another
+    assert run([a, b_refuses]) == "empty"
+    assert [e["event_id"] for e in a.events] == [ids[0], ids[2]]  # a is not sent them again
+    assert [e["event_id"] for e in b_refuses.events] == [ids[2]]  # b was sent ids[1] too
+    stats = Spool(paths.spool_dir).stats()
+    assert (stats.pending, stats.rejected) == (0, 2)
+
+
+def test_a_whole_batch_rejection_counts_what_another_sink_refused_once(
+    paths: _paths.Paths,
+) -> None:
+    record(paths, 3)
+    a = MemorySink("a", results=[partial(2)])
+    b = MemorySink("b", results=[Delivery("retry", "http_503")])
+    assert run([a, b]) == "retry"
+    end_backoff(paths)
+    assert run([a, MemorySink("b", results=[Delivery("rejected", "http_400")])]) == "empty"
+    stats = Spool(paths.spool_dir).stats()
+    assert (stats.pending, stats.rejected) == (0, 3)
+
+
+def test_refusals_without_indexes_are_counted_as_they_are(paths: _paths.Paths) -> None:
+    """OTLP says how many, not which: every event leaves, the count is added."""
+    ids = record(paths, 3)
+    sink = MemorySink(results=[partial(unattributed=2)])
+    assert run([sink]) == "empty"
+    assert [e["event_id"] for e in sink.events] == ids
+    stats = Spool(paths.spool_dir).stats()
+    assert (stats.pending, stats.rejected) == (0, 2)
+
+
+def test_a_partial_delivery_without_an_error_kind_shows_as_partial(paths: _paths.Paths) -> None:
+    """A custom provider need not name the kind: status still says why events went."""
+    record(paths, 2)
+    assert run([MemorySink(results=[Delivery("delivered", refused=(0,))])]) == "empty"
+    assert Spool(paths.spool_dir).stats().rejected == 1
+    assert state(paths)["last_error"] == "partial_rejected"
+
+
+def test_indexes_outside_the_batch_refuse_nothing(paths: _paths.Paths) -> None:
+    """A custom provider's bug: indexes it was not sent are not anyone's events."""
+    record(paths, 2)
+    assert run([MemorySink(results=[Delivery("delivered", refused=(2, -1))])]) == "empty"
+    assert Spool(paths.spool_dir).stats().rejected == 0
+    assert state(paths)["last_error"] is None
+
+
 @pytest.mark.parametrize(
     "sinks",
     [

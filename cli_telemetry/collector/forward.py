@@ -7,7 +7,10 @@ without a release of the tool, and the providers' keys stay on the server.
 An ``outbox`` row per (provider, event) is written in the same transaction that stores the
 event, so an event that is stored will be forwarded, even if the collector stops right
 after. A forwarder thread per collector process sends each provider its rows, oldest
-first, in batches: delivered or refused for good, the rows go; otherwise they wait, leased
+first, in batches: delivered or refused for good, the rows go (a provider that takes a
+batch but refuses some of its events has all it will ever take: those rows go too, and the
+refusal is logged once per batch, with the provider's name and how many); otherwise they
+wait, leased
 until a backoff ends, and the provider rests until then: the rows behind them are not tried
 meanwhile, so a provider that is down gets one request per backoff, not one per batch it is
 owed. A batch too large for a provider (413) is sent again in halves, not dropped. Leases
@@ -159,6 +162,10 @@ class Forwarder:
             connection.execute(outbox.delete().where(outbox.c.seq.in_(seqs)))
         if result.outcome == "rejected":
             log.warning("%s refused %d events: %s", provider.name, len(batch), result.error)
+        elif refused := refusals(result, len(batch)):
+            log.warning(
+                "%s refused %d of %d events: %s", provider.name, refused, len(batch), result.error
+            )
         return True
 
     def _lease(self, name: str, limit: int) -> list[Any]:
@@ -196,6 +203,13 @@ class Forwarder:
             # one for the next attempt (a provider need not be safe to share by threads).
             del self._sinks[provider.name]
         return result
+
+
+def refusals(result: Delivery, count: int) -> int:
+    """How many of a delivered batch of ``count`` events the provider refused: those it
+    named (by an index of the batch) and those it only counted."""
+    named = sum(1 for index in result.refused if 0 <= index < count)
+    return min(count, named + result.unattributed)
 
 
 class _Contended(Exception):

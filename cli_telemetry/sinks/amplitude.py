@@ -20,11 +20,13 @@ address and leaves the location properties empty.
 Answers (Amplitude's HTTP V2 documentation): 200 stored. 400 lists the events at fault by
 index (``events_with_invalid_fields``, ``events_with_missing_fields``,
 ``events_with_invalid_id_lengths``, ``silenced_events``) and stores none of the batch:
-like the SDK, the others are sent again at once, without those, a few times at most; a 400
-naming no event (bad API key, bad JSON) is rejected. 413 is rejected as ``http_413``, which
-the uploader answers by splitting the batch. 429 (a device over 30 events per second, or
-a daily quota) is retried after Amplitude's advised 30 s unless the answer says otherwise;
-5xx are retried (``insert_id`` makes that safe).
+like the SDK, the others are sent again at once, without those, a few times at most, and
+once they are stored the batch is delivered with the events at fault as ``refused`` (by
+their indexes in the batch the uploader gave, not in the request). A 400 naming no event
+(bad API key, bad JSON), or naming every event that is left, is a rejection of the batch.
+413 is rejected as ``http_413``, which the uploader answers by splitting the batch. 429 (a
+device over 30 events per second, or a daily quota) is retried after Amplitude's advised
+30 s unless the answer says otherwise; 5xx are retried (``insert_id`` makes that safe).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from typing import Any, Final
 from .. import __version__
 from ..errors import ConfigurationError
 from . import mapping
-from .base import DELIVERED, Delivery
+from .base import DELIVERED, Delivery, partially
 from .http import Transport, json_body
 
 LIBRARY: Final = f"cli-telemetry/{__version__}"
@@ -71,9 +73,15 @@ class AmplitudeSink:
         self._transport = Transport()
 
     def send(self, events: Sequence[dict[str, Any]], deadline: float) -> Delivery:
-        messages = [message(e) for e in events if not mapping.is_identify(e) or mapping.traits(e)]
+        # An identify without traits has nothing to say to Amplitude: it is not sent, so a
+        # message's index is not its event's; `origin` maps one to the other.
+        origin = [
+            i for i, e in enumerate(events) if not mapping.is_identify(e) or mapping.traits(e)
+        ]
+        messages = [message(events[i]) for i in origin]
         if not messages:
             return DELIVERED
+        refused: set[int] = set()
         for _ in range(ATTEMPTS):
             body = json_body({"api_key": self._api_key, "events": messages})
             delivery, answer = self._transport.post(
@@ -81,13 +89,17 @@ class AmplitudeSink:
             )
             if delivery.error == "http_429" and delivery.retry_after is None:
                 return Delivery("retry", "http_429", THROTTLED_WAIT)
+            if delivery.outcome == "delivered":
+                return partially(refused)
             if delivery.error != "http_400":
-                return delivery
+                return delivery  # the ones refused so far will be refused again
             at_fault = faulty_events(answer)
-            valid = [m for i, m in enumerate(messages) if i not in at_fault]
-            if not valid or len(valid) == len(messages):
-                return delivery  # none to send again, or the request itself was refused
-            messages = valid
+            kept = [i for i in range(len(messages)) if i not in at_fault]
+            if not kept or len(kept) == len(messages):
+                return delivery  # every event at fault, or the request itself was refused
+            refused.update(origin[i] for i in range(len(messages)) if i in at_fault)
+            origin = [origin[i] for i in kept]
+            messages = [messages[i] for i in kept]
         return Delivery("rejected", "http_400")
 
     def close(self) -> None:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final, Literal, Protocol, runtime_checkable
 
 from .._record import Record
 
 Outcome = Literal["delivered", "retry", "rejected"]
-"""delivered: the sink has the events. retry: keep them and try again later (timeouts,
-connection errors, 429, 5xx). rejected: they can never succeed (other 4xx): drop them."""
+"""delivered: the sink has the events (but those it names as refused). retry: keep them and
+try again later (timeouts, connection errors, 429, 5xx). rejected: they can never succeed
+(other 4xx): drop them."""
 
 
 class Delivery(Record):
@@ -18,19 +19,50 @@ class Delivery(Record):
     ``error`` is a short kind (``"timeout"``, ``"http_503"``, ``"connection"``), never a
     message: it is shown by ``telemetry status`` and must not carry a URL's secrets or a
     server's words. ``retry_after`` is the server's requested wait in seconds, if any.
+
+    A sink that took a batch but refused some of its events for good (the collector's
+    ``rejected`` list, Amplitude's or Mixpanel's failed events, OTLP's partial success) says
+    so with a ``"delivered"`` outcome and ``refused``: the indexes, into the events given to
+    ``send``, of the events it will never take (sorted, each once). A service that only says
+    how many it refused (OTLP's ``rejectedLogRecords``) gives that number as
+    ``unattributed`` instead: those events cannot be told apart, so the uploader counts them
+    but keeps none back. Both are ignored with another outcome, where the whole batch is
+    kept or refused.
     """
 
-    __slots__ = ("error", "outcome", "retry_after")
+    __slots__ = ("error", "outcome", "refused", "retry_after", "unattributed")
 
     def __init__(
-        self, outcome: Outcome, error: str | None = None, retry_after: float | None = None
+        self,
+        outcome: Outcome,
+        error: str | None = None,
+        retry_after: float | None = None,
+        *,
+        refused: Iterable[int] = (),
+        unattributed: int = 0,
     ) -> None:
         self.outcome: Final = outcome
         self.error: Final = error
         self.retry_after: Final = retry_after
+        self.refused: Final[tuple[int, ...]] = tuple(sorted(set(refused)))
+        self.unattributed: Final = max(0, unattributed)
+
+    @property
+    def refusals(self) -> int:
+        """How many events of a delivered batch the sink refused, named or not."""
+        return len(self.refused) + self.unattributed
 
 
 DELIVERED: Final = Delivery("delivered")
+PARTIAL: Final = "partial_rejected"
+"""The error kind of a delivery whose sink refused some of the events."""
+
+
+def partially(refused: Iterable[int] = (), unattributed: int = 0) -> Delivery:
+    """Delivered, but for ``refused`` (and ``unattributed`` more): `DELIVERED` when that is
+    none, else a delivery with the error kind `PARTIAL`."""
+    result = Delivery("delivered", PARTIAL, refused=refused, unattributed=unattributed)
+    return result if result.refusals else DELIVERED
 
 
 @runtime_checkable

@@ -1,12 +1,18 @@
 """The project's own wire format over HTTP, with urllib3: the first and default sink.
 
 ``POST <endpoint>`` with ``Content-Type: application/json``, ``Content-Encoding: gzip`` and
-the body ``{"batch": [event, ...], "sent_at": "<UTC ISO 8601>"}``; any 2xx means stored.
+the body ``{"batch": [event, ...], "sent_at": "<UTC ISO 8601>"}``. A 2xx means stored, but
+for the events its answer names as refused for good: the collector answers
+``{"accepted": n, ..., "rejected": [{"index": i, "field": ..., "error": ...}, ...]}``, where
+``index`` is an event's position in the batch (see `refused_indexes`). Any other 2xx (an
+empty body, plain text, JSON without ``rejected``) means every event is stored, so a
+receiver of the wire format may answer a plain 200.
 
 Timeouts are strict because a slow or hostile endpoint must cost the background uploader a
 bounded time and nothing more: 2 s to connect, 5 s to read, and never past the run's
 deadline. urllib3's own retries and redirects are off: the uploader decides what to retry,
-across runs, with backoff. A response body is never read.
+across runs, with backoff. An answer's body is read only as far as `ANSWER_LIMIT`, and only
+until the deadline.
 """
 
 from __future__ import annotations
@@ -22,19 +28,23 @@ from typing import Any, Final
 import urllib3
 
 from .. import __version__
-from .base import DELIVERED, Delivery
+from .base import DELIVERED, Delivery, partially
 
 CONNECT_TIMEOUT: Final = 2.0
 READ_TIMEOUT: Final = 5.0
 USER_AGENT: Final = f"cli-telemetry/{__version__}"
+ANSWER_LIMIT: Final = 64 * 1024
+"""Bytes of a wire-format answer read for its ``rejected`` list: the collector names a
+refused event in ~100 bytes, so even a batch of the uploader's size (100 events) whose every
+event is refused fits several times over."""
 
 
 class Transport:
     """One small urllib3 pool with the strict timeouts above, shared by every HTTP sink.
 
-    `post` sends one request and classifies the answer from its status line alone. A body
-    is read only when a provider signals errors inside a 200 (``read_limit`` bytes at
-    most), and never past the deadline.
+    `post` sends one request and classifies the answer from its status line. A body is
+    read only when the caller asks (a provider that names refused events, or signals errors
+    inside a 200): ``read_limit`` bytes at most, and never past the deadline.
     """
 
     def __init__(self) -> None:
@@ -82,7 +92,7 @@ class Transport:
         answer = b""
         try:
             if read_limit:
-                answer = response.read(read_limit, decode_content=True)
+                answer = read_answer(response, read_limit, deadline)
         except urllib3.exceptions.HTTPError as exc:
             if 200 <= status < 300:  # delivered or not? unknown: the provider de-duplicates
                 return Delivery("retry", _error_kind(exc)), b""
@@ -92,6 +102,56 @@ class Transport:
 
     def close(self) -> None:
         self._pool.clear()
+
+
+def read_answer(response: urllib3.BaseHTTPResponse, limit: int, deadline: float) -> bytes:
+    """Up to ``limit`` bytes of ``response``'s body (inflated), all read by ``deadline``.
+
+    Read as it arrives (``read1``: one receive at a time), each receive allowed only the
+    time left, because a server that drips its body a byte at a time resets a plain read
+    timeout with every byte. Past the deadline it raises a read timeout, as the socket does.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise urllib3.exceptions.TimeoutError("past the deadline")
+        sock = getattr(response.connection, "sock", None)
+        if sock is not None:
+            sock.settimeout(min(READ_TIMEOUT, remaining))
+        chunk = response.read1(limit - size, decode_content=True)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def refused_indexes(answer: bytes, count: int) -> tuple[int, ...]:
+    """The events of a batch of ``count`` that a wire-format answer refuses: the ``index``
+    of each entry of its ``rejected`` list, each an integer of ``0 .. count - 1``, once.
+
+    Nothing is refused when the answer is empty, not JSON, cut short by `ANSWER_LIMIT`, or
+    has no such list: a 2xx means the batch is stored, and only an answer that names events
+    in exactly this shape takes some back. An entry that names no such event (a receiver's
+    bug) is passed over: it cannot be attributed to an event.
+    """
+    try:
+        value = json.loads(answer)
+    except (ValueError, RecursionError):
+        return ()
+    rejected = value.get("rejected") if isinstance(value, dict) else None
+    if not isinstance(rejected, list):
+        return ()
+    indexes = {
+        entry["index"]
+        for entry in rejected
+        if isinstance(entry, dict)
+        and type(entry.get("index")) is int
+        and 0 <= entry["index"] < count
+    }
+    return tuple(sorted(indexes))
 
 
 def split_auth(url: str) -> tuple[str, dict[str, str]]:
@@ -144,10 +204,26 @@ class HttpSink:
         headers = {"Content-Type": "application/json", **self._auth}
         if self.gzip_body:
             body = gzipped(body, headers)
-        return self._transport.post(self.endpoint, body, headers, deadline)[0]
+        return post_batch(self._transport, self.endpoint, body, headers, deadline, len(events))
 
     def close(self) -> None:
         self._transport.close()
+
+
+def post_batch(
+    transport: Transport,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    deadline: float,
+    count: int,
+) -> Delivery:
+    """POST a wire-format batch of ``count`` events and read the answer: delivered (with
+    the events a 2xx names as refused, see `refused_indexes`), or as `classify` says."""
+    delivery, answer = transport.post(url, body, headers, deadline, read_limit=ANSWER_LIMIT)
+    if delivery.outcome != "delivered":
+        return delivery
+    return partially(refused_indexes(answer, count))
 
 
 def classify(status: int, retry_after: str | None) -> Delivery:

@@ -9,7 +9,9 @@ from .base import DELIVERED, Delivery
 
 
 class MemorySink:
-    """Keeps every event it is sent; answers with ``results`` in turn, then delivers."""
+    """Keeps every event it is sent; answers with ``results`` in turn, then delivers. Of a
+    delivery that refuses events (``Delivery("delivered", refused=...)``) it keeps the
+    others."""
 
     def __init__(self, name: str = "memory", results: Sequence[Delivery] = ()) -> None:
         self.name = name
@@ -20,7 +22,7 @@ class MemorySink:
     def send(self, events: Sequence[dict[str, Any]], deadline: float) -> Delivery:
         result = self._results.pop(0) if self._results else DELIVERED
         if result.outcome == "delivered":
-            self.events.extend(events)
+            self.events.extend(e for i, e in enumerate(events) if i not in result.refused)
         return result
 
     def close(self) -> None:

@@ -15,17 +15,22 @@ because Mixpanel would geolocate those too.
 
 Answers: with ``verbose=1`` Mixpanel answers ``{"status": 1, "error": null}``; a 200 with
 ``"status": 0`` means the payload was refused for good (the SDK raises on it), so it is
-read (a few bytes, see `Transport.post`) and reported as rejected. ``/import`` answers
+read (see `Transport.post`) and reported as rejected. ``/import`` answers
 ``{"code": 200, "num_records_imported": n, "status": "OK"}``, and 400 with
-``failed_records`` when some events failed validation: the valid ones are stored, the
-others never will be, so the batch is rejected (Mixpanel asks not to retry a 400). 413 is
-rejected as ``http_413`` (the uploader splits the batch); 429 and 5xx are retried.
+``failed_records`` (``[{"index": i, "insert_id": ..., "field": ..., "message": ...}]``)
+when some events failed validation: "a 400 is a partial success rather than a total
+rejection", the valid ones are stored and the others never will be (Mixpanel asks not to
+retry a 400). So the batch is delivered, with the failed ones as ``refused``: ``index``
+counts the request's events, which leave out identify events, and is mapped back to the
+batch's. A 400 whose failed records are every event, or that names none we can place (a
+bad request, an answer cut short), is a rejection of the batch. 413 is rejected as
+``http_413`` (the uploader splits the batch); 429 and 5xx are retried.
 
 A batch with identify events needs two requests. They are sent in that order and the worse
-result wins (retry, then rejected, then delivered): a retry sends both again, which is
-harmless, because Mixpanel de-duplicates events on ``$insert_id`` (with the event, its
-time and its distinct id) and ``$set`` is idempotent. After a request to retry, the other
-is not even tried, since it will be sent again anyway.
+result wins (retry, then rejected, then delivered, whose refused events add up): a retry
+sends both again, which is harmless, because Mixpanel de-duplicates events on
+``$insert_id`` (with the event, its time and its distinct id) and ``$set`` is idempotent.
+After a request to retry, the other is not even tried, since it will be sent again anyway.
 
 Note that ``/track`` silently drops events older than five days; tools whose users are
 often offline for longer should use ``/import``.
@@ -43,13 +48,14 @@ import urllib3
 from .. import __version__
 from ..errors import ConfigurationError
 from . import mapping
-from .base import DELIVERED, Delivery
+from .base import DELIVERED, Delivery, partially
 from .http import Transport
 
 LIBRARY: Final = "cli-telemetry"
 FORM: Final = "application/x-www-form-urlencoded"
-ANSWER_LIMIT: Final = 4096
-"""Enough for a verbose answer or an /import error summary; the rest is not read."""
+ANSWER_LIMIT: Final = 64 * 1024
+"""Enough for a verbose answer, or /import's failed records for every event of a batch of
+the uploader's size (each names its event in ~150 bytes); the rest is not read."""
 GEOLOCATING: Final = frozenset({"ip", "$ip"})
 """Properties from which Mixpanel would derive a location: never sent."""
 
@@ -89,18 +95,20 @@ class MixpanelSink:
         self._transport = Transport()
 
     def send(self, events: Sequence[dict[str, Any]], deadline: float) -> Delivery:
-        tracked = [self._event(e) for e in events if not mapping.is_identify(e)]
-        profiles = [
-            self._profile(e) for e in events if mapping.is_identify(e) and mapping.traits(e)
-        ]
+        # Each request's messages, and the index in ``events`` of each message's event.
+        tracked = [i for i, e in enumerate(events) if not mapping.is_identify(e)]
+        profiled = [i for i, e in enumerate(events) if mapping.is_identify(e) and mapping.traits(e)]
         result = DELIVERED
-        for url, auth, messages in (
-            (self.events_url, self._events_auth, tracked),
-            (self.engage_url, {}, profiles),
+        for url, auth, origin, build in (
+            (self.events_url, self._events_auth, tracked, self._event),
+            (self.engage_url, {}, profiled, self._profile),
         ):
-            if not messages:
+            if not origin:
                 continue
-            result = worse(result, self._post(url, auth, messages, deadline))
+            answer = self._post(url, auth, [build(events[i]) for i in origin], deadline)
+            if answer.refused:
+                answer = partially(origin[i] for i in answer.refused)
+            result = worse(result, answer)
             if result.outcome == "retry":
                 break
         return result
@@ -118,6 +126,10 @@ class MixpanelSink:
         delivery, answer = self._transport.post(
             url, body, headers, deadline, read_limit=ANSWER_LIMIT
         )
+        if delivery.error == "http_400" and url == self.events_url and self._events_auth:
+            failed = failed_records(answer, len(messages))
+            if failed and len(failed) < len(messages):
+                return partially(failed)  # the others are stored: indexes of ``messages``
         if delivery.outcome != "delivered":
             return delivery
         return verdict(answer)
@@ -171,11 +183,37 @@ def verdict(answer: bytes) -> Delivery:
     return Delivery("retry", "bad_answer")
 
 
+def failed_records(answer: bytes, count: int) -> tuple[int, ...]:
+    """The indexes an /import 400 gives in ``failed_records`` (into the request's ``count``
+    events), each an integer in range, once; empty when it names none."""
+    try:
+        value = json.loads(answer)
+    except (ValueError, RecursionError):
+        return ()
+    failed = value.get("failed_records") if isinstance(value, dict) else None
+    if not isinstance(failed, list):
+        return ()
+    return tuple(
+        sorted(
+            {
+                record["index"]
+                for record in failed
+                if isinstance(record, dict)
+                and type(record.get("index")) is int
+                and 0 <= record["index"] < count
+            }
+        )
+    )
+
+
 def worse(a: Delivery, b: Delivery) -> Delivery:
     """The worse of two results for one batch (retry > rejected > delivered); of two
-    retries, the one asking to wait longer."""
+    retries, the one asking to wait longer; of two deliveries, one that refuses the events
+    either refused."""
     if _RANK[b.outcome] != _RANK[a.outcome]:
         return b if _RANK[b.outcome] > _RANK[a.outcome] else a
+    if a.outcome == "delivered":
+        return partially((*a.refused, *b.refused), a.unattributed + b.unattributed)
     if (b.retry_after or 0) > (a.retry_after or 0):
         return b
     return a

@@ -28,7 +28,9 @@ Answers follow the OTLP specification, which is stricter than `classify`: 429, 5
 504 are retried (with Retry-After); every other 4xx and 5xx must not be, so they are
 rejected (413 too, which lets the uploader split the batch). A 200 whose ``partialSuccess``
 rejects some records must not be retried either: the rest are stored, and a resend would
-store them twice; it is delivered, with the error kind ``partial_rejected``.
+store them twice. It is delivered, with ``rejectedLogRecords`` as ``unattributed`` refusals
+(the error kind ``partial_rejected``): OTLP says how many records were rejected but not
+which, so the uploader counts them and cannot keep them back for another try.
 
 Uncompressed by default, as every OTLP exporter is unless told otherwise
 (``OTEL_EXPORTER_OTLP_COMPRESSION`` defaults to none), because a receiver that cannot inflate
@@ -50,7 +52,7 @@ import urllib3
 from .. import __version__
 from ..errors import ConfigurationError
 from . import mapping
-from .base import Delivery
+from .base import Delivery, partially
 from .http import Transport, gzipped, json_body, split_auth
 
 LOGS_PATH: Final = "/v1/logs"
@@ -134,8 +136,8 @@ class OtlpSink:
             self.url, body, headers, deadline, read_limit=ANSWER_LIMIT
         )
         result = otlp_outcome(result)
-        if result.outcome == "delivered" and rejected_records(answer):
-            return Delivery("delivered", "partial_rejected")
+        if result.outcome == "delivered":
+            return partially(unattributed=min(len(events), rejected_records(answer)))
         return result
 
     def close(self) -> None:

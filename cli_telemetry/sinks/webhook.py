@@ -10,9 +10,16 @@ the receiver as the raw body.
 
 With a ``secret``, each request carries ``X-CLI-Telemetry-Timestamp`` and
 ``X-CLI-Telemetry-Signature`` (see `cli_telemetry.webhook_signature`, which a receiver
-imports to verify them without urllib3). Any 2xx means stored; other answers are classified
-as for every HTTP sink (`cli_telemetry.sinks.http.classify`). An ``identify`` event is one
-more event here.
+imports to verify them without urllib3). An ``identify`` event is one more event here.
+
+Answers are read as `HttpSink` reads them (`cli_telemetry.sinks.http.post_batch`): a 2xx
+means stored, but for the events its ``rejected`` list names, and other answers are
+classified as for every HTTP sink. The request is the wire format, so the answer is too: a
+receiver written to it (the collector itself can be a webhook's target) can refuse one bad
+event without costing its neighbours, or answer a plain 200. The answer of a service that
+knows nothing of the wire format (an automation service's ``{"status": "success"}``) names
+no events in that exact shape, and means, as before, that all of them arrived. Reading it
+costs at most `cli_telemetry.sinks.http.ANSWER_LIMIT` bytes, within the deadline.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from typing import Any
 
 from ..webhook_signature import signature_headers
 from .base import Delivery
-from .http import Transport, json_body, split_auth, utc_now_iso
+from .http import Transport, json_body, post_batch, split_auth, utc_now_iso
 
 
 class WebhookSink:
@@ -39,7 +46,7 @@ class WebhookSink:
         headers = {"Content-Type": "application/json", **self._auth}
         if self._secret is not None:
             headers.update(signature_headers(self._secret, body))
-        return self._transport.post(self.url, body, headers, deadline)[0]
+        return post_batch(self._transport, self.url, body, headers, deadline, len(events))
 
     def close(self) -> None:
         self._transport.close()
