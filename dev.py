@@ -109,7 +109,7 @@ def tell_the_story(home: str, env: dict[str, str], db: str) -> int:
     run("telemetry", "status")
     print(f"\n$ cli-telemetry report --db {db} --since 1d", flush=True)
     subprocess.run([str(BIN / "cli-telemetry"), "report", "--db", db, "--since", "1d"], check=True)
-    run("telemetry", "disable", note="stops any uploader, deletes what waits and the ids")
+    run("telemetry", "disable", note="stops any uploader, deletes what waits and the install id")
     return 0
 
 

@@ -67,7 +67,7 @@ def telemetry_commands(config_of: Callable[[], ToolConfig]) -> dict[str, click.C
         click.echo(f"Telemetry for {tool} {word} enabled (in {paths.config_file}).")
         _warn_overrides(config_of())
 
-    @group.command(help="Turn telemetry off and delete every pending event and the ids.")
+    @group.command(help="Turn telemetry off and delete every pending event and the install id.")
     def disable() -> None:
         paths = _paths.resolve(tool)
         choices = _config_or_empty(paths.config_file)
@@ -75,7 +75,7 @@ def telemetry_commands(config_of: Callable[[], ToolConfig]) -> dict[str, click.C
         deleted = _delete_state(config_of(), paths)
         click.echo(
             f"Telemetry for {tool} is now disabled; deleted {deleted} pending event(s)"
-            " and the anonymous ids."
+            " and the anonymous install id."
         )
 
     for command in (status, enable, disable):
