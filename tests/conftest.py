@@ -207,6 +207,16 @@ class Tool:
         return sorted(p for p in self.home.rglob("*") if p.is_file())
 
 
+def script_tool(directory: Path, source: str, name: str = "acme") -> Tool:
+    """A tool made of ``source`` (a click script), run as a real process in a home of its
+    own under ``directory``."""
+    script = directory / f"{name}_tool.py"
+    script.write_text(source)
+    home = directory / "home"
+    home.mkdir(exist_ok=True)
+    return Tool(home, name=name, program=[sys.executable, str(script)])
+
+
 @pytest.fixture
 def tool(tmp_path: Path) -> Iterator[Tool]:
     home = tmp_path / "home"

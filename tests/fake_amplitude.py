@@ -72,7 +72,6 @@ class FakeAmplitude(FakeService):
         self.api_key = api_key
         self.require_no_geolocation = True
         self._seen: set[tuple[str, str]] = set()
-        self._answers: dict[int, bytes] = {}
         self._silenced: dict[str, int] = {}  # device id -> requests before the silence
         super().__init__()
 
@@ -172,17 +171,8 @@ class FakeAmplitude(FakeService):
             "payload_size_bytes": len(request.data),
             "server_upload_time": now_ms,
         }
-        with self._lock:
-            self._answers[id(request)] = json.dumps(answer_body).encode()
+        self.answer_with(request, json.dumps(answer_body).encode())
         return stored
-
-    def _answer(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
-        status, body, headers = super()._answer(request)
-        with self._lock:
-            special = self._answers.pop(id(request), None)
-        if status == 200 and special is not None:
-            body = special
-        return status, body, headers
 
     def _event_faults(self, event: Any, min_id_length: int) -> list[tuple[str, str]]:
         if not isinstance(event, dict):

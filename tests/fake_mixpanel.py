@@ -79,7 +79,6 @@ class FakeMixpanel(FakeService):
         self.require_no_geolocation = True
         self.path_answers: dict[str, list[tuple[int, bytes]]] = {}
         self._seen: set[tuple[Any, ...]] = set()
-        self._answers: dict[int, bytes] = {}
         super().__init__()
 
     def answer_path(self, path: str, status: int, body: bytes | str, times: int = 1) -> None:
@@ -106,19 +105,6 @@ class FakeMixpanel(FakeService):
             return self._import(request)
         raise Refusal(404, _error("not found"))
 
-    def _answer(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
-        status, body, headers = super()._answer(request)
-        with self._lock:
-            special = self._answers.pop(id(request), None)
-        if status == 200 and special is not None and body == self.success_body:
-            body = special
-        return status, body, headers
-
-    def _set_answer(self, request: Request, body: bytes) -> None:
-        """The body of a success answer other than the verbose one."""
-        with self._lock:
-            self._answers[id(request)] = body
-
     # -- /track and /engage ------------------------------------------------------------
 
     def _track(self, request: Request) -> list[dict[str, Any]]:
@@ -134,7 +120,7 @@ class FakeMixpanel(FakeService):
         if errors:
             raise Refusal(400, _error(errors[0]) if verbose else "0")
         if not verbose:
-            self._set_answer(request, b"1")
+            self.answer_with(request, b"1")
         return self._store_events(messages)
 
     def _engage(self, request: Request) -> list[dict[str, Any]]:
@@ -167,7 +153,7 @@ class FakeMixpanel(FakeService):
                 }
             )
         if not verbose:
-            self._set_answer(request, b"1")
+            self.answer_with(request, b"1")
         return stored
 
     def _profile_error(self, record: Any) -> str | None:
@@ -246,7 +232,7 @@ class FakeMixpanel(FakeService):
                 ),
             )
         imported = {"code": 200, "num_records_imported": len(valid), "status": "OK"}
-        self._set_answer(request, json.dumps(imported).encode())
+        self.answer_with(request, json.dumps(imported).encode())
         return self._store_events(valid)
 
     # -- shared ------------------------------------------------------------------------

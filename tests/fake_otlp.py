@@ -72,7 +72,6 @@ class FakeOtlp(FakeService):
     def __init__(self, path: str = "/v1/logs") -> None:
         self.path = path
         self.reject_before: float | None = None
-        self._answers: dict[int, bytes] = {}
         super().__init__()
 
     def check(self, request: Request) -> list[dict[str, Any]]:
@@ -95,17 +94,8 @@ class FakeOtlp(FakeService):
                 "rejectedLogRecords": str(len(items) - len(kept)),
                 "errorMessage": "log records older than the retention period",
             }
-            with self._lock:
-                self._answers[id(request)] = json.dumps({"partialSuccess": partial}).encode()
+            self.answer_with(request, json.dumps({"partialSuccess": partial}).encode())
         return kept
-
-    def _answer(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
-        status, body, headers = super()._answer(request)
-        with self._lock:
-            special = self._answers.pop(id(request), None)
-        if status == 200 and special is not None:
-            body = special
-        return status, body, headers
 
 
 class Malformed(Exception):

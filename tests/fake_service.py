@@ -84,6 +84,7 @@ class FakeService:
         self.stored: list[dict[str, Any]] = []  # what the service would keep
         self.refused: list[tuple[Request, int]] = []
         self.forced: list[tuple[int, str | None]] = []  # next answers: (status, Retry-After)
+        self._special: dict[int, bytes] = {}  # success answers other than success_body
         self._lock = threading.Lock()
         service = self
 
@@ -123,6 +124,12 @@ class FakeService:
     def check(self, request: Request) -> list[dict[str, Any]]:
         raise NotImplementedError
 
+    def answer_with(self, request: Request, body: bytes) -> None:
+        """From `check`: answer ``request``'s success with ``body`` instead of
+        `success_body` (what a service says when it stored only part of a batch)."""
+        with self._lock:
+            self._special[id(request)] = body
+
     def force(self, status: int, times: int = 1, retry_after: str | None = None) -> None:
         """Answer the next ``times`` requests with ``status`` (storing nothing)."""
         with self._lock:
@@ -143,10 +150,12 @@ class FakeService:
         except Refusal as refusal:
             with self._lock:
                 self.refused.append((request, refusal.status))
+                self._special.pop(id(request), None)
             return refusal.status, refusal.body, {}
         with self._lock:
             self.stored.extend(items)
-        return 200, self.success_body, {}
+            body = self._special.pop(id(request), self.success_body)
+        return 200, body, {}
 
     def wait_for(self, condition: Callable[[], bool], timeout: float = 20.0) -> bool:
         from conftest import poll

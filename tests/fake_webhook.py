@@ -43,7 +43,6 @@ class FakeWebhook(FakeService):
         self.path = path
         self.tolerance = tolerance
         self.refuse: Callable[[dict[str, Any]], bool] | None = None
-        self._answers: dict[int, bytes] = {}
         super().__init__()
         self.endpoint = self.url + path
 
@@ -87,17 +86,8 @@ class FakeWebhook(FakeService):
                 continue
             items.append(normalize(event))
         if self.refuse is not None:
-            with self._lock:
-                self._answers[id(request)] = json.dumps({"rejected": rejected}).encode()
+            self.answer_with(request, json.dumps({"rejected": rejected}).encode())
         return items
-
-    def _answer(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
-        status, body, headers = super()._answer(request)
-        with self._lock:
-            special = self._answers.pop(id(request), None)
-        if status == 200 and special is not None:
-            body = special
-        return status, body, headers
 
 
 def normalize(event: dict[str, Any]) -> dict[str, Any]:

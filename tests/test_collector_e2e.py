@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import urllib3
-from conftest import Tool, poll
+from conftest import Tool, poll, script_tool
 
 from cli_telemetry.events import FIELD_RULES
 
@@ -491,11 +491,7 @@ def test_what_the_old_collector_refused_now_arrives(tmp_path: Path) -> None:
     detached uploader (a value the schema cannot hold arrives as <other>)."""
     server = Collector(f"sqlite:///{tmp_path / 'contract.sqlite3'}")
     try:
-        script = tmp_path / "acme.py"
-        script.write_text(CONTRACT_TOOL)
-        home = tmp_path / "home"
-        home.mkdir()
-        acme = Tool(home, name="acme", program=[sys.executable, str(script)])
+        acme = script_tool(tmp_path, CONTRACT_TOOL)
         acme.enable()
         acme.env["ACME_TELEMETRY_ENDPOINT"] = server.url + "/v1/events"
         for lang in ("C#", "café", "a b"):

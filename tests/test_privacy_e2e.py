@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Tool, poll
+from conftest import Tool, poll, script_tool
 from loopback import Endpoint
 
 SECRET_CONTEXT = "arn:aws:eks:us-east-1:123456789012:cluster/prod"
@@ -80,14 +79,10 @@ def test_a_choice_and_plugins_from_the_users_data_stay_on_their_machine(
     """A Choice built from the user's kube contexts, and a plugin found on their PATH: the
     command's name and the option's name are recorded, neither run-time value, on disk or
     on the wire."""
-    script = tmp_path / "acme.py"
-    script.write_text(USERS_DATA_TOOL)
-    home = tmp_path / "home"
-    home.mkdir()
     plugins = tmp_path / "bin"
     plugins.mkdir()
     (plugins / f"acme-{SECRET_PLUGIN}").write_text("#!/bin/sh\n")
-    acme = Tool(home, name="acme", program=[sys.executable, str(script)])
+    acme = script_tool(tmp_path, USERS_DATA_TOOL)
     acme.env["KUBE_CONTEXTS"] = f"{SECRET_CONTEXT},dev"
     acme.env["PATH"] = f"{plugins}{os.pathsep}{acme.env['PATH']}"
     acme.enable()
@@ -102,7 +97,7 @@ def test_a_choice_and_plugins_from_the_users_data_stay_on_their_machine(
     wire = json.dumps(endpoint.requests)
     assert SECRET_CONTEXT not in wire and "123456789012" not in wire
     assert SECRET_PLUGIN not in wire and "megacorp" not in wire
-    written = everything_written(home)
+    written = everything_written(acme.home)
     assert SECRET_CONTEXT not in written and SECRET_PLUGIN not in written
 
 

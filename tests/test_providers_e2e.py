@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import calendar
 import json
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Tool, poll
+from conftest import Tool, poll, script_tool
 from fake_amplitude import API_KEY as AMPLITUDE_KEY
 from fake_amplitude import FakeAmplitude
 from fake_mixpanel import PROJECT_ID, SERVICE_ACCOUNT, FakeMixpanel
@@ -120,11 +119,7 @@ cli()
 
 @pytest.fixture
 def acme(tmp_path: Path) -> Tool:
-    script = tmp_path / "acme.py"
-    script.write_text(SCRIPT)
-    home = tmp_path / "home"
-    home.mkdir()
-    tool = Tool(home, name="acme", program=[sys.executable, str(script)])
+    tool = script_tool(tmp_path, SCRIPT)
     tool.enable()
     return tool
 
