@@ -47,7 +47,7 @@ def fill_spool(spool: Path, count: int) -> None:
     existing = sorted(spool.iterdir()) if spool.is_dir() else []
     template = existing[-1].read_bytes() if existing else b"{}"
     for event in existing:
-        event.unlink()
+        event.unlink(missing_ok=True)  # an uploader may have claimed it meanwhile
     for i in range(count):
         name = event_file_name(time.time_ns() - 10**12 + i, os.urandom(6).hex(), len(template))
         (spool / name).write_bytes(template)

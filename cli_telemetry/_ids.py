@@ -33,26 +33,40 @@ class Ids(Record):
 
 
 def read_ids(path: str) -> Ids | None:
-    """The stored ids, or None when there are none (or they are not ours)."""
+    """The stored ids, or None when there are none (or they are not ours: an install id
+    that is not a UUID, which the collector would refuse on every event)."""
+    return _read(path)[0]
+
+
+def _read(path: str) -> tuple[Ids | None, bool]:
+    """The stored ids, and whether the file holds more than they (an earlier release wrote
+    a ``machine_id`` line beside the install id)."""
+    from ._values import is_uuid
+
     try:
         with open(path, encoding="utf-8") as f:
             values = parse_lines(f.read())
     except (OSError, UnicodeDecodeError, ConfigError):
-        return None
+        return None, False
     install_id = values.get("install_id")
-    if not install_id:
-        return None
-    return Ids(install_id)
+    if not is_uuid(install_id):
+        return None, False
+    return Ids(str(install_id)), set(values) != {"install_id"}
 
 
 def load_or_create_ids(path: str) -> Ids:
-    """Read the ids, creating them once if missing.
+    """Read the ids, creating them once if missing; a file an earlier release wrote keeps
+    its install id and loses the rest (the machine id is no longer collected).
 
     Concurrent first runs must agree on one install id, so the file is published with
     ``os.link`` (fails if it exists) rather than a rename (last writer wins).
     """
-    ids = read_ids(path)
+    ids, more = _read(path)
     if ids is not None:
+        if more:
+            from ._paths import write_private
+
+            write_private(path, ids.to_text())
         return ids
     from ._paths import make_private_dir
 

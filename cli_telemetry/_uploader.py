@@ -60,20 +60,22 @@ one uploader serves a burst of commands (whose own spawns the stamp throttles)."
 CLOSE_TIMEOUT: Final = 2.0
 BATCH_EVENTS: Final = 100
 BATCH_BYTES: Final = 512 * 1024
-ENVELOPE: Final = ("event_id", "event", "timestamp", "tool", "install_id")
-"""The fields every provider maps an event by (see `cli_telemetry.sinks.mapping`)."""
 
 
 def well_formed(event: dict[str, Any]) -> bool:
-    """An event every sink can map: the envelope's fields are strings, and the time is one
-    the sinks' own parser (`cli_telemetry.sinks.mapping.epoch_seconds`) reads."""
-    if not all(isinstance(event.get(key), str) for key in ENVELOPE):
-        return False
-    from .sinks.mapping import epoch_seconds
+    """An event of the schema, as the collector would accept it (`events.check_event`),
+    once the fields the schema has withdrawn are taken out of it (`events.drop_withdrawn`).
 
+    The library writes nothing else, but the spool may hold a damaged or foreign file, or
+    an event written before an upgrade changed the rules: every sink is sent only what the
+    schema allows (a provider would store whatever an event holds), and such a file is
+    dropped and counted, not retried ahead of every other event for good."""
+    from .events import InvalidEvent, check_event, drop_withdrawn
+
+    drop_withdrawn(event)
     try:
-        epoch_seconds(event["timestamp"])
-    except (ValueError, OverflowError):
+        check_event(event)
+    except InvalidEvent:
         return False
     return True
 
@@ -184,9 +186,9 @@ class _Run:
             for event, name in zip(batch.events, batch.names, strict=True)
             if not well_formed(event)
         }
-        if malformed:  # no sink could map it, and the oldest are claimed first: it would
-            # block every sink for good. Our own writer never makes one; a damaged file can.
-            self.spool.count(corrupt=len(malformed))
+        # An event the schema refuses is refused for good, here as the collector would:
+        # no sink is sent it (it is dropped for all of them and counted as rejected, once).
+        # Our own writer never makes one; a damaged file, or one from before an upgrade, can.
         work = []
         owed: dict[str, list[str]] = {}  # the file names of the events each sink is sent
         for sink in ready:
@@ -210,7 +212,7 @@ class _Run:
         have: dict[str, set[str]] = {
             name: set(everyone) if name in malformed else set() for name in batch.names
         }
-        refused: set[str] = set()  # the events a sink refused for good, each counted once
+        refused: set[str] = set(malformed)  # refused for good by a sink or the schema
         unattributed = 0  # and those it refused without saying which (counted as they are)
         again: list[str] = []
         for sink, events in work:

@@ -323,6 +323,20 @@ EXIT_CODE: Final = Int("an exit status", -(2**31), 2**32 - 1)
 DURATION_MS: Final = Int("milliseconds", 0, 7 * 24 * 3600 * 1000)
 
 
+_HEX: Final = frozenset("0123456789abcdef")
+
+
+def is_uuid(value: Any) -> bool:
+    """A UUID written in lowercase hex, 8-4-4-4-12 (the event and install ids)."""
+    return (
+        isinstance(value, str)
+        and len(value) == 36
+        and value[8] == value[13] == value[18] == value[23] == "-"
+        and _HEX.issuperset(value[:8] + value[9:13] + value[14:18] + value[19:23])
+        and _HEX.issuperset(value[24:])
+    )
+
+
 def _dotted(value: Any, parts: tuple[int, int], digits: int, empty: bool) -> bool:
     """``parts`` (a range) dot-separated runs of at most ``digits`` ASCII digits; with
     ``empty``, also the empty string."""

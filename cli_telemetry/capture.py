@@ -22,7 +22,6 @@ from click.core import ParameterSource
 
 from ._values import (
     CHOICE,
-    DURATION_MS,
     EXIT_CODE,
     FLAG,
     MAX_LIST,
@@ -101,7 +100,8 @@ def _other_switch_was_given(ctx: click.Context, param: click.Option) -> bool:
 
 
 def _closed_value(param: click.Option, value: object) -> tuple[ClosedValue] | None:
-    """``(value,)`` when ``value`` provably comes from a closed set the author declared.
+    """``(value,)`` as recorded, when ``value`` provably comes from a closed set the author
+    declared (`recordable_values` lists what that set may give).
 
     The value itself is checked, not only the declared type: an option's callback may have
     turned a choice into a path. A count is an unbounded number, so it is not closed.
@@ -113,20 +113,10 @@ def _closed_value(param: click.Option, value: object) -> tuple[ClosedValue] | No
         many = isinstance(value, (list, tuple))
         items: list[str | int | float | bool | None] = []
         for item in value if isinstance(value, (list, tuple)) else [value]:
-            if item not in choices:
+            recorded = _choice_value(item) if item in choices else None
+            if recorded is None:
                 return None
-            if isinstance(item, enum.Enum):
-                items.append(CHOICE.fit(item.name))
-            elif isinstance(item, str):
-                items.append(CHOICE.fit(item))
-            elif isinstance(item, bool):
-                items.append(item)
-            elif isinstance(item, int):
-                items.append(item if abs(item) <= MAX_SAFE_INTEGER else PLACEHOLDER)
-            elif isinstance(item, float):
-                items.append(item if math.isfinite(item) else PLACEHOLDER)
-            else:
-                return None
+            items.append(recorded)
         return (items[:MAX_LIST],) if many else (items[0],)
     if param.is_flag and not param.is_bool_flag:
         return (True,)  # a switch such as --upper: its name says which; its value is not ours
@@ -134,6 +124,39 @@ def _closed_value(param: click.Option, value: object) -> tuple[ClosedValue] | No
         param.is_flag or isinstance(param.type, click.types.BoolParamType)
     ):
         return (value,)
+    return None
+
+
+def recordable_values(param: click.Option) -> tuple[list[ClosedValue], bool]:
+    """What `_closed_value` may record for ``param`` (named in ``record_values``), and
+    whether it records a list of them: for ``cli-telemetry schema``."""
+    many = bool(param.multiple or param.nargs != 1)
+    if param.count:
+        return [], many
+    if isinstance(param.type, click.Choice):
+        values = [_choice_value(choice) for choice in param.type.choices]
+        unique = {(type(v), v): v for v in values if v is not None}  # True is not 1
+        return list(unique.values()), many
+    if param.is_flag and not param.is_bool_flag:
+        return [True], many
+    if param.is_flag or isinstance(param.type, click.types.BoolParamType):
+        return [True, False], many
+    return [], many
+
+
+def _choice_value(item: object) -> str | int | float | bool | None:
+    """A Choice's member as recorded (an enum by its name; what the schema cannot hold as
+    `PLACEHOLDER`), or None for a kind of value no event holds."""
+    if isinstance(item, enum.Enum):
+        return CHOICE.fit(item.name)
+    if isinstance(item, str):
+        return CHOICE.fit(item)
+    if isinstance(item, bool):
+        return item
+    if isinstance(item, int):
+        return item if abs(item) <= MAX_SAFE_INTEGER else PLACEHOLDER
+    if isinstance(item, float):
+        return item if math.isfinite(item) else PLACEHOLDER
     return None
 
 
@@ -154,33 +177,38 @@ def classify(exc: BaseException | None, exit_code: int) -> tuple[Outcome, str | 
     return "error", fit_error_type(type(exc).__name__)
 
 
+def is_clicks(exc: BaseException | None) -> bool:
+    """``exc`` is one of click's own exceptions (a usage error, an abort): its class name is
+    click's, whatever command raised it."""
+    return exc is not None and type(exc).__module__.split(".", 1)[0] == "click"
+
+
 def exit_code_of(exc: BaseException | None) -> int:
     """The process exit status that ``exc`` leads to, as Python and click compute it (a
     status no OS has, such as ``sys.exit(2**40)`` on Windows, at the schema's bound)."""
     return EXIT_CODE.fit(_exit_code_of(exc))
 
 
-def duration_ms(started: float, ended: float) -> int:
-    """Milliseconds between two ``time.perf_counter()`` readings, within the schema."""
-    return DURATION_MS.fit(int((ended - started) * 1000))
-
-
 def _exit_code_of(exc: BaseException | None) -> int:
     if exc is None:
         return 0
     if isinstance(exc, SystemExit):
-        code = exc.code
-        if code is None:
-            return 0
-        if not isinstance(code, int):
-            return 1
-        # int(): sys.exit(True) is 1. POSIX keeps the low 8 bits: sys.exit(256) exits 0.
-        return int(code) & 0xFF if os.name == "posix" else int(code)
-    if isinstance(exc, click.exceptions.Exit):
-        return exc.exit_code
-    if isinstance(exc, click.ClickException):
-        return exc.exit_code
+        return _status(exc.code)
+    if isinstance(exc, (click.exceptions.Exit, click.ClickException)):
+        # click exits with this code (sys.exit), so it becomes what sys.exit makes of it;
+        # an author's subclass may hold anything there.
+        return _status(exc.exit_code)
     return 1
+
+
+def _status(code: object) -> int:
+    """What ``sys.exit(code)`` makes the process's exit status."""
+    if code is None:
+        return 0
+    if not isinstance(code, int):
+        return 1
+    # int(): sys.exit(True) is 1. POSIX keeps the low 8 bits: sys.exit(256) exits 0.
+    return int(code) & 0xFF if os.name == "posix" else int(code)
 
 
 # Checked in order; the first variable present names the provider. Generic CI last.

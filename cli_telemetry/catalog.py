@@ -39,9 +39,9 @@ from collections.abc import Mapping
 from typing import Any, Final, Literal
 
 from ._record import Record
-from ._values import COMMAND_EVENT, EVENT_NAME, IDENTIFY_EVENT, MAX_SAFE_INTEGER, PROPERTY_NAME
+from ._values import IDENTIFY_EVENT, MAX_SAFE_INTEGER, PROPERTY_NAME
 from .errors import ConfigurationError
-from .events import MAX_PROPERTIES, MAX_STRING_LENGTH, Scalar
+from .events import MAX_PROPERTIES, PROPERTY_VALUE_WHAT, Scalar, property_value
 
 Kind = Literal["boolean", "integer", "number", "choice"]
 KIND_WORDS: Final[Mapping[Kind, str]] = {
@@ -221,15 +221,10 @@ class EventSpec(Record):
 def declare(name: str, properties: type[Any], description: str | None = None) -> EventSpec:
     """The `EventSpec` of event ``name`` whose properties ``properties`` (a ``TypedDict``)
     types. Raises `ConfigurationError` for a declaration that could record something it
-    must not, or that the schema cannot hold."""
-    if not isinstance(name, str) or not EVENT_NAME.fits(name) or name == COMMAND_EVENT:
-        raise ConfigurationError(
-            f"event name {name!r} must be {EVENT_NAME.what}, and not {COMMAND_EVENT!r}"
-        )
-    if not typing.is_typeddict(properties):
-        raise ConfigurationError(
-            f"{name}: declare its properties with a TypedDict class, not {properties!r}"
-        )
+    must not, or that the schema cannot hold.
+
+    `Telemetry.event` has checked the name and that ``properties`` is a ``TypedDict`` (at
+    once, cheaply, on every run); this reads the rest, when the event is first used."""
     text = description if description is not None else (properties.__doc__ or "")
     text = " ".join(text.split())
     if not text:
@@ -284,12 +279,8 @@ def _property(event: str, key: str, hint: Any, required: bool) -> PropertySpec:
         for choice in choices:
             if type(choice) not in (str, int, bool):
                 raise ConfigurationError(f"{where}: a Literal of str, int or bool values")
-            if isinstance(choice, str) and not 0 < len(choice) <= MAX_STRING_LENGTH:
-                raise ConfigurationError(
-                    f"{where}: each value must be 1 to {MAX_STRING_LENGTH} characters"
-                )
-            if type(choice) is int and abs(choice) > MAX_SAFE_INTEGER:
-                raise ConfigurationError(f"{where}: {choice} is past ±{MAX_SAFE_INTEGER}")
+            if choice == "" or not property_value(choice):  # the schema's rule for a value
+                raise ConfigurationError(f"{where}: {choice!r} is not {PROPERTY_VALUE_WHAT}")
         return PropertySpec(key, "choice", choices=choices, nullable=nullable,
                             required=required, description=description)  # fmt: skip
     if hint is str:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import click
 
-from ._values import CHOICE, COMMAND_EVENT, MAX_LIST, SCHEMA_VERSION
-from .capture import option_name
+from ._values import COMMAND_EVENT, MAX_LIST, SCHEMA_VERSION
+from .capture import option_name, recordable_values
 from .events import COMMAND_ONLY_FIELDS, CUSTOM_ONLY_FIELDS, FIELDS, ClosedValue, privacy_table
 
 if TYPE_CHECKING:
@@ -68,40 +68,17 @@ def recorded_options(telemetry: Telemetry) -> tuple[dict[str, RecordedOption], l
             ):
                 continue
             seen.update(wanted.intersection(param.opts + param.secondary_opts))
-            values = _values(param)
+            values, many = recordable_values(param)
             names = [option_name(param, True)]
             if param.is_flag and param.secondary_opts:
                 names.append(option_name(param, False))
             key = names[0]
             if key in found:  # the same option on several commands: every value counts
                 merged = found[key].values + [v for v in values if v not in found[key].values]
-                found[key] = RecordedOption(names, merged, found[key].multiple or param.multiple)
+                found[key] = RecordedOption(names, merged, found[key].multiple or many)
             else:
-                found[key] = RecordedOption(names, values, param.multiple)
+                found[key] = RecordedOption(names, values, many)
     return dict(sorted(found.items())), sorted(wanted - seen)
-
-
-def _values(param: click.Option) -> list[ClosedValue]:
-    """What `capture` may record for ``param``: its choices, or true/false."""
-    import enum
-
-    if param.count:
-        return []
-    if isinstance(param.type, click.Choice):
-        values: list[ClosedValue] = []
-        for choice in param.type.choices:
-            if isinstance(choice, enum.Enum):
-                values.append(CHOICE.fit(choice.name))
-            elif isinstance(choice, str):
-                values.append(CHOICE.fit(choice))
-            elif isinstance(choice, (bool, int, float)):
-                values.append(choice)
-        return values
-    if param.is_flag and not param.is_bool_flag:
-        return [True]
-    if param.is_flag or isinstance(param.type, click.types.BoolParamType):
-        return [True, False]
-    return []
 
 
 def _commands(roots: tuple[click.Command, ...]) -> Iterator[click.Command]:

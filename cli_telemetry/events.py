@@ -6,18 +6,16 @@ Everything that touches an event is built from this module:
 - `FIELDS` states each field once: which events carry it, the rule its value obeys, and the
   sentence PRIVACY.md says about it (``tests/test_privacy_doc.py`` holds PRIVACY.md's table
   equal to `privacy_table`);
-- the library fits what it captures to those rules (`Text.fit`, `Int.fit`, `fit_version`),
-  and checks every event with `check_event` before it spools it;
-- the collector validates what it receives with the very same `check_event`;
+- the library fits each value it captures to its field's rule as it captures it
+  (`cli_telemetry._values`, where the rules of single values live: the host tool needs them
+  on every run without the rest of this module);
+- `check_event` is the judge: the collector runs it on each event it receives, and the
+  uploader on each event before any sink is sent it;
 - ``cli-telemetry schema`` prints the rules as JSON Schema (`Rule.json_schema`).
 
-So a value the library records is, by construction, one its collector accepts
-(``tests/test_schema_property.py`` tries that with generated tools).
-
-The rules are plain Python predicates (string methods and set operations), not regular
-expressions: the host tool checks its event on every run, and compiling one pattern costs
-about 0.1 ms at import. `Rule.pattern` writes each text rule as a regular expression for JSON
-Schema; a test holds the two forms equal.
+So a value the library records is, by construction, one its collector accepts;
+``tests/test_contract_property.py`` tries that with generated tools, and debug mode checks
+each event it shows.
 """
 
 from __future__ import annotations
@@ -29,7 +27,6 @@ from typing import Any, Final, Literal, TypedDict
 
 from ._values import (
     CHOICE,
-    COMMAND_EVENT,
     DIGITS,
     DURATION_MS,
     EVENT_NAME,
@@ -42,7 +39,6 @@ from ._values import (
     OPTION,
     PLATFORM_WORD,
     PROPERTY_NAME,
-    SCHEMA_VERSION,
     TOOL,
     TOOL_VERSION,
     UNLISTED,
@@ -53,7 +49,11 @@ from ._values import (
     _error_type,
     _escape,
     _rule,
+    is_uuid,
 )
+from ._values import COMMAND_EVENT as COMMAND_EVENT  # the collector reads them here
+from ._values import IDENTIFY_EVENT as IDENTIFY_EVENT
+from ._values import SCHEMA_VERSION as SCHEMA_VERSION
 
 Outcome = Literal["success", "error", "usage_error", "aborted", "interrupted"]
 """How an invocation ended; see `capture.classify` for the mapping from exceptions."""
@@ -115,8 +115,6 @@ class Event(_EveryEvent, total=False):
 
 # -- rules --------------------------------------------------------------------------------
 
-HEX: Final = "0123456789abcdef"
-
 
 def _one_of(what: str, choices: tuple[object, ...]) -> Rule:
     """One of ``choices``, compared with their types (``True`` is not ``1``)."""
@@ -134,17 +132,6 @@ def _nullable(rule: Rule) -> Rule:
         f"null or {rule.what}",
         lambda value: None if value is None else rule.problem(value),
         lambda: {"anyOf": [{"type": "null"}, rule.json_schema()]},
-    )
-
-
-def _uuid(value: Any) -> bool:
-    """A UUID written in lowercase hex, 8-4-4-4-12."""
-    return (
-        isinstance(value, str)
-        and len(value) == 36
-        and value[8] == value[13] == value[18] == value[23] == "-"
-        and _HEX_SET.issuperset(value[:8] + value[9:13] + value[14:18] + value[19:23])
-        and _HEX_SET.issuperset(value[24:])
     )
 
 
@@ -313,8 +300,6 @@ def _properties_schema() -> dict[str, Any]:
     }
 
 
-_HEX_SET: Final = frozenset(HEX)
-
 TIMESTAMP: Final = Rule(
     "a UTC ISO 8601 time such as 2026-11-23T12:00:00.000Z",
     _timestamp_problem,
@@ -325,7 +310,7 @@ TIMESTAMP: Final = Rule(
 )
 UUID: Final = _rule(
     "a UUID in lowercase hex",
-    _uuid,
+    is_uuid,
     lambda: {
         "type": "string",
         "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
@@ -446,6 +431,20 @@ _CUSTOM_FIELDS: Final = (
 _SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 
 
+WITHDRAWN: Final = frozenset({"machine_id"})
+"""Fields that earlier releases sent under this schema version and that are collected no
+longer (``machine_id``, a hash of the machine's id: see `cli_telemetry._ids`). An event that
+still holds one (from an old client, or spooled before an upgrade) has it taken out by the
+collector and the uploader, and is otherwise judged as any other."""
+
+
+def drop_withdrawn(event: Any) -> None:
+    """Take the `WITHDRAWN` fields out of ``event`` (in place)."""
+    if isinstance(event, dict):
+        for key in WITHDRAWN.intersection(event):
+            del event[key]
+
+
 class InvalidEvent(ValueError):
     """Why an event breaks the schema: ``field`` names where, ``message`` what is wrong."""
 
@@ -458,8 +457,8 @@ class InvalidEvent(ValueError):
 def check_event(event: Any, valid: set[tuple[str, type, Any]] | None = None) -> None:
     """Raise `InvalidEvent` unless ``event`` is exactly a valid event of this schema.
 
-    The library checks each event it records with this before spooling it, and the
-    collector each event it receives. ``valid`` remembers the scalar fields already found
+    The collector checks each event it receives with this, and the uploader each event
+    before any sink is sent it. ``valid`` remembers the scalar fields already found
     valid (a batch repeats its tool, versions, platform and commands in every event): each
     is checked once. The type is part of the key, so ``True`` is never taken for an already
     checked ``1``.

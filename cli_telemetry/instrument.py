@@ -44,7 +44,9 @@ class Run:
 
     ``exception`` is the first exception seen leaving the command (before click converts
     it), ``final`` what left ``main``; ``parsed`` is False for shell completion, which is
-    not a use; ``internal`` marks the telemetry command itself.
+    not a use; ``internal`` marks the telemetry command itself. ``unlisted`` is set once a
+    group resolved a subcommand its code did not register (a plugin found on the user's
+    machine): nothing of that command's, its options or its errors, is recorded.
     """
 
     __slots__ = (
@@ -57,6 +59,7 @@ class Run:
         "path",
         "started",
         "started_at",
+        "unlisted",
     )
 
     def __init__(self, started: float, started_at: float) -> None:
@@ -68,12 +71,14 @@ class Run:
         self.final: BaseException | None = None
         self.parsed = False
         self.internal = False
+        self.unlisted = False
         self.custom: list[tuple[str, dict[str, Scalar], float]] = []
 
     def contexts_with(self, exc: BaseException | None) -> list[click.Context]:
         """The parsed contexts, plus the one a usage error was raised in (partly parsed)."""
         if (
-            isinstance(exc, click.UsageError)
+            not self.unlisted
+            and isinstance(exc, click.UsageError)
             and exc.ctx is not None
             and all(ctx is not exc.ctx for ctx in self.contexts)
         ):
@@ -174,13 +179,20 @@ def _hook_group(group: click.Group) -> None:
     def resolve_command(
         ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
+        # What the code registered, before resolving: a group may cache what it found at
+        # run time (a plugin) in its commands as it resolves it.
+        registered = frozenset(group.commands)
         name, cmd, rest = original_resolve(ctx, args)
         run = ctx.meta.get(RUN_KEY)
-        if isinstance(run, Run) and cmd is not None:
-            run.path.append(_listed_name(group, ctx, name, cmd))
+        if isinstance(run, Run) and cmd is not None and not run.unlisted:
+            word = _listed_name(group, registered, name, cmd)
+            run.path.append(word)
             if getattr(cmd, INTERNAL, False):
                 run.internal = True
-            _hook_subcommand(cmd)
+            if word == UNLISTED:
+                run.unlisted = True  # its contexts, and those below it, are not collected
+            else:
+                _hook_subcommand(cmd)
         return name, cmd, rest
 
     group.resolve_command = resolve_command  # type: ignore[method-assign]
@@ -194,20 +206,21 @@ def declare_commands(group: click.Group, names: list[str]) -> None:
 
 
 def _listed_name(
-    group: click.Group, ctx: click.Context, typed: str | None, cmd: click.Command
+    group: click.Group, registered: frozenset[str], typed: str | None, cmd: click.Command
 ) -> str:
     """The subcommand's name as the code registered it, never a word from elsewhere.
 
-    Only ``group.commands`` (what the code added) and the names the author declared count:
+    Only ``registered`` (``group.commands``, what the code added) and the names the author
+    declared count:
     ``list_commands`` may list what a group finds at run time (plugins on PATH, entries of
     the user's config), and so may the words it resolves (aliases, prefixes, git-style
     plugins named after whatever was typed). A word known neither way is `UNLISTED`; an
     alias is recorded under the command's own name where that is known.
     """
-    known: frozenset[str] = getattr(group, _DECLARED, frozenset())
-    if typed is not None and (typed in group.commands or typed in known):
+    known = registered | getattr(group, _DECLARED, frozenset())
+    if typed is not None and typed in known:
         return typed
-    if cmd.name is not None and (cmd.name in group.commands or cmd.name in known):
+    if cmd.name is not None and cmd.name in known:
         return cmd.name
     return UNLISTED
 
@@ -224,7 +237,7 @@ def _hook_subcommand(command: click.Command) -> None:
         ) -> click.Context:
             ctx = original_make_context(info_name, args, parent=parent, **extra)
             run = ctx.meta.get(RUN_KEY)
-            if isinstance(run, Run):
+            if isinstance(run, Run) and not run.unlisted:
                 run.contexts.append(ctx)
             return ctx
 

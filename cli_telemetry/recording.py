@@ -77,7 +77,14 @@ def _record_run(
         if not decision.enabled:
             return
     from . import capture
-    from ._values import COMMAND_EVENT, DURATION_MS, MAX_COMMAND_WORDS, UNLISTED, WORD
+    from ._values import (
+        COMMAND_EVENT,
+        DURATION_MS,
+        MAX_COMMAND_WORDS,
+        PLACEHOLDER,
+        UNLISTED,
+        WORD,
+    )
 
     final = run.final
     if final is None and isinstance(run.exception, click.exceptions.Exit):
@@ -85,6 +92,8 @@ def _record_run(
     exc = run.exception or run.final
     exit_code = capture.exit_code_of(final)
     outcome, error_type = capture.classify(exc, exit_code)
+    if run.unlisted and error_type is not None and not capture.is_clicks(exc):
+        error_type = PLACEHOLDER  # a plugin's own exception class is no name of the tool's
     flags, values = capture.flags_and_values(run.contexts_with(exc), config.record_values)
     words = [word if word == UNLISTED else WORD.fit(word) for word in run.path]
     path = " ".join([config.tool, *words[:MAX_COMMAND_WORDS]])
@@ -136,7 +145,9 @@ def _ids(env: EnvSettings, paths: Paths) -> Ids:
     from ._ids import Ids, load_or_create_ids, read_ids
 
     if env.debug:
-        return read_ids(paths.ids_file) or Ids("(created on the first recorded event)")
+        # Before the first recorded event there is no install id yet: the nil UUID stands
+        # in for it (debug mode creates nothing).
+        return read_ids(paths.ids_file) or Ids("00000000-0000-0000-0000-000000000000")
     return load_or_create_ids(paths.ids_file)
 
 
@@ -226,7 +237,7 @@ def _show(env: EnvSettings, paths: Paths, decision: Decision, events: list[Event
         try:
             check_event(event)
         except InvalidEvent as exc:
-            env.report(f"the event above would be dropped: {exc}")
+            env.report(f"the collector would refuse the event above: {exc}")
     problem = _paths.unwritable(paths.spool_dir)
     if problem:
         env.report(f"cannot record: {problem}")

@@ -8,7 +8,6 @@ almost nothing at the top.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, is_typeddict
 
@@ -37,7 +36,7 @@ class Telemetry:
 
     ``tool`` names the tool's directories and its environment prefix (``acme`` →
     ``ACME_TELEMETRY_DISABLED``, ``ACME_TELEMETRY_DEBUG``). ``version`` is recorded as
-    ``tool_version``, fitted to the schema (`cli_telemetry.events.fit_version`: ``"1.4.0
+    ``tool_version``, fitted to the schema (`cli_telemetry._values.fit_version`: ``"1.4.0
     (dev)"`` is recorded as ``"1.4.0-dev"``). ``consent="notice"`` is opt-out after a
     one-time notice; ``"prompt"`` is opt-in, asked once. Raising ``policy_version`` shows
     the notice (or asks) again. ``strict=True`` (or ``<PREFIX>_TELEMETRY_STRICT=1``, for an
@@ -140,8 +139,11 @@ class Telemetry:
         checks against the ``TypedDict``. Declare ``identify`` to allow traits.
 
         Only declared events are recorded; ``cli-telemetry schema`` lists them for your
-        users. A declaration that could record free text raises `ConfigurationError`: when
-        the event is first recorded or listed, or here in strict mode."""
+        users. A bad name raises `ConfigurationError` here. A property that could record
+        free text (or that the schema cannot hold) is found when the event is first used:
+        ``cli-telemetry schema`` and strict mode raise `ConfigurationError` then (strict
+        mode checks here already); an end user's run drops the event and says why in the
+        debug output."""
         if not isinstance(name, str) or not EVENT_NAME.fits(name) or name == COMMAND_EVENT:
             raise _configuration_error(
                 f"event name {name!r} must be {EVENT_NAME.what}, and not {COMMAND_EVENT!r}"
@@ -178,11 +180,9 @@ class Telemetry:
         return spec
 
     def _strict(self) -> bool:
-        from ._settings import env_flag
+        from ._settings import EnvSettings
 
-        return self._config.strict or env_flag(
-            os.environ.get(f"{self._config.env_prefix}_TELEMETRY_STRICT")
-        )
+        return self._config.strict or EnvSettings.read(self._config.env_prefix).strict
 
     @property
     def commands(self) -> tuple[click.Command, ...]:

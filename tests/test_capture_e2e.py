@@ -258,4 +258,6 @@ def test_debug_mode_prints_events_and_records_nothing(enabled: Tool) -> None:
     event = json.loads(lines[1])
     assert event["command"] == "cli-app hello"
     assert set(event) == expected_keys("command")
+    assert event["install_id"] == "00000000-0000-0000-0000-000000000000"  # none made yet
+    assert len(lines) == 2, "a first run's event is one the collector takes: no warning"
     assert enabled.events() == []

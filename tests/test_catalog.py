@@ -139,9 +139,6 @@ class Undescribed(TypedDict):
         ("deploy.finished", TwoTypes, "one type"),
         ("deploy.finished", FloatChoice, "Literal of str, int or bool"),
         ("deploy.finished", Undescribed, "describe the event"),
-        ("deploy.finished", dict, "TypedDict"),
-        ("Deploy Finished", DeployFinished, "event name"),
-        ("command", DeployFinished, "event name"),
         ("deploy.finished", TypedDict("Bad", {"has space": int}), "a name must be"),  # type: ignore[operator]
         (
             "deploy.finished",
@@ -149,6 +146,7 @@ class Undescribed(TypedDict):
             f"at most {MAX_PROPERTIES}",
         ),
         ("identify", TypedDict("Empty", {}), "at least one trait"),  # type: ignore[operator]
+        ("deploy.finished", TypedDict("Lone", {"x": Literal["\udc80"]}), "is not a JSON"),  # type: ignore[operator]
     ],
 )
 def test_a_declaration_that_could_record_what_it_must_not_is_refused(
@@ -156,6 +154,37 @@ def test_a_declaration_that_could_record_what_it_must_not_is_refused(
 ) -> None:
     with pytest.raises(ConfigurationError, match=message):
         declare(name, properties, None if message == "describe the event" else "Described.")
+
+
+@pytest.mark.parametrize(
+    ("name", "properties", "message"),
+    [
+        ("deploy.finished", dict, "TypedDict"),
+        ("Deploy Finished", DeployFinished, "event name"),
+        ("command", DeployFinished, "event name"),
+        (3, DeployFinished, "event name"),
+    ],
+)
+def test_a_bad_name_or_type_is_refused_where_it_is_declared(
+    name: Any, properties: Any, message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Telemetry("acme", version="1").event(name, properties)
+
+
+def test_a_bad_property_is_found_at_first_use_or_at_once_in_strict_mode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ACME_TELEMETRY_STRICT", raising=False)
+    lenient = Telemetry("acme", version="1")
+    lenient.event("x.free", FreeText)  # checked later
+    with pytest.raises(ConfigurationError, match="free text"):
+        _ = lenient.catalog
+    with pytest.raises(ConfigurationError, match="free text"):
+        Telemetry("acme", version="1", strict=True).event("x.free", FreeText)
+    monkeypatch.setenv("ACME_TELEMETRY_STRICT", "1")
+    with pytest.raises(ConfigurationError, match="free text"):
+        Telemetry("acme", version="1").event("x.free", FreeText)
 
 
 def test_description_may_be_given_instead_of_a_docstring() -> None:

@@ -280,13 +280,19 @@ def test_the_example_tool_reaches_the_collector_and_the_report(
     assert report["flags"] == [{"name": "--env", "count": 1}]
 
 
-def test_an_event_the_collector_refuses_is_dropped_and_counted_once_the_rest_stored(
+def status_of(tool: Tool) -> dict[str, Any]:
+    result = tool.run("telemetry", "status", "--json")
+    assert result.returncode == 0, result.stderr
+    value: dict[str, Any] = json.loads(result.stdout)
+    return value
+
+
+def test_a_spooled_event_the_schema_refuses_is_sent_nowhere_and_counted(
     collector: Collector, tool: Tool
 ) -> None:
     """A spool holding one invalid event (the library never writes one: a damaged or
-    hand-made file) beside valid ones: the real detached uploader sends them in one batch,
-    the collector stores the valid ones and names the other, which leaves the spool and is
-    counted as rejected."""
+    hand-made file) beside valid ones: the real detached uploader judges it as the collector
+    would, sends it nowhere and counts it as refused; the others are stored."""
     import time
 
     from cli_telemetry.spool import event_file_name
@@ -300,24 +306,48 @@ def test_an_event_the_collector_refuses_is_dropped_and_counted_once_the_rest_sto
     tool.env["CLI_APP_TELEMETRY_ENDPOINT"] = collector.url + "/v1/events"
     assert tool.run("hello").returncode == 0  # records one more, and starts the uploader
 
-    def status() -> dict[str, Any]:
-        result = tool.run("telemetry", "status", "--json")
-        assert result.returncode == 0, result.stderr
-        value: dict[str, Any] = json.loads(result.stdout)
-        return value
-
-    assert poll(lambda: tool.uploader_stopped() and status()["pending"] == 0, timeout=30)
-    assert collector.count() == 3
+    assert poll(lambda: tool.uploader_stopped() and status_of(tool)["pending"] == 0, timeout=30)
     assert sorted(collector.rows("select event, command from events")) == [
         ("command", "cli-app deploy start"),
         ("command", "cli-app hello"),
         ("deploy.finished", "cli-app deploy start"),
     ]
-    final = status()
+    final = status_of(tool)
     assert (final["pending"], final["rejected"], final["dropped"]) == (0, 1, 0)
-    assert final["last_error"] == "partial_rejected" and final["last_upload"] is not None
     text = tool.run("telemetry", "status").stdout
     assert "0 (spool full), 1 (refused for good)" in text
+
+
+def test_an_event_the_collector_refuses_is_dropped_and_counted_once_the_rest_stored(
+    tmp_path: Path, tool: Tool
+) -> None:
+    """The collector's schema for the tool does not know one of its custom events (the tool
+    declared it after): the real uploader sends the batch, the collector stores the others
+    and names that one, which leaves the spool and is counted as refused."""
+    printed = subprocess.run(
+        [CLI, "schema", "cli_app.cli:telemetry", "--format", "json"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    document = json.loads(printed)
+    del document["$defs"]["deploy.finished"]
+    (tmp_path / "older.json").write_text(json.dumps(document))
+    server = Collector(
+        f"sqlite:///{tmp_path / 'partial.sqlite3'}",
+        extra=["--schema", str(tmp_path / "older.json")],
+    )
+    try:
+        tool.enable()
+        tool.env["CLI_APP_TELEMETRY_ENDPOINT"] = server.url + "/v1/events"
+        assert tool.run("deploy", "start", "web", "--env", "prod").returncode == 0
+        assert poll(lambda: tool.uploader_stopped() and status_of(tool)["pending"] == 0, 30)
+        assert server.rows("select event, command from events") == [
+            ("command", "cli-app deploy start")
+        ]
+        final = status_of(tool)
+        assert (final["pending"], final["rejected"], final["dropped"]) == (0, 1, 0)
+        assert final["last_error"] == "partial_rejected" and final["last_upload"] is not None
+    finally:
+        server.close()
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -376,6 +406,9 @@ def test_a_tool_with_a_token_needs_it(tmp_path: Path) -> None:
         assert server.post(body, {"Authorization": "Bearer s3cret"})[0] == 200
         assert server.send([event(tool="other", command="other run")])[0] == 200  # no token
         assert server.count() == 2
+        # Without the token, an invalid event gets no answer about what is wrong with it.
+        status, body = server.send([event(outcome="fine")])
+        assert (status, body["field"]) == (401, "Authorization")
     finally:
         server.close()
 
@@ -582,3 +615,12 @@ def test_a_schema_file_it_cannot_use_stops_the_collector(
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_earlier_clients_machine_id_is_accepted_and_not_stored(collector: Collector) -> None:
+    """Clients of an earlier release sent a hashed machine id under schema 1: their events
+    are stored without it (events.WITHDRAWN), not refused."""
+    old = event(machine_id="ab" * 32)
+    assert collector.send([old]) == (200, answer(stored=1))
+    [(data,)] = collector.rows("select data from events")
+    assert "machine_id" not in json.loads(data)

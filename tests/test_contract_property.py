@@ -50,22 +50,48 @@ def spooled(home: Path, tool: str) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(new.glob("*.json"))]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+CHOICE_MEMBERS = st.one_of(
+    WORDS,
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False),  # infinity too: click compares, the schema cannot hold it
+)
+
+
+class Plugins(click.Group):
+    """A plugin group that caches what it finds: any unknown word becomes a command, added
+    to ``commands`` as it is resolved (the run-time word must still not be recorded)."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is None:
+            found = click.Command(cmd_name, params=[click.Option(["--plugin-flag"])])
+            self.add_command(found)
+        return found
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     tool=TOOLS,
     version=st.one_of(TEXT, st.sampled_from(["1.4.0 (dev)", "v2.0.0rc1+g1234abc"])),
     group=WORDS,
     sub=WORDS,
+    plugin=st.one_of(st.none(), WORDS),
     prefix=st.sampled_from(["--", "-", "+", "++"]),
     option=WORDS,
-    choices=st.lists(WORDS, min_size=1, max_size=5, unique=True),
+    choices=st.lists(CHOICE_MEMBERS, min_size=1, max_size=5, unique_by=repr),
+    nargs=st.sampled_from([1, 2]),
     pick=st.integers(0, 4),
     error=st.one_of(st.none(), WORDS),
+    exit_with=st.one_of(st.none(), st.integers(-(2**40), 2**40), st.booleans()),
     event=EVENTS,
     properties=st.dictionaries(
         KEYS,
         st.one_of(
-            st.lists(st.text(min_size=1, max_size=40), min_size=1, max_size=3),
+            st.lists(
+                st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40),
+                min_size=1,
+                max_size=3,
+            ),
             st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER),
             st.floats(allow_nan=False, allow_infinity=False),
             st.booleans(),
@@ -78,18 +104,22 @@ def test_every_event_the_library_records_passes_the_collectors_validation(
     version: str,
     group: str,
     sub: str,
+    plugin: str | None,
     prefix: str,
     option: str,
-    choices: list[str],
+    choices: list[Any],
+    nargs: int,
     pick: int,
     error: str | None,
+    exit_with: int | bool | None,
     event: str,
     properties: dict[str, Any],
 ) -> None:
     assume(not group.startswith("-") and not sub.startswith("-"))
+    assume(plugin is None or (plugin != sub and not plugin.startswith("-")))
     opt = prefix + option
     try:
-        declared = click.Option([opt, "choice"], type=click.Choice(choices))
+        declared = click.Option([opt, "choice"], type=click.Choice(choices), nargs=nargs)
     except (TypeError, ValueError):
         assume(False)  # click itself refuses this declaration
     record = [opt] if OPTION.fits(opt) else []
@@ -117,24 +147,30 @@ def test_every_event_the_library_records_passes_the_collectors_validation(
         )
 
         @telemetry.instrument
-        @click.group(group)
+        @click.group(group, cls=Plugins)
         def cli() -> None:
             pass
 
         ran: list[bool] = []
 
         @cli.command(sub, params=[declared])
-        def run(choice: str) -> None:
+        @click.pass_context
+        def run(ctx: click.Context, choice: Any) -> None:
             ran.append(True)
             custom.track(values)
             if error is not None:
                 raise type(error, (Exception,), {})()
+            if exit_with is not None:
+                ctx.exit(exit_with)  # a bool too: ctx.exit(ok)
 
-        value = choices[pick % len(choices)]
-        CliRunner().invoke(cli, [sub, opt, value])
+        value = [str(choices[(pick + i) % len(choices)]) for i in range(nargs)]
+        CliRunner().invoke(cli, [sub, opt, *value])
+        if plugin is not None:
+            CliRunner().invoke(cli, [plugin, "--plugin-flag", "from-the-plugin"])
         recorded = spooled(home, tool)
     # A declaration click parses oddly may end in a usage error before the command runs.
-    assert [e["event"] for e in recorded] == ["command", event] if ran else ["command"]
+    expected = ["command", event] if ran else ["command"]
+    assert [e["event"] for e in recorded] == expected + (["command"] if plugin else [])
     accepted, rejected = check_batch({"batch": recorded})
     assert [r.to_json() for r in rejected] == []
     assert len(accepted) == len(recorded)
@@ -142,3 +178,5 @@ def test_every_event_the_library_records_passes_the_collectors_validation(
     assert command["command"].split(" ")[0] == tool
     if not record:
         assert command["values"] == {}  # not named: never recorded
+    if plugin is not None:
+        assert (recorded[-1]["command"], recorded[-1]["flags"]) == (f"{tool} <unlisted>", [])

@@ -132,3 +132,46 @@ def test_recorded_options_merge_an_option_shared_by_commands() -> None:
         (["--color", "--no-color"], [True, False]),
         (["--mode"], ["a", "b", "c"]),
     ]
+
+
+def test_values_are_listed_as_they_are_recorded(tmp_path: Path) -> None:
+    """A choice the schema cannot hold is listed as <other>, as it is recorded: the JSON
+    stays JSON (no Infinity) and the tool's events satisfy its own schema."""
+    (tmp_path / "acme_tool.py").write_text(
+        "import click\n"
+        "from cli_telemetry import Telemetry\n"
+        "telemetry = Telemetry('acme', version='1', record_values=['--n', '--pair'])\n"
+        "@telemetry.instrument\n"
+        "@click.command()\n"
+        "@click.option('--n', type=click.Choice([1, 2**60, float('inf')]))\n"
+        "@click.option('--pair', type=click.Choice(['a', 'b']), nargs=2)\n"
+        "def cli(n, pair):\n"
+        "    pass\n"
+    )
+    result = schema("acme_tool:telemetry", "--format", "json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+    def no_constants(name: str) -> None:
+        raise AssertionError(f"{name} is not JSON")
+
+    document = json.loads(result.stdout, parse_constant=no_constants)
+    values = document["$defs"]["command"]["properties"]["values"]["properties"]
+    assert values["--n"] == {"enum": [1, "<other>"]}
+    assert values["--pair"]["type"] == "array"
+
+
+def test_a_declaration_that_could_record_free_text_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "acme_tool.py").write_text(
+        "from typing import TypedDict\n"
+        "from cli_telemetry import Telemetry\n"
+        "telemetry = Telemetry('acme', version='1')\n"
+        "class Note(TypedDict):\n"
+        "    'A note.'\n"
+        "    text: str\n"
+        "telemetry.event('note.taken', Note)\n"
+    )
+    for fmt in ("markdown", "json"):
+        result = schema("acme_tool:telemetry", "--format", fmt, cwd=tmp_path)
+        assert result.returncode == 1
+        assert "note.taken: property 'text' is free text" in result.stderr
+        assert "Traceback" not in result.stderr

@@ -63,10 +63,25 @@ def test_different_files_get_different_install_ids(tmp_path: Path) -> None:
     assert one.install_id != two.install_id
 
 
+GIVEN = "3f1c2a9b-e07d-4c55-a1e2-b3c4d5e6f708"
+
+
 def test_existing_ids_are_read_not_replaced(tmp_path: Path) -> None:
     path = tmp_path / "ids"
-    path.write_text("install_id = given-id\nmachine_id = given-machine\n", encoding="utf-8")
-    assert load_or_create_ids(str(path)) == Ids("given-id")  # an old machine_id line is ignored
+    path.write_text(f"install_id = {GIVEN}\n", encoding="utf-8")
+    content, inode = path.read_bytes(), path.stat().st_ino
+    assert load_or_create_ids(str(path)) == Ids(GIVEN)
+    assert (path.read_bytes(), path.stat().st_ino) == (content, inode)
+
+
+def test_an_earlier_releases_machine_id_is_deleted_and_its_install_id_kept(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ids"
+    path.write_text(f"install_id = {GIVEN}\nmachine_id = {'ab' * 32}\n", encoding="utf-8")
+    assert load_or_create_ids(str(path)) == Ids(GIVEN)
+    assert path.read_text(encoding="utf-8") == f"install_id = {GIVEN}\n"
+    assert _mode(path) == 0o600
 
 
 @pytest.mark.parametrize(
@@ -78,6 +93,8 @@ def test_existing_ids_are_read_not_replaced(tmp_path: Path) -> None:
         b'{"install_id": "x"}',
         b"install_id =",
         b"install_id = \nmachine_id = m",
+        b"install_id = given-id",  # the collector would refuse every event that carried it
+        b"install_id = 3F1C2A9B-E07D-4C55-A1E2-B3C4D5E6F708",
         b"machine_id = m",
         b"= x",
         b"install_id = \xff\xfe",

@@ -356,3 +356,41 @@ def test_track_outside_a_command_records_at_once(home: Path) -> None:
         "acme",
         {"ok": True},
     )
+
+
+def test_nothing_of_an_unlisted_command_is_recorded_but_that_it_ran(home: Path) -> None:
+    """A plugin found at run time: its options, their values and its own exception class
+    are its author's, not the tool's; click's own errors keep their names."""
+    telemetry = enabled(home, record_values=["--format"])
+
+    class AcquisitionFailed(Exception):
+        pass
+
+    def plugin_body(target: str, fmt: str) -> None:
+        if target == "initech":
+            raise AcquisitionFailed
+
+    class Plugins(click.Group):
+        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+            return super().get_command(ctx, cmd_name) or click.Command(
+                cmd_name,
+                callback=plugin_body,
+                params=[
+                    click.Option(["--target"], required=True),
+                    click.Option(["--format", "fmt"], type=click.Choice(["json", "text"])),
+                ],
+            )
+
+    @telemetry.instrument
+    @click.group(cls=Plugins)
+    def cli() -> None:
+        pass
+
+    runner = CliRunner()
+    runner.invoke(cli, ["acquire", "--target", "initech", "--format", "json"])
+    runner.invoke(cli, ["acquire"])  # click's MissingParameter
+    recorded = [(e["command"], e["flags"], e["values"], e["error_type"]) for e in events(home)]
+    assert recorded == [
+        ("acme <unlisted>", [], {}, "<other>"),
+        ("acme <unlisted>", [], {}, "MissingParameter"),
+    ]

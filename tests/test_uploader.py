@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,16 +40,26 @@ OPTIONS: UploaderOptions = {
 }  # fmt: skip
 
 
+_NUMBERS = itertools.count(1)
+
+
 def record(paths: _paths.Paths, count: int) -> list[str]:
-    ids = [f"id-{i}" for i in range(count)]
+    """``count`` events in the spool; their ids, which sort as they were recorded."""
+    ids = [str(uuid.UUID(int=next(_NUMBERS))) for _ in range(count)]
     Spool(paths.spool_dir).append([json.dumps(envelope(i)).encode() for i in ids])
     return ids
 
 
-def envelope(event_id: str) -> dict[str, str]:
-    """The fields every sink maps an event by (the rest does not matter here)."""
-    return {"event_id": event_id, "event": "command", "timestamp": "2026-11-23T10:00:00.000Z",
-            "tool": "acme", "install_id": "3f1c2a9be07d4c55a1e2b3c4d5e6f708"}  # fmt: skip
+def envelope(event_id: str) -> dict[str, Any]:
+    """A command event as the library writes it (the uploader sends nothing else)."""
+    return {
+        "schema_version": 1, "event_id": event_id, "event": "command",
+        "timestamp": "2026-11-23T10:00:00.000Z", "tool": "acme", "tool_version": "1.0",
+        "install_id": "3f1c2a9b-e07d-4c55-a1e2-b3c4d5e6f708", "command": "acme",
+        "flags": [], "values": {}, "exit_code": 0, "outcome": "success", "error_type": None,
+        "duration_ms": 1, "os": "linux", "os_version": "6.1", "arch": "x86_64",
+        "python_version": "3.11.7", "ci": None, "interactive": False,
+    }  # fmt: skip
 
 
 def run(sinks: Sequence[Any], seconds: float = 10) -> str:
@@ -461,14 +473,21 @@ def test_a_retry_time_past_any_backoff_is_brought_back_to_the_bound(
 
 @pytest.mark.parametrize(
     "damage",
-    [{"install_id": None}, {"timestamp": "yesterday"}, {"event": 3}, {"tool": ...}],
-    ids=["no-install-id", "bad-time", "bad-name", "no-tool"],
+    [
+        {"install_id": None},
+        {"timestamp": "yesterday"},
+        {"event": 3},
+        {"tool": ...},
+        {"values": {"--context": "/home/alice/.kube/config"}},
+        {"hostname": "alice-laptop"},
+    ],
+    ids=["no-install-id", "bad-time", "bad-name", "no-tool", "free-value", "unknown-field"],
 )
-def test_an_event_no_sink_can_map_is_dropped_and_counted_not_retried_forever(
+def test_an_event_the_schema_refuses_is_sent_nowhere_and_counted_not_retried_forever(
     paths: _paths.Paths, damage: dict[str, Any]
 ) -> None:
     good = record(paths, 1)
-    bad = {**envelope("bad"), **damage}
+    bad = {**envelope(str(uuid.uuid4())), **damage}
     Spool(paths.spool_dir).append(
         [json.dumps({k: v for k, v in bad.items() if v is not ...}).encode()]
     )
@@ -477,7 +496,7 @@ def test_an_event_no_sink_can_map_is_dropped_and_counted_not_retried_forever(
     assert run([sink]) == "empty"
     assert [e["event_id"] for e in sink.events] == good + more
     stats = Spool(paths.spool_dir).stats()
-    assert (stats.pending, stats.corrupt) == (0, 1)
+    assert (stats.pending, stats.rejected) == (0, 1)
 
 
 def test_when_every_sink_rests_the_uploader_leaves_without_taking_the_lock(
@@ -506,3 +525,13 @@ def test_when_every_sink_rests_the_uploader_leaves_without_taking_the_lock(
     assert result.stdout.split() == ["retry", "False"]
     assert os.stat(paths.uploader_stamp).st_mtime >= time.time() + 500
     assert Spool(paths.spool_dir).stats().pending == 1
+
+
+def test_a_field_the_schema_withdrew_is_never_sent(paths: _paths.Paths) -> None:
+    """An event spooled by an earlier release (with the hashed machine id it no longer
+    collects) goes to the sinks without that field."""
+    old = {**envelope(str(uuid.uuid4())), "machine_id": "ab" * 32}
+    Spool(paths.spool_dir).append([json.dumps(old).encode()])
+    sink = MemorySink()
+    assert run([sink]) == "empty"
+    assert [set(e) for e in sink.events] == [set(old) - {"machine_id"}]

@@ -164,7 +164,8 @@ def create_app(
         except InvalidBatch as exc:
             return error(400, exc.message, exc.field)
         presented = request.headers.get("authorization", "")
-        for tool in sorted({event["tool"] for event in batch} & tokens.keys()):
+        named = {e.get("tool") for e in document["batch"] if isinstance(e, dict)}  # valid or not
+        for tool in sorted(tokens.keys() & named):
             if not hmac.compare_digest(presented.encode(), f"Bearer {tokens[tool]}".encode()):
                 return error(401, f"events of {tool} need its Bearer token", "Authorization")
         stored = 0

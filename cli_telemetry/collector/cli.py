@@ -33,7 +33,7 @@ def collector() -> None:
     "schemas",
     multiple=True,
     type=click.Path(exists=True, dir_okay=False),
-    help="A tool's JSON Schema (`cli-telemetry schema TOOL --format json`): that tool's"
+    help="A tool's JSON Schema (`cli-telemetry schema MODULE:ATTR --format json`): its"
     " custom events must be declared there and match it (repeatable, one per tool).",
 )
 def serve(
@@ -159,7 +159,14 @@ def schema(target: str, fmt: str) -> None:
         click.echo(
             f"warning: record_values names {name}, which no instrumented command has", err=True
         )
-    if fmt == "json":
-        click.echo(json.dumps(describe.json_schema(telemetry), indent=2, ensure_ascii=False))
-    else:
-        click.echo(describe.markdown(telemetry), nl=False)
+    from ..errors import ConfigurationError
+
+    try:
+        if fmt == "json":
+            text = json.dumps(describe.json_schema(telemetry), indent=2, ensure_ascii=False)
+            text += "\n"
+        else:
+            text = describe.markdown(telemetry)
+    except ConfigurationError as exc:  # a declaration that could record what it must not
+        raise click.ClickException(f"{target}: {exc}") from None
+    click.echo(text, nl=False)

@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .._values import COMMAND_EVENT
+from ..events import COMMAND_EVENT
 from . import tables
 
 UsageKey = tuple[str, ...]

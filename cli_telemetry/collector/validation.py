@@ -1,8 +1,9 @@
 """What the collector accepts: a request body as a whole, then each event on its own.
 
-The events are checked with `cli_telemetry.events.check_event`, the very function the
-library runs on each event before it spools it: one schema, one owner. An unknown field is
-refused, not ignored, so nothing private slips in through a modified client.
+The events are checked with `cli_telemetry.events.check_event`, the schema's own check,
+whose rules the library fits every captured value to: one schema, one owner. An unknown
+field is refused, not ignored, so nothing private slips in through a modified client; a
+field the schema withdrew (`events.WITHDRAWN`) is taken out before the check.
 
 A body that is not a batch (not JSON, not an object, no list of events, an unknown key) is
 refused as a whole (400). Within a well-formed batch, each event stands alone: the valid ones
@@ -16,9 +17,16 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from .._values import COMMAND_EVENT, SCHEMA_VERSION, TOOL
 from ..catalog import EventSpec
-from ..events import TIMESTAMP, InvalidEvent, check_event
+from ..events import (
+    COMMAND_EVENT,
+    FIELD_RULES,
+    SCHEMA_VERSION,
+    TIMESTAMP,
+    InvalidEvent,
+    check_event,
+    drop_withdrawn,
+)
 
 MAX_BATCH_EVENTS: Final = 10_000
 
@@ -70,7 +78,7 @@ class Catalog:
         ours = document.get(EXTENSION) if isinstance(document, dict) else None
         if not isinstance(ours, dict) or not isinstance(ours.get("tool"), str):
             raise SchemaError(f"no {EXTENSION!r} naming the tool: not a cli-telemetry schema")
-        if not TOOL.fits(ours["tool"]):
+        if FIELD_RULES["tool"].problem(ours["tool"]):
             raise SchemaError(f"{ours['tool']!r} is not a tool name")
         if ours.get("schema_version") != SCHEMA_VERSION:
             raise SchemaError(
@@ -129,6 +137,7 @@ def check_batch(
     accepted: list[dict[str, Any]] = []
     rejected: list[Rejection] = []
     for index, event in enumerate(batch):
+        drop_withdrawn(event)  # from a client of an earlier release: accepted without it
         try:
             check_event(event, valid)
         except InvalidEvent as exc:
