@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .events import Event, Outcome
     from .spool import Batch, Spool, SpoolStats
     from .status import Status
-    from .telemetry import Telemetry
+    from .telemetry import CustomEvent, Telemetry
 
 __version__ = "0.1.0"
 
@@ -33,6 +33,7 @@ __all__ = [
     "Batch",
     "ConfigurationError",
     "ConsentMode",
+    "CustomEvent",
     "Event",
     "Outcome",
     "Source",
@@ -46,6 +47,7 @@ __all__ = [
 
 _LAZY = {
     "Telemetry": "telemetry",
+    "CustomEvent": "telemetry",
     "Status": "status",
     "ConfigurationError": "errors",
     "SpoolBusyError": "errors",
