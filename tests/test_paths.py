@@ -231,3 +231,91 @@ def test_make_private_dir_under_a_restrictive_umask(tmp_path: Path) -> None:
         os.umask(old)
     assert _mode(tmp_path / "p") == 0o700
     assert _mode(tmp_path / "p" / "q") == 0o700
+
+
+# -- write_private and read_private: files it did not make ----------------------------------
+
+
+def test_write_private_never_writes_through_a_link_planted_at_a_temporary_name(
+    tmp_path: Path,
+) -> None:
+    """A temporary name anyone could predict (``<path>.<pid>.tmp``), opened without O_EXCL,
+    let a planted link redirect the write to any file the user (or root) can write."""
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    path = tmp_path / "telemetry.conf"
+    for pid in (os.getpid(), os.getpid() + 1):
+        (tmp_path / f"telemetry.conf.{pid}.tmp").symlink_to(victim)
+
+    _paths.write_private(str(path), "enabled = false\n")
+
+    assert victim.read_text() == "keep me"
+    assert path.read_text() == "enabled = false\n" and not path.is_symlink()
+    assert _mode(path) == 0o600
+
+
+def test_write_private_uses_a_new_random_temporary_name_each_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[tuple[str, int]] = []
+    real_open = os.open
+
+    def spy(path: str, flags: int, mode: int = 0o777, **kwargs: object) -> int:
+        opened.append((path, flags))
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(os, "open", spy)
+    target = str(tmp_path / "upload.json")
+    _paths.write_private(target, "{}")
+    _paths.write_private(target, "{}")
+
+    [(first, flags), (second, _)] = opened
+    assert first != second and first.startswith(target + ".") and first.endswith(".tmp")
+    assert flags & os.O_EXCL and flags & os.O_CREAT and flags & os.O_NOFOLLOW
+
+
+def test_read_private_reads_a_regular_file_of_ours(tmp_path: Path) -> None:
+    path = tmp_path / "ids"
+    path.write_bytes(b"install_id = x\n")
+    assert _paths.read_private(str(path), 100) == b"install_id = x\n"
+    with pytest.raises(FileNotFoundError):
+        _paths.read_private(str(tmp_path / "missing"), 100)
+
+
+def test_read_private_refuses_a_link_a_fifo_a_device_and_a_large_file(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.write_bytes(b"x")
+    (tmp_path / "link").symlink_to(target)
+    os.mkfifo(tmp_path / "fifo")  # opened without O_NONBLOCK, reading it would block
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    (tmp_path / "large").write_bytes(b"x" * 101)
+    (tmp_path / "directory").mkdir()
+
+    for name, why in [
+        ("link", "is a symbolic link"),
+        ("fifo", "is not a regular file"),
+        ("zero", "is a symbolic link"),
+        ("large", "is larger than 100 bytes"),
+        ("directory", "is not a regular file"),
+    ]:
+        with pytest.raises(_paths.UnsafeFile) as caught:
+            _paths.read_private(str(tmp_path / name), 100)
+        assert isinstance(caught.value, OSError)
+        assert caught.value.strerror == why, name
+        assert str(caught.value) == f"{tmp_path / name} {why}"
+    with pytest.raises(_paths.UnsafeFile, match="is not a regular file"):
+        _paths.read_private("/dev/null", 100)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a file another user owns takes root to make")
+def test_read_private_refuses_another_users_file_and_one_others_can_write(tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.write_bytes(b"x")
+    os.chown(theirs, 65534, 65534)
+    loose = tmp_path / "loose"
+    loose.write_bytes(b"x")
+    loose.chmod(0o646)
+    with pytest.raises(_paths.UnsafeFile, match="belongs to uid 65534"):
+        _paths.read_private(str(theirs), 100)
+    with pytest.raises(_paths.UnsafeFile, match="writable by other users"):
+        _paths.read_private(str(loose), 100)
