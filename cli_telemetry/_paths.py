@@ -1,4 +1,4 @@
-"""Where cli-telemetry keeps its files: the only module that knows.
+"""Where cli-telemetry keeps its files, and which of them it trusts: the only module that knows.
 
 platformdirs is the authority on per-user directories, but importing it costs ~7-20 ms, more
 than the whole budget of a command's overhead. On Linux and the BSDs the answer is fixed by
@@ -7,9 +7,12 @@ the XDG Base Directory specification, and on macOS (with no XDG variable set) it
 everything else (Windows, a relative or missing HOME, XDG variables on macOS) asks
 platformdirs. ``tests/test_paths.py`` checks the shortcut against platformdirs' own classes.
 
-Files it did not make are not trusted, as OpenSSH's StrictModes refuses keys that others
-could change:
+Files it did not make are not trusted, as pip does not trust a cache directory it does not
+own and OpenSSH's StrictModes refuses keys that others could change:
 
+- `untrusted`: the directories a run uses must be the user's own and writable by nobody else,
+  or telemetry is off for that run; one is only created inside a directory that is; and root
+  running in another user's home (``sudo`` without ``-H``) uses nothing there.
 - `read_private`: every file is read without following a link, only if it is a regular file
   of the user's that nobody else can write, and only up to a size.
 - `write_private`: every file is written under a random temporary name, created exclusively
@@ -230,6 +233,100 @@ def read_private(path: str, limit: int) -> bytes:
         raise UnsafeFile(path, f"is larger than {limit} bytes")
     finally:
         os.close(fd)
+
+
+def untrusted(
+    paths: Paths,
+    *,
+    config: bool = True,
+    state: bool = True,
+    environ: Mapping[str, str] | None = None,
+) -> str | None:
+    """Why this run must not use, nor create, its files (``config``: the config dir;
+    ``state``: the state dirs and the spool), or None when it may. Telemetry is then off.
+
+    - A home directory (``HOME``) that belongs to another user: root with a user's HOME
+      (``sudo`` without ``-H``, ``sudo -E``) would read what that user planted, follow their
+      links, and leave root's files in their home. It uses nothing there.
+    - Each directory of ours that exists (the tool's config dir; the tool's state dir,
+      ``telemetry`` and the spool) must belong to this user, and nobody else may write to it
+      (but the user's private group, see `_private_group`); a link to one counts if this
+      user, or root, made the link (dotfile managers link ~/.config/<tool>).
+    - A missing one is created (0700, by `make_private_dir`) only where the first existing
+      directory above it passes the same test.
+
+    What lies below the spool is in a directory nobody else can change, so it is not
+    checked. On a recorded run this is a stat and four lstats, a few microseconds.
+    """
+    if not hasattr(os, "geteuid"):
+        return None  # Windows: profiles are per user, and guarded by ACLs
+    env = os.environ if environ is None else environ
+    home = env.get("HOME", "")
+    if os.path.isabs(home):
+        try:
+            owner = os.stat(home).st_uid
+        except FileNotFoundError:
+            return f"the home directory {home} does not exist"
+        except OSError as exc:
+            return f"cannot look at the home directory {home} ({exc.strerror})"
+        if owner != os.geteuid():
+            return (
+                f"the home directory {home} belongs to uid {owner}, and this runs as uid"
+                f" {os.geteuid()} (sudo without -H?)"
+            )
+    if config:
+        why = _check_dirs(os.path.dirname(paths.config_file), ())
+        if why is not None:
+            return why
+    if state:
+        return _check_dirs(os.path.dirname(paths.state_dir), (paths.state_dir, paths.spool_dir))
+    return None
+
+
+def _check_dirs(top: str, below: tuple[str, ...]) -> str | None:
+    """``top`` and each directory below it, in order, as far as they exist."""
+    for path in (top, *below):
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            # To be created in the directory above: checked already, unless this is the top.
+            return _check_ancestor(os.path.dirname(top)) if path == top else None
+        except OSError as exc:
+            return f"cannot look at {path} ({exc.strerror})"
+        why = _check_dir(path, st)
+        if why is not None:
+            return why
+    return None
+
+
+def _check_ancestor(path: str) -> str | None:
+    """The first existing directory at or above ``path``, where the missing ones go."""
+    while True:
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            parent = os.path.dirname(path)
+            if parent == path:
+                return f"{path} does not exist"
+            path = parent
+            continue
+        except OSError as exc:
+            return f"cannot look at {path} ({exc.strerror})"
+        return _check_dir(path, st)
+
+
+def _check_dir(path: str, st: os.stat_result) -> str | None:
+    if stat.S_ISLNK(st.st_mode):
+        if st.st_uid not in (os.geteuid(), 0):
+            return f"{path} is a symbolic link that uid {st.st_uid} made"
+        try:
+            st = os.stat(path)
+        except OSError:
+            return f"{path} is a broken symbolic link"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{path} is not a directory"
+    why = _foreign(st)
+    return None if why is None else f"{path} {why}"
 
 
 def _foreign(st: os.stat_result) -> str | None:

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from .providers import Provider
 
 ConsentMode = Literal["notice", "prompt"]
-Source = Literal["do_not_track", "env", "config", "default"]
-"""Which setting decided, highest precedence first."""
+Source = Literal["do_not_track", "env", "files", "config", "default"]
+"""Which setting decided, highest precedence first (``files``: the directories or the home
+directory are not safe to use, see `cli_telemetry._paths.untrusted`)."""
 
 
 COLLECTOR: Final = "collector"
@@ -320,18 +321,24 @@ def decide(
     mode: ConsentMode,
     policy_version: int,
     tool: str,
+    untrusted: Callable[[], str | None] | None = None,
 ) -> Decision:
-    """Apply the precedence: DO_NOT_TRACK, the tool's variable, the config file, the mode.
+    """Apply the precedence: DO_NOT_TRACK, the tool's variable, files others could change,
+    the config file, the mode.
 
-    ``load`` is only called when the environment has not decided, so a user with
-    DO_NOT_TRACK set costs us no file access at all. A config file we cannot parse, or did
-    not write, decides "off": guessing consent from a broken or planted file is not ours to
-    do.
+    ``untrusted`` and ``load`` are only called when the environment has not decided, so a
+    user with DO_NOT_TRACK set costs us no file access at all. ``untrusted`` says why the
+    files must not be used (`cli_telemetry._paths.untrusted`): then nothing is read. A
+    config file we cannot parse, or did not write, decides "off": guessing consent from a
+    broken or planted file is not ours to do.
     """
     if env.do_not_track:
         return Decision(False, "do_not_track", "DO_NOT_TRACK is set")
     if env.disabled:
         return Decision(False, "env", f"{env.disabled_var} is set")
+    why = untrusted() if untrusted is not None else None
+    if why is not None:
+        return Decision(False, "files", f"{why}, so telemetry uses nothing there")
     try:
         config = load()
     except ConfigError as exc:

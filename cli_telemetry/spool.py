@@ -18,7 +18,8 @@ touch the same file, and a crash mid-write leaves at most one stray temp file. T
 therefore needs no lock, and no filelock import (~17-30 ms). The lock serialises the
 operations that move or delete many files: trim, claim, acknowledge, release and purge.
 
-Nothing here trusts a file it did not make: an event file is read without
+Nothing here trusts a file it did not make (the spool's directory itself is checked by
+`cli_telemetry._paths.untrusted` before a run uses it): an event file is read without
 following a link, only if it is a regular file, and only up to the size an event can have,
 so a link to /dev/zero or a FIFO in ``new/`` is dropped as corrupt instead of exhausting or
 hanging the uploader; only real directories in ``claimed/`` are batches, so a link there

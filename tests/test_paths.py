@@ -319,3 +319,107 @@ def test_read_private_refuses_another_users_file_and_one_others_can_write(tmp_pa
         _paths.read_private(str(theirs), 100)
     with pytest.raises(_paths.UnsafeFile, match="writable by other users"):
         _paths.read_private(str(loose), 100)
+
+
+# -- untrusted: the directories of a run ------------------------------------------------------
+
+
+def _home_paths(home: Path) -> _paths.Paths:
+    return _paths.resolve("acme", {"HOME": str(home)})
+
+
+def test_a_fresh_home_is_trusted(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    assert _paths.untrusted(_home_paths(home), environ={"HOME": str(home)}) is None
+
+
+def test_directories_it_made_are_trusted(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    paths = _home_paths(home)
+    _paths.make_private_dir(os.path.dirname(paths.config_file))
+    _paths.make_private_dir(paths.spool_dir)
+    assert _paths.untrusted(paths, environ={"HOME": str(home)}) is None
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o707, 0o702])
+def test_a_directory_others_can_write_is_not_trusted(tmp_path: Path, mode: int) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    paths = _home_paths(home)
+    _paths.make_private_dir(paths.spool_dir)
+    os.chmod(paths.state_dir, mode)
+    why = _paths.untrusted(paths, environ={"HOME": str(home)})
+    assert why == f"{paths.state_dir} is writable by other users"
+    assert _paths.untrusted(paths, state=False, environ={"HOME": str(home)}) is None
+
+
+def test_a_missing_directory_is_created_only_where_it_would_be_ours(tmp_path: Path) -> None:
+    """Nothing exists yet: the first existing ancestor decides."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    (home / ".local").write_text("a file")
+    paths = _home_paths(home)
+    assert _paths.untrusted(paths, environ={"HOME": str(home)}) == (
+        f"{home / '.local'} is not a directory"
+    )
+    assert _paths.untrusted(paths, state=False, environ={"HOME": str(home)}) is None
+    home.chmod(0o777)
+    assert _paths.untrusted(paths, environ={"HOME": str(home)}) == (
+        f"{home} is writable by other users"
+    )
+
+
+def test_a_missing_home_is_not_trusted(tmp_path: Path) -> None:
+    home = tmp_path / "missing"
+    why = _paths.untrusted(_home_paths(home), environ={"HOME": str(home)})
+    assert why == f"the home directory {home} does not exist"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a file another user owns takes root to make")
+def test_another_users_home_is_not_trusted(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    os.chown(home, 65534, 65534)
+    why = _paths.untrusted(_home_paths(home), environ={"HOME": str(home)})
+    assert why == (
+        f"the home directory {home} belongs to uid 65534, and this runs as uid 0 (sudo without -H?)"
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a file another user owns takes root to make")
+def test_a_link_another_user_made_is_not_followed(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o700)
+    paths = _home_paths(home)
+    config_dir = Path(paths.config_file).parent
+    config_dir.parent.mkdir(parents=True)
+    config_dir.symlink_to(mine)
+    assert _paths.untrusted(paths, environ={"HOME": str(home)}) is None  # the user's own
+    os.lchown(config_dir, 65534, 65534)
+    assert _paths.untrusted(paths, environ={"HOME": str(home)}) == (
+        f"{config_dir} is a symbolic link that uid 65534 made"
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a directory's group takes root")
+def test_group_write_is_trusted_only_for_the_users_private_group(tmp_path: Path) -> None:
+    import grp
+    import pwd
+
+    group = grp.getgrgid(os.getegid())
+    if group.gr_name != pwd.getpwuid(os.geteuid()).pw_name or group.gr_mem:
+        pytest.skip("this user's group is not a private group")
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    paths = _home_paths(home)
+    _paths.make_private_dir(paths.spool_dir)
+    Path(paths.spool_dir).chmod(0o770)
+    assert _paths.untrusted(paths, environ={"HOME": str(home)}) is None
+    os.chown(paths.spool_dir, -1, 65534)
+    assert _paths.untrusted(paths, environ={"HOME": str(home)}) == (
+        f"{paths.spool_dir} is writable by group 65534"
+    )
