@@ -1,8 +1,9 @@
 """``<tool> telemetry status|enable|disable``: the end user's controls.
 
 These commands are the user's explicit request, so unlike the recording path they do report
-their own failures (on stderr, with exit code 1): a ``disable`` that silently failed to
-write its setting would be a broken promise. ``enable`` and ``disable`` write nothing, and
+their own failures (on stderr, one line, with exit code 1; never a traceback): a ``disable``
+that silently failed to write its setting would be a broken promise. ``status`` only reads,
+and answers whatever state the files are in. ``enable`` and ``disable`` write nothing, and
 delete nothing, in a directory another user could have planted something in or could change
 (`_paths.untrusted`): root with another user's HOME would otherwise write root's files there,
 and ``disable``'s purge could be led by a link to delete files elsewhere.
@@ -137,7 +138,9 @@ def _write(path: str, config: Config, tool: str) -> None:
 
 def _delete_state(config: ToolConfig, paths: _paths.Paths) -> int:
     """Stop a running uploader, then delete the spool, its counters, the ids and the
-    uploader's files: leave no file of ours behind, and nothing sent after we return."""
+    uploader's files: leave no file of ours behind, and nothing sent after we return.
+
+    Called once the config says "off"; each failure says so, in one line."""
     from . import _paths
 
     if not os.path.isdir(paths.state_dir) and not os.path.islink(paths.state_dir):
@@ -146,7 +149,13 @@ def _delete_state(config: ToolConfig, paths: _paths.Paths) -> int:
     why = _paths.untrusted(paths, config=False)
     if why is not None:
         raise click.ClickException(f"{done} nothing under {paths.state_dir} was deleted: {why}")
-    return _delete_files(paths, config)
+    try:
+        return _delete_files(paths, config)
+    except OSError as exc:
+        where = exc.filename or paths.state_dir
+        raise click.ClickException(
+            f"{done} {where} could not be deleted ({exc.strerror or type(exc).__name__})"
+        ) from None
 
 
 def _delete_files(paths: _paths.Paths, config: ToolConfig) -> int:

@@ -204,7 +204,7 @@ class Spool:
     def _new_names(self) -> list[str]:
         try:
             return sorted(n for n in os.listdir(self._new) if is_event_file(n))
-        except FileNotFoundError:
+        except OSError:  # missing, or unreadable: `telemetry status` must still answer
             return []
 
     def _batch_dirs(self) -> list[str]:
