@@ -21,6 +21,9 @@ from typing import Final
 from ._record import Record
 from ._settings import ConfigError, parse_lines
 
+IDS_LIMIT: Final = 4096
+"""The file holds one line of ~50 bytes: anything much larger is not ours."""
+
 
 class Ids(Record):
     __slots__ = ("install_id",)
@@ -41,11 +44,11 @@ def read_ids(path: str) -> Ids | None:
 def _read(path: str) -> tuple[Ids | None, bool]:
     """The stored ids, and whether the file holds more than they (an earlier release wrote
     a ``machine_id`` line beside the install id)."""
+    from ._paths import read_private
     from ._values import is_uuid
 
     try:
-        with open(path, encoding="utf-8") as f:
-            values = parse_lines(f.read())
+        values = parse_lines(read_private(path, IDS_LIMIT).decode("utf-8"))
     except (OSError, UnicodeDecodeError, ConfigError):
         return None, False
     install_id = values.get("install_id")
@@ -68,12 +71,12 @@ def load_or_create_ids(path: str) -> Ids:
 
             write_private(path, ids.to_text())
         return ids
-    from ._paths import make_private_dir
+    from ._paths import CREATE_FLAGS, make_private_dir
 
     make_private_dir(os.path.dirname(path))
     fresh = Ids(str(uuid.uuid4()))
-    tmp = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+    fd = os.open(tmp, CREATE_FLAGS, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(fresh.to_text())

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from .providers import Provider
 
 ConsentMode = Literal["notice", "prompt"]
-Source = Literal["do_not_track", "env", "config", "default"]
-"""Which setting decided, highest precedence first."""
+Source = Literal["do_not_track", "env", "files", "config", "default"]
+"""Which setting decided, highest precedence first (``files``: the directories or the home
+directory are not safe to use, see `cli_telemetry._paths.untrusted`)."""
 
 
 COLLECTOR: Final = "collector"
@@ -187,15 +188,30 @@ class Config(Record):
         return Config(self.enabled, self.consent_policy, policy_version)
 
 
+CONFIG_LIMIT: Final = 64 * 1024
+
+
 def load_config(path: str) -> Config:
-    """Read the config file; a missing file is the empty config, a bad one a ConfigError."""
+    """Read the config file; a missing file is the empty config, a bad one a ConfigError.
+
+    So is a file this user did not write (`cli_telemetry._paths.read_private`): a link, a
+    FIFO or a device, a file another user owns or can write. A planted ``enabled = true``
+    turns nothing on; ``telemetry enable`` or ``disable`` replaces such a file.
+    """
+    from ._paths import UnsafeFile, read_private
+
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        data = read_private(path, CONFIG_LIMIT)
     except FileNotFoundError:
         return Config()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"unreadable ({type(exc).__name__})") from None
+    except UnsafeFile as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror or type(exc).__name__}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text") from None
     return Config.from_text(text)
 
 
@@ -305,24 +321,31 @@ def decide(
     mode: ConsentMode,
     policy_version: int,
     tool: str,
+    untrusted: Callable[[], str | None] | None = None,
 ) -> Decision:
-    """Apply the precedence: DO_NOT_TRACK, the tool's variable, the config file, the mode.
+    """Apply the precedence: DO_NOT_TRACK, the tool's variable, files others could change,
+    the config file, the mode.
 
-    ``load`` is only called when the environment has not decided, so a user with
-    DO_NOT_TRACK set costs us no file access at all. A config file we cannot parse
-    decides "off": guessing consent from a broken file is not ours to do.
+    ``untrusted`` and ``load`` are only called when the environment has not decided, so a
+    user with DO_NOT_TRACK set costs us no file access at all. ``untrusted`` says why the
+    files must not be used (`cli_telemetry._paths.untrusted`): then nothing is read. A
+    config file we cannot parse, or did not write, decides "off": guessing consent from a
+    broken or planted file is not ours to do.
     """
     if env.do_not_track:
         return Decision(False, "do_not_track", "DO_NOT_TRACK is set")
     if env.disabled:
         return Decision(False, "env", f"{env.disabled_var} is set")
+    why = untrusted() if untrusted is not None else None
+    if why is not None:
+        return Decision(False, "files", f"{why}, so telemetry uses nothing there")
     try:
         config = load()
     except ConfigError as exc:
         return Decision(
             False,
             "config",
-            f"the config file is unreadable ({exc}); `{tool} telemetry enable` or"
+            f"the config file cannot be used ({exc}); `{tool} telemetry enable` or"
             " `disable` rewrites it",
         )
     if config.enabled is False:

@@ -19,6 +19,7 @@ when they find the uploader lock taken.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import time
 from collections.abc import Callable
@@ -89,9 +90,11 @@ def start_uploader(
 
 
 def should_spawn(stamp: str, now: float) -> bool:
-    """True, and the stamp touched, if no uploader started (or is backing off) recently."""
+    """True, and the stamp touched, if no uploader started (or is backing off) recently.
+    Only a regular file is a stamp: whatever else is at its name is replaced."""
     try:
-        if os.stat(stamp).st_mtime > now - SPAWN_INTERVAL:
+        st = os.lstat(stamp)
+        if stat.S_ISREG(st.st_mode) and st.st_mtime > now - SPAWN_INTERVAL:
             return False
     except FileNotFoundError:
         pass
@@ -108,16 +111,17 @@ def running_uploader(pid_file: str) -> int | None:
     authority; a pid reused by another program is told apart by its command line (Linux),
     so it can never be mistaken for an uploader and signalled.
     """
+    from ._paths import read_private
+
     try:
-        with open(pid_file, "rb") as f:
-            pid = int(f.read().strip() or b"0")
+        pid = int(read_private(pid_file, 64).strip() or b"0")
     except (OSError, ValueError):
         return None
     if pid <= 0:
         return None
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return pid if b"cli_telemetry._uploader" in f.read() else None
+            return pid if b"cli_telemetry._uploader" in f.read(65536) else None
     except FileNotFoundError:
         if os.path.isdir("/proc/self"):
             return None  # Linux, and no such process
@@ -134,10 +138,31 @@ def running_uploader(pid_file: str) -> int | None:
 
 def next_spawn_at(stamp: str, when: float) -> None:
     """Let commands spawn again from ``when`` (+ SPAWN_INTERVAL): the uploader's way to ask
-    for a backoff (a future time) or to free the throttle at once (0)."""
-    fd = os.open(stamp, os.O_WRONLY | os.O_CREAT, 0o600)
-    os.close(fd)
-    os.utime(stamp, (when, when))
+    for a backoff (a future time) or to free the throttle at once (0).
+
+    The time is set through the descriptor, never by name: the stamp is opened without
+    following a link and without waiting on a FIFO, and whatever is at its name that is not
+    a regular file (a link someone planted, a FIFO) is replaced by one: through a link,
+    ``O_CREAT`` and ``utime`` would create or touch any file the user, or root, can write.
+    """
+    from ._paths import TOUCH_FLAGS
+
+    try:
+        fd = os.open(stamp, TOUCH_FLAGS, 0o600)
+    except OSError:
+        if not os.path.lexists(stamp):
+            raise
+        fd = -1
+    if fd >= 0 and not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        fd = -1
+    if fd < 0:
+        os.unlink(stamp)  # not a stamp: the state dir is ours, and so is the name
+        fd = os.open(stamp, TOUCH_FLAGS | os.O_EXCL, 0o600)
+    try:
+        os.utime(fd if os.utime in os.supports_fd else stamp, (when, when))
+    finally:
+        os.close(fd)
 
 
 def uploader_argv() -> list[str]:

@@ -81,12 +81,15 @@ def well_formed(event: dict[str, Any]) -> bool:
 
 
 def run(options: UploaderOptions, sinks: Sequence[Sink], *, deadline: float) -> str:
-    """One uploader run; returns why it stopped: "busy", "disabled", "empty", "deadline"
-    or "retry" (a sink is backing off: what it lacks waits in the spool)."""
+    """One uploader run; returns why it stopped: "busy", "disabled", "empty", "deadline",
+    "retry" (a sink is backing off: what it lacks waits in the spool) or "untrusted" (the
+    directories changed hands since the command looked, see `_paths.untrusted`)."""
 
     paths = _paths.resolve(options["tool"])
     if not os.path.isdir(paths.spool_dir):
         return "empty"
+    if _paths.untrusted(paths) is not None:
+        return "untrusted"
     if running_uploader(paths.uploader_pid) is not None:
         return "busy"  # without even importing filelock
     now = time.time()

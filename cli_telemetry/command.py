@@ -1,8 +1,12 @@
 """``<tool> telemetry status|enable|disable``: the end user's controls.
 
 These commands are the user's explicit request, so unlike the recording path they do report
-their own failures (on stderr, with exit code 1): a ``disable`` that silently failed to
-write its setting would be a broken promise.
+their own failures (on stderr, one line, with exit code 1; never a traceback): a ``disable``
+that silently failed to write its setting would be a broken promise. ``status`` only reads,
+and answers whatever state the files are in. ``enable`` and ``disable`` write nothing, and
+delete nothing, in a directory another user could have planted something in or could change
+(`_paths.untrusted`): root with another user's HOME would otherwise write root's files there,
+and ``disable``'s purge could be led by a link to delete files elsewhere.
 
 Every run of the host tool registers a `cli_telemetry.telemetry.TelemetryGroup`, but only
 the runs that use it import this module, which builds the subcommands.
@@ -60,16 +64,25 @@ def telemetry_commands(config_of: Callable[[], ToolConfig]) -> dict[str, click.C
     @group.command(help="Turn telemetry on.")
     def enable() -> None:
         paths = _paths.resolve(tool)
+        _refuse_untrusted(paths, f"not writing {paths.config_file}")
         before = _explicit_choice(paths.config_file)
         choices = _config_or_empty(paths.config_file)
         _write(paths.config_file, choices.with_choice(True, config_of().policy_version), tool)
         word = "was already" if before is True else "is now"
         click.echo(f"Telemetry for {tool} {word} enabled (in {paths.config_file}).")
         _warn_overrides(config_of())
+        why = _paths.untrusted(paths, config=False)
+        if why is not None:
+            click.echo(f"Note: telemetry stays off while {why}.", err=True)
 
     @group.command(help="Turn telemetry off and delete every pending event and the install id.")
     def disable() -> None:
         paths = _paths.resolve(tool)
+        _refuse_untrusted(
+            paths,
+            f"not writing {paths.config_file}",
+            "; set DO_NOT_TRACK=1 to turn telemetry off without it",
+        )
         choices = _config_or_empty(paths.config_file)
         _write(paths.config_file, choices.with_choice(False, config_of().policy_version), tool)
         deleted = _delete_state(config_of(), paths)
@@ -81,6 +94,15 @@ def telemetry_commands(config_of: Callable[[], ToolConfig]) -> dict[str, click.C
     for command in (status, enable, disable):
         setattr(command, INTERNAL, True)
     return dict(group.commands)
+
+
+def _refuse_untrusted(paths: _paths.Paths, what: str, advice: str = "") -> None:
+    """Stop, in one line, where the config file must not be written (see the module doc)."""
+    from . import _paths
+
+    why = _paths.untrusted(paths, state=False)
+    if why is not None:
+        raise click.ClickException(f"{what}: {why}{advice}")
 
 
 def _explicit_choice(path: str) -> bool | None:
@@ -116,14 +138,32 @@ def _write(path: str, config: Config, tool: str) -> None:
 
 def _delete_state(config: ToolConfig, paths: _paths.Paths) -> int:
     """Stop a running uploader, then delete the spool, its counters, the ids and the
-    uploader's files: leave no file of ours behind, and nothing sent after we return."""
+    uploader's files: leave no file of ours behind, and nothing sent after we return.
+
+    Called once the config says "off"; each failure says so, in one line."""
+    from . import _paths
+
+    if not os.path.isdir(paths.state_dir) and not os.path.islink(paths.state_dir):
+        return 0
+    done = f"telemetry for {config.tool} is now disabled, but"
+    why = _paths.untrusted(paths, config=False)
+    if why is not None:
+        raise click.ClickException(f"{done} nothing under {paths.state_dir} was deleted: {why}")
+    try:
+        return _delete_files(paths, config)
+    except OSError as exc:
+        where = exc.filename or paths.state_dir
+        raise click.ClickException(
+            f"{done} {where} could not be deleted ({exc.strerror or type(exc).__name__})"
+        ) from None
+
+
+def _delete_files(paths: _paths.Paths, config: ToolConfig) -> int:
     from filelock import FileLock, Timeout
 
     from .errors import SpoolBusyError
     from .recording import open_spool
 
-    if not os.path.isdir(paths.state_dir):
-        return 0
     uploader = FileLock(paths.uploader_lock, timeout=0, mode=0o600)
     try:
         uploader.acquire()

@@ -28,6 +28,8 @@ BACKOFF_BASE: Final = 30.0
 BACKOFF_CAP: Final = 6 * 3600.0
 RETRY_AFTER_CAP: Final = 24 * 3600.0
 """A server may ask for a long pause, but not for longer than a day."""
+UPLOAD_STATE_LIMIT: Final = 1024 * 1024
+"""``upload.json`` holds a few lines per sink; a larger file is not ours."""
 
 
 def backoff(
@@ -107,10 +109,13 @@ class UploadState:
 
     @classmethod
     def load(cls, path: str, *, now: float | None = None) -> UploadState:
+        """The state in ``path``; a missing, damaged or foreign file is the empty state (read
+        with `cli_telemetry._paths.read_private`: no link, FIFO or device, bounded)."""
+        from ._paths import read_private
+
         try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-        except (OSError, ValueError):
+            data = json.loads(read_private(path, UPLOAD_STATE_LIMIT))
+        except (OSError, ValueError, RecursionError):
             data = {}
         return cls(data if isinstance(data, dict) else {}, now=now)
 

@@ -54,7 +54,8 @@ def record_custom(config: ToolConfig, custom: CustomEvent, uploaders: list[int])
         decision = decide(config, env, paths)
         if decision.enabled or env.debug:
             name, properties, when = custom
-            common = _common(config, _ids(env, paths), name, config.tool, when)
+            ids = _ids(env, paths, decision)
+            common = _common(config, ids, name, config.tool, when)
             _store(config, env, paths, decision, [_custom(common, properties)], uploaders)
     except (Exception, KeyboardInterrupt) as exc:
         _report_failure(env, exc)
@@ -97,7 +98,7 @@ def _record_run(
     flags, values = capture.flags_and_values(run.contexts_with(exc), config.record_values)
     words = [word if word == UNLISTED else WORD.fit(word) for word in run.path]
     path = " ".join([config.tool, *words[:MAX_COMMAND_WORDS]])
-    common = _common(config, _ids(env, paths), COMMAND_EVENT, path, run.started_at)
+    common = _common(config, _ids(env, paths, decision), COMMAND_EVENT, path, run.started_at)
     command = common.copy()
     command["flags"] = flags
     command["values"] = values
@@ -117,6 +118,10 @@ def _record_run(
 
 
 def decide(config: ToolConfig, env: EnvSettings, paths: Paths) -> Decision:
+    """Whether this run records: the environment, then whether its files can be trusted at
+    all (`_paths.untrusted`: nothing is read or written where another user could have
+    planted or could change something), then the config file and the consent mode."""
+    from . import _paths
     from ._settings import decide, load_config
 
     return decide(
@@ -125,6 +130,7 @@ def decide(config: ToolConfig, env: EnvSettings, paths: Paths) -> Decision:
         config.consent,
         config.policy_version,
         config.tool,
+        untrusted=lambda: _paths.untrusted(paths),
     )
 
 
@@ -140,14 +146,16 @@ def open_spool(config: ToolConfig, paths: Paths, env: EnvSettings | None = None)
     )
 
 
-def _ids(env: EnvSettings, paths: Paths) -> Ids:
-    """The stored ids, created if needed; debug mode only reads (it writes nothing)."""
+def _ids(env: EnvSettings, paths: Paths, decision: Decision) -> Ids:
+    """The stored ids, created if needed; debug mode only reads (it writes nothing), and
+    reads nothing from directories it does not trust."""
     from ._ids import Ids, load_or_create_ids, read_ids
 
     if env.debug:
         # Before the first recorded event there is no install id yet: the nil UUID stands
         # in for it (debug mode creates nothing).
-        return read_ids(paths.ids_file) or Ids("00000000-0000-0000-0000-000000000000")
+        stored = read_ids(paths.ids_file) if decision.source != "files" else None
+        return stored or Ids("00000000-0000-0000-0000-000000000000")
     return load_or_create_ids(paths.ids_file)
 
 

@@ -17,6 +17,13 @@ A rename is atomic, so a reader sees a whole event or nothing, concurrent writer
 touch the same file, and a crash mid-write leaves at most one stray temp file. The hot path
 therefore needs no lock, and no filelock import (~17-30 ms). The lock serialises the
 operations that move or delete many files: trim, claim, acknowledge, release and purge.
+
+Nothing here trusts a file it did not make (the spool's directory itself is checked by
+`cli_telemetry._paths.untrusted` before a run uses it): an event file is read without
+following a link, only if it is a regular file, and only up to the size an event can have,
+so a link to /dev/zero or a FIFO in ``new/`` is dropped as corrupt instead of exhausting or
+hanging the uploader; only real directories in ``claimed/`` are batches, so a link there
+moves or deletes nothing elsewhere.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from collections.abc import Callable, Collection, Container, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final
 
-from ._paths import make_private_dir
+from ._paths import CREATE_FLAGS, make_private_dir
 from ._record import Record
 from ._values import MAX_EVENT_BYTES
 
@@ -69,6 +76,10 @@ DEFAULT_MAX_BYTES: Final = 2_000_000
 LOW_WATER: Final = 0.9
 """Trimming goes down to 90% of a bound, so a full spool pays the lock once per ~10% of its
 capacity instead of on every invocation."""
+
+STATE_FILE_LIMIT: Final = 64 * 1024 * 1024
+"""``stats.json`` and ``delivered.json`` are read whole: a few bytes per waiting event at
+most, so a file past this is not ours (it counts as corrupt)."""
 
 STALE_TMP_SECONDS: Final = 3600.0
 DEFAULT_CLAIM_TIMEOUT: Final = 600.0
@@ -153,10 +164,10 @@ class Spool:
             name = event_file_name(self._next_ns(), os.urandom(6).hex(), len(data))
             tmp = os.path.join(self._tmp, name)
             try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                fd = os.open(tmp, CREATE_FLAGS, 0o600)
             except FileNotFoundError:
                 self._create_dirs()
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                fd = os.open(tmp, CREATE_FLAGS, 0o600)
             try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
@@ -193,7 +204,16 @@ class Spool:
     def _new_names(self) -> list[str]:
         try:
             return sorted(n for n in os.listdir(self._new) if is_event_file(n))
-        except FileNotFoundError:
+        except OSError:  # missing, or unreadable: `telemetry status` must still answer
+            return []
+
+    def _batch_dirs(self) -> list[str]:
+        """The claimed batches: real directories only. Anything else in ``claimed/`` (a
+        link, which could lead anywhere) is no batch: never listed, moved from or emptied."""
+        try:
+            with os.scandir(self._claimed) as entries:
+                return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+        except OSError:
             return []
 
     # -- whole-spool operations, under the lock ----------------------------------------
@@ -384,7 +404,7 @@ class Spool:
         with self._locked(self.lock_timeout) as held:
             _require(held)
             count = 0
-            for batch_dir in _listdir(self._claimed):
+            for batch_dir in self._batch_dirs():
                 path = os.path.join(self._claimed, batch_dir)
                 count += len(_listdir(path))
                 self._release_dir(path)
@@ -413,8 +433,12 @@ class Spool:
             count = 0
             for name in self._new_names():
                 count += _unlink(os.path.join(self._new, name))
+            batches = set(self._batch_dirs())
             for batch_dir in _listdir(self._claimed):
                 path = os.path.join(self._claimed, batch_dir)
+                if batch_dir not in batches:
+                    _unlink(path)  # a link (or a stray file): removed, never followed
+                    continue
                 for name in _listdir(path):
                     count += _unlink(os.path.join(path, name))
                 _rmdir(path)
@@ -434,7 +458,7 @@ class Spool:
     def stats(self) -> SpoolStats:
         counters = self._read_stats()
         pending = len(self._new_names())
-        for batch_dir in _listdir(self._claimed):
+        for batch_dir in self._batch_dirs():
             pending += sum(
                 1 for n in _listdir(os.path.join(self._claimed, batch_dir)) if is_event_file(n)
             )
@@ -449,7 +473,7 @@ class Spool:
 
     def _release_stale(self) -> None:
         now = time.time()
-        for batch_dir in _listdir(self._claimed):
+        for batch_dir in self._batch_dirs():
             path = os.path.join(self._claimed, batch_dir)
             try:
                 age = now - os.stat(path).st_mtime
@@ -492,12 +516,13 @@ class Spool:
         and the sinks de-duplicate)."""
         import json
 
+        from ._paths import read_private
+
         try:
-            with open(self._delivered, encoding="utf-8") as f:
-                data = json.load(f)
+            data = json.loads(read_private(self._delivered, STATE_FILE_LIMIT))
         except FileNotFoundError:
             return {}, set()
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             # Lost: the sinks that had these events are sent them again, and de-duplicate.
             self.report("spool delivery marks are corrupt; starting over")
             return {}, set()
@@ -525,7 +550,7 @@ class Spool:
         names = set(marks) | refused
         if names:
             waiting = set(self._new_names())
-            for batch_dir in _listdir(self._claimed):
+            for batch_dir in self._batch_dirs():
                 waiting.update(_listdir(os.path.join(self._claimed, batch_dir)))
             names &= waiting
         data: dict[str, Any] = {}
@@ -540,12 +565,13 @@ class Spool:
     def _read_stats(self) -> dict[str, int]:
         import json
 
+        from ._paths import read_private
+
         try:
-            with open(self._stats, encoding="utf-8") as f:
-                data = json.load(f)
+            data = json.loads(read_private(self._stats, STATE_FILE_LIMIT))
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             self.report("spool stats file is corrupt; counting from zero")
             return {}
         if not isinstance(data, dict):
@@ -564,13 +590,17 @@ class Spool:
 
 
 def _read_event(path: str) -> tuple[dict[str, Any] | None, int]:
+    """The event in ``path`` and its size, or (None, 0) if it is not one: no event is larger
+    than MAX_EVENT_BYTES (larger ones are dropped before they are written), and none is a
+    link, a FIFO or a device (`cli_telemetry._paths.read_private`)."""
     import json
 
+    from ._paths import read_private
+
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_private(path, MAX_EVENT_BYTES)
         event = json.loads(data)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None, 0
     if not isinstance(event, dict) or not isinstance(event.get("event_id"), str):
         return None, 0
@@ -586,7 +616,7 @@ def _require(held: bool) -> None:
 
 def _size(path: str) -> int:
     try:
-        return os.stat(path).st_size
+        return os.lstat(path).st_size
     except OSError:
         return 0
 

@@ -189,7 +189,7 @@ def test_corrupt_config_is_off_and_reported_only_in_debug(tool: Tool) -> None:
     assert (result.returncode, result.stdout, result.stderr) == (0, "Hello, world!\n", "")
     assert tool.events() == []
     debug = tool.run("hello", env={"CLI_APP_TELEMETRY_DEBUG": "1"})
-    assert "config file is unreadable" in debug.stderr
+    assert "config file cannot be used" in debug.stderr
     assert status(tool)["source"] == "config"
     assert tool.run("telemetry", "enable").returncode == 0  # rewrites it
     tool.run("hello")

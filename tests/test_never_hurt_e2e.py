@@ -58,8 +58,9 @@ def test_output_and_exit_code_are_exactly_as_without_telemetry(
 def unwritable_home() -> Iterator[tuple[Path, dict[str, object]]]:
     """A home directory the tool's user cannot write to.
 
-    Root ignores permission bits, so as root the tool runs as ``nobody`` instead; the
-    directory then lives outside pytest's private tmp dir so that ``nobody`` can enter it.
+    Root ignores permission bits, so as root the tool runs as ``nobody`` instead, in a home
+    of nobody's (in another user's home, nothing would even be tried); the directory then
+    lives outside pytest's private tmp dir so that ``nobody`` can enter it.
     """
     top = Path(tempfile.mkdtemp(prefix="cli-telemetry-ro-"))
     top.chmod(0o755)
@@ -68,6 +69,7 @@ def unwritable_home() -> Iterator[tuple[Path, dict[str, object]]]:
     home.chmod(0o555)
     user: dict[str, object] = {}
     if os.geteuid() == 0:
+        os.chown(home, 65534, 65534)
         user = {"user": 65534, "group": 65534, "extra_groups": []}
     yield home, user
     home.chmod(0o755)

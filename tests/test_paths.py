@@ -231,3 +231,195 @@ def test_make_private_dir_under_a_restrictive_umask(tmp_path: Path) -> None:
         os.umask(old)
     assert _mode(tmp_path / "p") == 0o700
     assert _mode(tmp_path / "p" / "q") == 0o700
+
+
+# -- write_private and read_private: files it did not make ----------------------------------
+
+
+def test_write_private_never_writes_through_a_link_planted_at_a_temporary_name(
+    tmp_path: Path,
+) -> None:
+    """A temporary name anyone could predict (``<path>.<pid>.tmp``), opened without O_EXCL,
+    let a planted link redirect the write to any file the user (or root) can write."""
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    path = tmp_path / "telemetry.conf"
+    for pid in (os.getpid(), os.getpid() + 1):
+        (tmp_path / f"telemetry.conf.{pid}.tmp").symlink_to(victim)
+
+    _paths.write_private(str(path), "enabled = false\n")
+
+    assert victim.read_text() == "keep me"
+    assert path.read_text() == "enabled = false\n" and not path.is_symlink()
+    assert _mode(path) == 0o600
+
+
+def test_write_private_uses_a_new_random_temporary_name_each_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[tuple[str, int]] = []
+    real_open = os.open
+
+    def spy(path: str, flags: int, mode: int = 0o777, **kwargs: object) -> int:
+        opened.append((path, flags))
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(os, "open", spy)
+    target = str(tmp_path / "upload.json")
+    _paths.write_private(target, "{}")
+    _paths.write_private(target, "{}")
+
+    [(first, flags), (second, _)] = opened
+    assert first != second and first.startswith(target + ".") and first.endswith(".tmp")
+    assert flags & os.O_EXCL and flags & os.O_CREAT and flags & os.O_NOFOLLOW
+
+
+def test_read_private_reads_a_regular_file_of_ours(tmp_path: Path) -> None:
+    path = tmp_path / "ids"
+    path.write_bytes(b"install_id = x\n")
+    assert _paths.read_private(str(path), 100) == b"install_id = x\n"
+    with pytest.raises(FileNotFoundError):
+        _paths.read_private(str(tmp_path / "missing"), 100)
+
+
+def test_read_private_refuses_a_link_a_fifo_a_device_and_a_large_file(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.write_bytes(b"x")
+    (tmp_path / "link").symlink_to(target)
+    os.mkfifo(tmp_path / "fifo")  # opened without O_NONBLOCK, reading it would block
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    (tmp_path / "large").write_bytes(b"x" * 101)
+    (tmp_path / "directory").mkdir()
+
+    for name, why in [
+        ("link", "is a symbolic link"),
+        ("fifo", "is not a regular file"),
+        ("zero", "is a symbolic link"),
+        ("large", "is larger than 100 bytes"),
+        ("directory", "is not a regular file"),
+    ]:
+        with pytest.raises(_paths.UnsafeFile) as caught:
+            _paths.read_private(str(tmp_path / name), 100)
+        assert isinstance(caught.value, OSError)
+        assert caught.value.strerror == why, name
+        assert str(caught.value) == f"{tmp_path / name} {why}"
+    with pytest.raises(_paths.UnsafeFile, match="is not a regular file"):
+        _paths.read_private("/dev/null", 100)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a file another user owns takes root to make")
+def test_read_private_refuses_another_users_file_and_one_others_can_write(tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.write_bytes(b"x")
+    os.chown(theirs, 65534, 65534)
+    loose = tmp_path / "loose"
+    loose.write_bytes(b"x")
+    loose.chmod(0o646)
+    with pytest.raises(_paths.UnsafeFile, match="belongs to uid 65534"):
+        _paths.read_private(str(theirs), 100)
+    with pytest.raises(_paths.UnsafeFile, match="writable by other users"):
+        _paths.read_private(str(loose), 100)
+
+
+# -- untrusted: the directories of a run ------------------------------------------------------
+
+
+def _home_paths(home: Path) -> _paths.Paths:
+    return _paths.resolve("acme", {"HOME": str(home)})
+
+
+def test_a_fresh_home_is_trusted(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    assert _paths.untrusted(_home_paths(home), environ={"HOME": str(home)}) is None
+
+
+def test_directories_it_made_are_trusted(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    paths = _home_paths(home)
+    _paths.make_private_dir(os.path.dirname(paths.config_file))
+    _paths.make_private_dir(paths.spool_dir)
+    assert _paths.untrusted(paths, environ={"HOME": str(home)}) is None
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o707, 0o702])
+def test_a_directory_others_can_write_is_not_trusted(tmp_path: Path, mode: int) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    paths = _home_paths(home)
+    _paths.make_private_dir(paths.spool_dir)
+    os.chmod(paths.state_dir, mode)
+    why = _paths.untrusted(paths, environ={"HOME": str(home)})
+    assert why == f"{paths.state_dir} is writable by other users"
+    assert _paths.untrusted(paths, state=False, environ={"HOME": str(home)}) is None
+
+
+def test_a_missing_directory_is_created_only_where_it_would_be_ours(tmp_path: Path) -> None:
+    """Nothing exists yet: the first existing ancestor decides."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    (home / ".local").write_text("a file")
+    paths = _home_paths(home)
+    assert _paths.untrusted(paths, environ={"HOME": str(home)}) == (
+        f"{home / '.local'} is not a directory"
+    )
+    assert _paths.untrusted(paths, state=False, environ={"HOME": str(home)}) is None
+    home.chmod(0o777)
+    assert _paths.untrusted(paths, environ={"HOME": str(home)}) == (
+        f"{home} is writable by other users"
+    )
+
+
+def test_a_missing_home_is_not_trusted(tmp_path: Path) -> None:
+    home = tmp_path / "missing"
+    why = _paths.untrusted(_home_paths(home), environ={"HOME": str(home)})
+    assert why == f"the home directory {home} does not exist"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a file another user owns takes root to make")
+def test_another_users_home_is_not_trusted(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    os.chown(home, 65534, 65534)
+    why = _paths.untrusted(_home_paths(home), environ={"HOME": str(home)})
+    assert why == (
+        f"the home directory {home} belongs to uid 65534, and this runs as uid 0 (sudo without -H?)"
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a file another user owns takes root to make")
+def test_a_link_another_user_made_is_not_followed(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o700)
+    paths = _home_paths(home)
+    config_dir = Path(paths.config_file).parent
+    config_dir.parent.mkdir(parents=True)
+    config_dir.symlink_to(mine)
+    assert _paths.untrusted(paths, environ={"HOME": str(home)}) is None  # the user's own
+    os.lchown(config_dir, 65534, 65534)
+    assert _paths.untrusted(paths, environ={"HOME": str(home)}) == (
+        f"{config_dir} is a symbolic link that uid 65534 made"
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a directory's group takes root")
+def test_group_write_is_trusted_only_for_the_users_private_group(tmp_path: Path) -> None:
+    import grp
+    import pwd
+
+    group = grp.getgrgid(os.getegid())
+    if group.gr_name != pwd.getpwuid(os.geteuid()).pw_name or group.gr_mem:
+        pytest.skip("this user's group is not a private group")
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    paths = _home_paths(home)
+    _paths.make_private_dir(paths.spool_dir)
+    Path(paths.spool_dir).chmod(0o770)
+    assert _paths.untrusted(paths, environ={"HOME": str(home)}) is None
+    os.chown(paths.spool_dir, -1, 65534)
+    assert _paths.untrusted(paths, environ={"HOME": str(home)}) == (
+        f"{paths.spool_dir} is writable by group 65534"
+    )

@@ -382,3 +382,33 @@ def test_the_config_is_loaded_once_when_the_environment_is_silent() -> None:
     decision = decide(_env(), load, "notice", 1, TOOL)
     assert decision.enabled is True
     assert calls == [1]
+
+
+def test_load_config_does_not_follow_a_link(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere.conf"
+    target.write_text("enabled = true\nconsent_policy = 1\n")
+    path = tmp_path / "telemetry.conf"
+    path.symlink_to(target)
+    with pytest.raises(ConfigError, match="is a symbolic link"):
+        load_config(str(path))
+
+
+def test_load_config_refuses_a_file_others_can_change_or_too_large(tmp_path: Path) -> None:
+    path = tmp_path / "telemetry.conf"
+    path.write_text("enabled = true\nconsent_policy = 1\n")
+    path.chmod(0o666)
+    with pytest.raises(ConfigError, match="is writable by other users"):
+        load_config(str(path))
+    path.chmod(0o600)
+    path.write_text("# " + "x" * 70_000 + "\nenabled = true\n")
+    with pytest.raises(ConfigError, match="is larger than"):
+        load_config(str(path))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a file another user owns takes root to make")
+def test_load_config_refuses_another_users_file(tmp_path: Path) -> None:
+    path = tmp_path / "telemetry.conf"
+    path.write_text("enabled = true\nconsent_policy = 1\n")
+    os.chown(path, 65534, 65534)
+    with pytest.raises(ConfigError, match="belongs to uid 65534"):
+        load_config(str(path))

@@ -187,3 +187,36 @@ def test_running_uploader_recognises_only_a_live_uploader(tmp_path: Path) -> Non
         sleeper.kill()
         sleeper.wait()
     assert _spawn.running_uploader(str(pid_file)) is None  # gone
+
+
+def test_a_link_planted_at_the_stamp_is_replaced_not_followed(tmp_path: Path) -> None:
+    """Through the link, the stamp's O_CREAT and utime would make or touch any file."""
+    victim = tmp_path / "victim"
+    stamp = tmp_path / "uploader.stamp"
+    stamp.symlink_to(victim)
+    _spawn.next_spawn_at(str(stamp), 1_000_000_000)
+    assert not os.path.lexists(victim)
+    assert not stamp.is_symlink() and stamp.stat().st_mtime == 1_000_000_000
+
+    victim.write_text("keep")
+    os.utime(victim, (5, 5))
+    stamp.unlink()
+    stamp.symlink_to(victim)
+    assert _spawn.should_spawn(str(stamp), time.time()) is True
+    assert (victim.read_text(), victim.stat().st_mtime) == ("keep", 5)
+    assert not stamp.is_symlink()
+
+
+def test_a_fifo_at_the_stamp_is_replaced_without_blocking(tmp_path: Path) -> None:
+    stamp = tmp_path / "uploader.stamp"
+    os.mkfifo(stamp)
+    code = (
+        "import sys; from cli_telemetry import _spawn;"
+        " _spawn.next_spawn_at(sys.argv[1], 1_000_000_000)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(stamp)], capture_output=True, text=True,
+        timeout=20, check=False,
+    )  # fmt: skip
+    assert (result.returncode, result.stderr) == (0, "")
+    assert stamp.is_file() and stamp.stat().st_mtime == 1_000_000_000

@@ -927,3 +927,59 @@ def test_delivery_marks_of_an_earlier_version_are_read(spool: Spool, spool_dir: 
     assert batch is not None
     assert batch.delivered == {names[0]: frozenset({"a"})}
     assert batch.refused == frozenset()
+
+
+# -- files it did not make -----------------------------------------------------------------
+
+
+def test_an_event_file_that_is_a_link_or_too_large_is_dropped_unread(
+    spool: Spool, spool_dir: Path, tmp_path: Path, messages: Messages
+) -> None:
+    """Never read through a link (it could lead to /dev/zero, or another user's file), and
+    never more than an event can hold."""
+    spool.append([encode("e0")])
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_bytes(encode("through-a-link"))
+    link = spool_dir / "new" / event_file_name(1)
+    link.symlink_to(elsewhere)
+    large = spool_dir / "new" / event_file_name(2)
+    large.write_bytes(encode("too-large", MAX_EVENT_BYTES + 1))
+
+    batch = spool.claim()
+
+    assert batch is not None and labels(batch.events) == ["e0"]
+    assert not os.path.lexists(link) and not large.exists()
+    assert elsewhere.read_bytes() == encode("through-a-link")
+    assert spool.stats().corrupt == 2
+    assert messages.mentioning(link.name) and messages.mentioning(large.name)
+
+
+def _claimed_link(spool: Spool, spool_dir: Path, tmp_path: Path) -> Path:
+    """A directory of someone else's, linked into claimed/ as if it were a batch."""
+    spool.append([encode("e0")])
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / event_file_name(5)).write_bytes(encode("not-ours"))
+    (victim / "precious").write_text("keep")
+    (spool_dir / "claimed" / "00000000000000000001-abcd").symlink_to(victim)
+    return victim
+
+
+def test_purge_deletes_nothing_through_a_link_in_claimed(
+    spool: Spool, spool_dir: Path, tmp_path: Path
+) -> None:
+    victim = _claimed_link(spool, spool_dir, tmp_path)
+    assert spool.purge(remove=True) == 1
+    assert sorted(p.name for p in victim.iterdir()) == [event_file_name(5), "precious"]
+    assert not spool_dir.exists()
+
+
+def test_claimed_files_behind_a_link_are_neither_released_nor_counted(
+    spool: Spool, spool_dir: Path, tmp_path: Path
+) -> None:
+    victim = _claimed_link(spool, spool_dir, tmp_path)
+    assert spool.stats().pending == 1
+    assert spool.release_all_claims() == 0
+    batch = spool.claim()
+    assert batch is not None and labels(batch.events) == ["e0"]
+    assert sorted(p.name for p in victim.iterdir()) == [event_file_name(5), "precious"]
