@@ -54,6 +54,22 @@ def poll(condition: Callable[[], bool], timeout: float = 10.0, interval: float =
         time.sleep(interval)
 
 
+def open_sockets() -> int:
+    """How many of this process's file descriptors are sockets (Linux: /proc/self/fd)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except OSError:  # the descriptor that listed the directory, closed since
+            pass
+    return count
+
+
+needs_proc = pytest.mark.skipif(
+    not os.path.isdir("/proc/self/fd"), reason="counts sockets in /proc/self/fd (Linux)"
+)
+
+
 def _take_terminal() -> None:
     """In the child: make the pty (on stderr) its controlling terminal, as a shell does for
     the job it runs in the foreground."""
