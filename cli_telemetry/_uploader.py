@@ -244,7 +244,7 @@ class _Run:
                 self.state.record_failure(
                     sink.name, failures, result.error, result.retry_after, self.rng
                 )
-                if result.error == "timeout":
+                if sink.name in results.unanswered:
                     self.hung.add(sink.name)  # its thread may still be sending: leave it be
         self._save()
         self.spool.settle(batch, have, self.names, refused=refused, unattributed=unattributed)
@@ -342,11 +342,11 @@ class _LazySink:
 def _watchdog(seconds: float) -> None:
     """End the process after ``seconds``, whatever it is doing.
 
-    The deadline is checked between batches and bounds each request's timeouts, but some
-    waits escape socket timeouts (a DNS lookup; a server that drips its answer a byte at a
-    time resets the read timeout with every byte): this makes the bound hard. The failure
-    was written down before the send, and the batch in flight is released by the next
-    uploader, so nothing is lost.
+    The deadline is checked between batches, and each HTTP request is cut short at it
+    however slowly a server answers (`cli_telemetry.sinks.http`), but some waits escape
+    every socket: a DNS lookup that hangs, a custom provider that ignores its deadline.
+    This makes the bound hard for them. The failure was written down before the send, and
+    the batch in flight is released by the next uploader, so nothing is lost.
     """
     import threading
 

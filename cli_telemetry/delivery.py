@@ -4,7 +4,8 @@ status``, by the collector's forwarder and by the tests.
 
 - `backoff`: exponential with jitter, at least the server's Retry-After (itself capped).
 - `deliver`: each sink sends in a thread of its own, with a deadline, so one that raises or
-  hangs fails alone while the others' answers stand.
+  hangs fails alone while the others' answers stand; a sink that keeps its deadline leaves
+  no thread behind.
 - `UploadState`: ``upload.json``. Each sink keeps its own failure count and next attempt, so
   a sink that is down backs off alone while the others go on receiving events; the
   top-level ``failures``, ``last_error`` and ``retry_at`` summarise them for ``status``.
@@ -50,14 +51,31 @@ def backoff(
     return delay
 
 
-def deliver(
-    work: Sequence[tuple[Sink, list[dict[str, Any]]]], deadline: float
-) -> dict[str, Delivery]:
+ANSWER_GRACE: Final = 0.5
+"""How long past the deadline `deliver` waits for a sink's answer: a sink that keeps its
+deadline (every HTTP sink does, see `cli_telemetry.sinks.http`) answers a few
+milliseconds after it at worst."""
+
+
+class Deliveries(dict[str, Delivery]):
+    """Each sink's delivery by name, and ``unanswered``: the sinks whose send had not
+    returned by the deadline (each reported as a ``timeout``). Their threads may still be
+    running: such a sink object is in use, and must not be sent to again."""
+
+    def __init__(self, results: dict[str, Delivery], unanswered: frozenset[str]) -> None:
+        super().__init__(results)
+        self.unanswered: Final = unanswered
+
+
+def deliver(work: Sequence[tuple[Sink, list[dict[str, Any]]]], deadline: float) -> Deliveries:
     """Send each sink its events, all at once, each isolated from the others.
 
     Every sink sends in its own (daemon) thread: one that raises fails alone, and one that
     hangs past the deadline is reported as a ``timeout`` while the others' answers stand
-    (and the run goes on without it). Returns each sink's delivery by name.
+    (and the run goes on without it). Returns each sink's delivery by name. The thread of
+    every sink that answered has ended when this returns: a send that keeps its deadline
+    leaves no thread behind. Only a sink that ignores its deadline (a custom provider's
+    bug) leaves one, named in ``unanswered``.
     """
     import queue
     import threading
@@ -73,18 +91,25 @@ def deliver(
             result = Delivery("retry", f"sink_error:{type(exc).__name__}")
         answers.put((sink.name, result))
 
+    threads: dict[str, threading.Thread] = {}
     for sink, events in work:
-        threading.Thread(target=send, args=(sink, events), daemon=True).start()
+        thread = threading.Thread(
+            target=send, args=(sink, events), name=f"send:{sink.name}", daemon=True
+        )
+        thread.start()
+        threads[sink.name] = thread
     results: dict[str, Delivery] = {}
     while len(results) < len(work):
         try:
-            name, result = answers.get(timeout=max(0.0, deadline - time.monotonic()) + 0.5)
+            name, result = answers.get(timeout=max(0.0, deadline - time.monotonic()) + ANSWER_GRACE)
         except queue.Empty:
             break
         results[name] = result
-    for sink, _ in work:
-        results.setdefault(sink.name, Delivery("retry", "timeout"))
-    return results
+        threads[name].join(ANSWER_GRACE)  # it has answered: it is returning
+    unanswered = frozenset(sink.name for sink, _ in work if sink.name not in results)
+    for name in unanswered:
+        results[name] = Delivery("retry", "timeout")
+    return Deliveries(results, unanswered)
 
 
 def iso_seconds(timestamp: float) -> str:

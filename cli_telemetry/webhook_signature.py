@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import time
 from typing import Final
 
@@ -35,6 +36,9 @@ DEFAULT_TOLERANCE: Final = 300
 """Seconds a receiver accepts between the request's timestamp and its clock: five minutes,
 as Stripe and Slack, for clocks that are not quite in step and requests that are retried by
 a proxy; a replay must come within that window."""
+_MAX_TIMESTAMP_DIGITS: Final = 15
+"""Whole Unix seconds have 10 digits until the year 2286; 15 leave room for any clock, and
+keep every accepted timestamp an exact float."""
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -79,18 +83,34 @@ def verify_signature(
     header) with ``secret``, and ``timestamp`` is within ``tolerance`` seconds of ``now``
     (default: this machine's clock), in the past or the future.
 
-    Never raises: a missing or malformed header is simply not a valid signature. The
-    comparison takes the same time wherever the strings differ (`hmac.compare_digest`).
+    Never raises, whatever the request holds: a missing or malformed header is simply not
+    a valid signature. A timestamp has at most 15 digits (a longer one cannot be near any
+    clock, and turning thousands of digits into an int raises or costs time). A
+    ``tolerance`` or ``now`` that is not a finite number, or a negative tolerance, accepts
+    nothing: ``nan`` would otherwise compare false with every age, and let any replay
+    through. The comparison takes the same time wherever the strings differ
+    (`hmac.compare_digest`).
     """
-    if not timestamp or not signature or not secret:
+    if not secret or not isinstance(secret, str | bytes):
         return False
-    timestamp = timestamp.strip()
-    if not (timestamp.isascii() and timestamp.isdigit()):
+    if not isinstance(timestamp, str) or not isinstance(signature, str):
+        return False
+    if not isinstance(body, bytes | bytearray):
+        return False
+    if not _finite(tolerance) or tolerance < 0:
         return False
     current = time.time() if now is None else now
+    if not _finite(current):
+        return False
+    timestamp = timestamp.strip()
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > _MAX_TIMESTAMP_DIGITS:
+        return False
     if abs(current - int(timestamp)) > tolerance:
         return False
-    expected = sign(secret, timestamp, body).encode()
+    try:
+        expected = sign(secret, timestamp, bytes(body)).encode()
+    except UnicodeEncodeError:  # a str secret with a lone surrogate: no sender could use it
+        return False
     valid = False
     for part in signature.split(","):
         scheme, _, value = part.strip().partition("=")
@@ -99,3 +119,14 @@ def verify_signature(
             candidate = value.strip().encode("utf-8", "replace")
             valid = hmac.compare_digest(expected, candidate) or valid
     return valid
+
+
+def _finite(value: object) -> bool:
+    """A real number, not nan or an infinity (a bool is not a number of seconds; an int too
+    large for a float is not one either)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False

@@ -14,6 +14,7 @@ import pty
 import select
 import subprocess
 import sys
+import tempfile
 import termios
 import time
 from collections.abc import Callable, Iterator
@@ -52,6 +53,22 @@ def poll(condition: Callable[[], bool], timeout: float = 10.0, interval: float =
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
+
+
+def open_sockets() -> int:
+    """How many of this process's file descriptors are sockets (Linux: /proc/self/fd)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except OSError:  # the descriptor that listed the directory, closed since
+            pass
+    return count
+
+
+needs_proc = pytest.mark.skipif(
+    not os.path.isdir("/proc/self/fd"), reason="counts sockets in /proc/self/fd (Linux)"
+)
 
 
 def _take_terminal() -> None:
@@ -265,6 +282,33 @@ def make_tool(tmp_path: Path) -> Callable[..., Tool]:
         return Tool(home, name="acme", program=[sys.executable, str(script)])
 
     return make
+
+
+FIGURES = pytest.StashKey[list[tuple[str, dict[str, Any]]]]()
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """What a fault test measured (kills, events sent, stored, duplicates, seconds): fill
+    the dict. Written, passed or failed, to ``$TMPDIR/cli-telemetry-figures/<test>.json``
+    and listed at the end of the run (the README's "Reliability" table quotes them)."""
+    values: dict[str, Any] = {}
+    yield values
+    if not values:
+        return
+    directory = Path(tempfile.gettempdir()) / "cli-telemetry-figures"
+    directory.mkdir(exist_ok=True)
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in request.node.nodeid)
+    (directory / f"{name}.json").write_text(json.dumps(values, indent=1) + "\n")
+    request.config.stash.setdefault(FIGURES, []).append((request.node.nodeid, values))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    recorded = config.stash.get(FIGURES, [])
+    if recorded:
+        terminalreporter.section("fault figures")
+        for nodeid, values in recorded:
+            terminalreporter.write_line(f"{nodeid}\n    {json.dumps(values)}")
 
 
 @pytest.fixture

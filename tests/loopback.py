@@ -11,6 +11,10 @@ In ``ok`` mode it answers as the collector does: 200 with ``{"accepted": n, "sto
 "duplicates": 0, "rejected": [...]}``, where ``rejected`` names by index each event that
 ``refuse`` (if set) refuses; those are not stored. ``answer`` replaces that body with any
 bytes (an empty body, plain text: what another receiver of the wire format may answer).
+
+`EndpointProcess` runs one in a process of its own (``python tests/loopback.py MODE``), for
+tests that count the threads and sockets of their own process: those are then the
+client's alone.
 """
 
 from __future__ import annotations
@@ -19,13 +23,15 @@ import gzip
 import json
 import socket
 import struct
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
-class _Server(ThreadingHTTPServer):
+class QuietServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -127,7 +133,7 @@ class Endpoint:
                 self.end_headers()
                 self.wfile.write(answer)
 
-        self.server = _Server(("127.0.0.1", 0), Handler)
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/events"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
@@ -150,3 +156,75 @@ def closed_port() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}/v1/events"
+
+
+class EndpointProcess:
+    """An `Endpoint` in ``mode``, in a child process; it stops when `close` closes its
+    stdin."""
+
+    def __init__(self, mode: str) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, __file__, mode],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        self.url = self._proc.stdout.readline().strip()
+        assert self.url.startswith("http"), "the endpoint process did not start"
+
+    def close(self) -> None:
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._proc.stdin.close()
+        self._proc.wait(timeout=30)
+        self._proc.stdout.close()
+
+    def __enter__(self) -> EndpointProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _drip_handshake() -> None:
+    """``drip_handshake`` (in `EndpointProcess` only): a TCP server that answers a TLS
+    ClientHello with the header of a 16 KiB handshake record, then a byte of it a second,
+    until our stdin closes: a TLS handshake that never ends, though no read ever waits long.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    print(f"https://127.0.0.1:{listener.getsockname()[1]}/v1/events", flush=True)
+    stop = threading.Event()
+
+    def drip(connection: socket.socket) -> None:
+        with connection:
+            try:
+                connection.recv(65536)  # the ClientHello
+                connection.sendall(b"\x16\x03\x03\x40\x00")  # a handshake record, 16 KiB
+                while not stop.wait(1):
+                    connection.sendall(b"\x00")
+            except OSError:
+                return
+
+    def accept() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=drip, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    sys.stdin.read()
+    stop.set()
+    listener.close()
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "drip_handshake":
+        _drip_handshake()
+    else:
+        served = Endpoint()
+        served.mode = sys.argv[1]
+        print(served.url, flush=True)
+        sys.stdin.read()  # until the test closes our stdin
+        served.close()

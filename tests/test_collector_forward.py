@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from conftest import poll
+from conftest import needs_proc, open_sockets, poll
 from fake_amplitude import API_KEY as AMPLITUDE_KEY
 from fake_amplitude import FakeAmplitude
 from fake_mixpanel import TOKEN as MIXPANEL_TOKEN
@@ -23,6 +23,7 @@ from fake_posthog import FakePostHog
 from fake_segment import RUDDER_KEY, SEGMENT_KEY, FakeRudderStack, FakeSegment
 from fake_service import FakeService
 from fake_webhook import FakeWebhook
+from loopback import EndpointProcess
 from test_collector_e2e import CLI, Collector, answer, custom, event, fresh_postgres
 
 from cli_telemetry.collector import forward, storage, tables
@@ -351,6 +352,38 @@ def test_a_hanging_provider_times_out_alone_and_is_not_reused(
         assert poll(lambda: (forwarder.forward_once(), HangingSink.made >= 2)[1], timeout=10)
     finally:
         HangingSink.release.set()
+
+
+@needs_proc
+def test_a_dripping_provider_costs_the_forwarder_no_thread_and_no_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider whose server drips its answer a byte a second: each send ends at its
+    deadline (here 1 s) with its socket closed and its thread gone, attempt after attempt
+    (before, each attempt left a thread and a socket behind, for as long as the server
+    dripped)."""
+    monkeypatch.setattr(forward, "SEND_SECONDS", 1.0)
+    engine = storage.connect(f"sqlite:///{tmp_path / 'collector.sqlite3'}")
+    storage.store(engine, [[event() for _ in range(3)]], ["drip"])
+    try:
+        with EndpointProcess("drip") as server:
+            provider = Provider(
+                "cli_telemetry.sinks.http:HttpSink", name="drip", endpoint=server.url
+            )
+            forwarder = forward.Forwarder(engine, [provider], backoff_base=0.01)
+            threads, sockets = threading.active_count(), open_sockets()
+
+            def failed(times: int) -> bool:
+                forwarder.forward_once()
+                return forwarder.failures.get("drip") == times
+
+            for attempt in (1, 2, 3):
+                assert poll(partial(failed, attempt), timeout=30)
+                assert (threading.active_count(), open_sockets()) == (threads, sockets), attempt
+            forwarder.stop()
+        assert forward_pending(engine) == 3
+    finally:
+        engine.dispose()
 
 
 def test_a_provider_that_refuses_part_of_a_batch_keeps_the_rest_and_the_rows_go(

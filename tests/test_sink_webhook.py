@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from fake_service import sample_events
 from fake_webhook import FakeWebhook, normalize
+from hypothesis import given
+from hypothesis import strategies as st
 from sink_checks import COMMAND_ITEM, check_answer, check_refused, deliver, soon
 
 from cli_telemetry.sinks import Delivery, Sink
@@ -235,6 +237,77 @@ def test_a_signed_timestamp_cannot_be_changed() -> None:
 def test_malformed_headers_never_raise(timestamp: str | None, signature: str | None) -> None:
     assert not verify_signature(SECRET, timestamp, BODY, signature, now=NOW)
     assert not verify_signature("", str(NOW), BODY, "v1=" + sign("", NOW, BODY), now=NOW)
+
+
+GOOD = "v1=" + sign(SECRET, NOW, BODY)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "signature", "tolerance", "now"),
+    [("9" * 5000, "v1=00", 300, None),  # int() refuses over 4,300 digits
+     ("9" * 400, "v1=00", 300, None),  # too large to subtract from a float clock
+     ("0" * 5000 + str(NOW), GOOD, 300, NOW),  # the right time, padded: still too long
+     (str(NOW), GOOD, float("nan"), NOW),  # nan: every age would pass
+     (str(NOW), GOOD, float("inf"), NOW),
+     (str(NOW), GOOD, -1, NOW),
+     (str(NOW), GOOD, 300, float("nan")),
+     (str(NOW), GOOD, 300, float("-inf")),
+     (str(NOW), GOOD, 300, 10**400),  # an int no float holds
+     (str(NOW), GOOD, True, NOW),  # a bool is not a number of seconds
+     (str(NOW), GOOD, "300", NOW),
+     (str(NOW).encode(), GOOD, 300, NOW),  # bytes, as some frameworks give headers
+     (str(NOW), GOOD.encode(), 300, NOW),
+     (NOW, GOOD, 300, NOW)],
+    ids=["5000-digits", "400-digits", "padded", "tolerance-nan", "tolerance-inf",
+         "tolerance-negative", "now-nan", "now-inf", "now-huge-int", "tolerance-bool",
+         "tolerance-str", "timestamp-bytes", "signature-bytes", "timestamp-int"],
+)  # fmt: skip
+def test_hostile_inputs_are_refused_without_raising(
+    timestamp: Any, signature: Any, tolerance: Any, now: Any
+) -> None:
+    """Each of these raised, or (nan) accepted a request of any age, before."""
+    assert (
+        verify_signature(SECRET, timestamp, BODY, signature, tolerance=tolerance, now=now) is False
+    )
+
+
+@pytest.mark.parametrize(
+    ("secret", "body"),
+    [("\ud800", BODY), (b"", BODY), (None, BODY), (SECRET, BODY.decode()), (SECRET, None)],
+    ids=["lone-surrogate", "empty", "none", "str-body", "no-body"],
+)
+def test_a_secret_or_body_of_the_wrong_kind_is_refused_without_raising(
+    secret: Any, body: Any
+) -> None:
+    assert verify_signature(secret, str(NOW), body, GOOD, now=NOW) is False
+
+
+def test_tolerance_zero_accepts_only_the_exact_second() -> None:
+    assert verify_signature(SECRET, str(NOW), BODY, GOOD, tolerance=0, now=NOW)
+    assert not verify_signature(SECRET, str(NOW), BODY, GOOD, tolerance=0, now=NOW + 1)
+
+
+@given(
+    timestamp=st.one_of(
+        st.none(),
+        st.text(),
+        st.integers().map(str),
+        st.text("0123456789", min_size=300, max_size=5000),  # past a float, past int()
+    ),
+    signature=st.one_of(st.none(), st.text(), st.lists(st.text(max_size=80)).map(",".join)),
+    body=st.binary(max_size=200),
+    tolerance=st.one_of(st.floats(), st.integers()),
+    now=st.one_of(st.none(), st.floats(), st.integers()),
+)
+def test_verify_signature_never_raises(
+    timestamp: str | None, signature: str | None, body: bytes, tolerance: float, now: float | None
+) -> None:
+    """Whatever arrives in the headers and the body, and whatever numbers a receiver
+    passes, the answer is a bool; only a signature made with the secret can be True."""
+    result = verify_signature(SECRET, timestamp, body, signature, tolerance=tolerance, now=now)
+    assert result is False or (
+        signature is not None and sign(SECRET, (timestamp or "").strip(), body) in signature
+    )
 
 
 def test_any_of_several_signatures_may_match() -> None:

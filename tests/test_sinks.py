@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from email.utils import formatdate
 
 import pytest
-from loopback import Endpoint, closed_port
+from conftest import needs_proc, open_sockets
+from loopback import Endpoint, EndpointProcess, closed_port
 
 from cli_telemetry.sinks import Delivery, MemorySink, Sink
 from cli_telemetry.sinks.http import HttpSink, classify, parse_retry_after, refused_indexes
@@ -90,6 +92,26 @@ def test_failures(
         assert result.retry_after == 60.0
     assert endpoint.requests == []
     sink.close()
+
+
+@needs_proc
+@pytest.mark.parametrize("mode", ["drip", "drip_body", "drip_handshake"])
+def test_no_server_holds_a_send_past_its_deadline_or_keeps_its_socket(mode: str) -> None:
+    """A byte a second resets every socket timeout, in the headers (``drip``), the body
+    (``drip_body``) or a TLS handshake (``drip_handshake``): the send still ends at its
+    deadline, with a ``timeout`` (stored or not is unknown, so it is sent again), its socket
+    closed and its watchdog thread gone."""
+    with EndpointProcess(mode) as server:
+        threads, sockets = threading.active_count(), open_sockets()
+        sink = HttpSink(server.url)
+        results: list[Delivery] = []
+        sender = threading.Thread(target=lambda: results.append(sink.send(EVENTS, soon(2))))
+        sender.start()
+        sender.join(2 + 10)  # generous: without a hard deadline it would never return
+        assert not sender.is_alive(), f"{mode}: the send outlived its deadline"
+        assert results == [Delivery("retry", "timeout")]
+        assert (threading.active_count(), open_sockets()) == (threads, sockets)
+        sink.close()
 
 
 def test_refused_and_bad_endpoints() -> None:

@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import random
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -14,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import needs_proc, open_sockets
+from loopback import EndpointProcess
 
 from cli_telemetry import _paths, _uploader, delivery
 from cli_telemetry._spawn import UploaderOptions
 from cli_telemetry.delivery import UploadState
 from cli_telemetry.sinks import Delivery, MemorySink
+from cli_telemetry.sinks.http import HttpSink
 from cli_telemetry.spool import Spool
 
 
@@ -290,6 +294,24 @@ def test_a_hanging_sink_is_cut_off_at_the_deadline_and_the_others_deliver(
     assert [e["event_id"] for e in good.events] == ids
     assert state(paths)["sinks"]["hanging"]["last_error"] == "timeout"
     assert Spool(paths.spool_dir).stats().pending == 2  # owed to the hanging sink only
+
+
+@needs_proc
+def test_a_dripping_server_costs_one_send_timeout_and_leaves_no_thread_or_socket(
+    paths: _paths.Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that drips its answer a byte a second no longer needs the process's
+    watchdog: the send ends at its own deadline (SEND_TIMEOUT, here 2 s), its socket shut
+    and closed, and the run goes on (here, to stop: the sink backs off)."""
+    monkeypatch.setattr(_uploader, "SEND_TIMEOUT", 2.0)
+    record(paths, 3)
+    with EndpointProcess("drip") as server:
+        threads, sockets = threading.active_count(), open_sockets()
+        outcome = run([HttpSink(server.url)], seconds=30)
+        assert (threading.active_count(), open_sockets()) == (threads, sockets)
+    assert outcome == "retry"
+    assert state(paths)["sinks"]["collector"]["last_error"] == "timeout"
+    assert Spool(paths.spool_dir).stats().pending == 3
 
 
 def test_a_removed_sink_no_longer_holds_events(paths: _paths.Paths) -> None:

@@ -17,6 +17,13 @@ owed. A batch too large for a provider (413) is sent again in halves, not droppe
 (not locks) let several collector processes behind a load balancer forward from the same
 database without sending a batch twice at once; a batch resent after a crash carries the
 same ``event_id``s, which every provider de-duplicates.
+
+Each send has a hard deadline (`SEND_SECONDS`): every built-in provider's request is cut
+short at it, its socket shut down and its thread ended, however slowly the provider's
+server answers (`cli_telemetry.sinks.http`), so a provider that drips its answers costs the
+collector neither threads nor sockets. Only a custom provider that ignores its deadline
+leaves its thread behind (`deliver` stops waiting for it); that object is then left to it
+and a new one built, at most once per backoff.
 """
 
 from __future__ import annotations
@@ -197,12 +204,13 @@ class Forwarder:
         except Exception as exc:  # a provider that cannot be built fails alone
             return Delivery("retry", f"load_error:{type(exc).__name__}")
         # In a thread of its own, bounded: a provider that raises or hangs fails alone.
-        result = deliver([(sink, batch)], time.monotonic() + SEND_SECONDS)[sink.name]
-        if result.error == "timeout":
-            # Its thread may still be sending: leave that object to it, and build a new
-            # one for the next attempt (a provider need not be safe to share by threads).
+        results = deliver([(sink, batch)], time.monotonic() + SEND_SECONDS)
+        if sink.name in results.unanswered:
+            # Its thread may still be sending (a custom provider that ignores its deadline):
+            # leave that object to it, and build a new one for the next attempt (a provider
+            # need not be safe to share by threads).
             del self._sinks[provider.name]
-        return result
+        return results[sink.name]
 
 
 def refusals(result: Delivery, count: int) -> int:

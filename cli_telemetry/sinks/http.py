@@ -9,16 +9,35 @@ empty body, plain text, JSON without ``rejected``) means every event is stored, 
 receiver of the wire format may answer a plain 200.
 
 Timeouts are strict because a slow or hostile endpoint must cost the background uploader a
-bounded time and nothing more: 2 s to connect, 5 s to read, and never past the run's
-deadline. urllib3's own retries and redirects are off: the uploader decides what to retry,
-across runs, with backoff. An answer's body is read only as far as `ANSWER_LIMIT`, and only
-until the deadline.
+bounded time and nothing more: 2 s to connect, 5 s to read, and never past the deadline.
+urllib3's own retries and redirects are off: the uploader decides what to retry, across
+runs, with backoff. An answer's body is read only as far as `ANSWER_LIMIT`.
+
+The deadline is hard. urllib3's timeouts bound each socket operation, not the request: a
+server that drips its status line, headers or body a byte at a time (or reads our body a
+byte at a time) resets them with every byte and holds a send for as long as it likes. So
+each request has a watchdog (`_Watchdog`, a timer thread) that, at the deadline, shuts
+down the request's socket: the read or write blocked on it returns at once, urllib3 raises,
+and the sending thread closes the connection and answers a ``timeout``, whatever it had
+read. Shutting down is done through a duplicate of the socket's descriptor, taken when the
+socket is made (`_Connection._new_conn`, before any TLS handshake): the watchdog never
+touches a descriptor that the sending thread may have closed and the system given to
+someone else meanwhile. The timer is cancelled and joined, and the duplicate closed, before
+`Transport.post` returns: a send leaves no thread and no socket behind, however it ended.
+
+Each request has its own one-connection pool, closed with it (an answer is never read to
+its end, so a connection could not be reused anyway), and every socket it opens is its own.
+The one wait the watchdog cannot cut short is the name lookup (``getaddrinfo`` has no
+socket); the resolver's own timeouts bound it, and the uploader's process watchdog
+(`cli_telemetry._uploader`) is the hard stop there.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import socket
+import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -40,19 +59,13 @@ event is refused fits several times over."""
 
 
 class Transport:
-    """One small urllib3 pool with the strict timeouts above, shared by every HTTP sink.
+    """Sends one request at a time with the strict timeouts and the hard deadline above;
+    shared by every HTTP sink.
 
     `post` sends one request and classifies the answer from its status line. A body is
     read only when the caller asks (a provider that names refused events, or signals errors
     inside a 200): ``read_limit`` bytes at most, and never past the deadline.
     """
-
-    def __init__(self) -> None:
-        self._pool = urllib3.PoolManager(
-            retries=False,
-            timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT),
-            maxsize=1,
-        )
 
     def post(
         self,
@@ -64,7 +77,8 @@ class Transport:
         read_limit: int = 0,
     ) -> tuple[Delivery, bytes]:
         """POST ``body``; returns the delivery and, if ``read_limit``, up to that many bytes
-        of the answer's body (empty otherwise)."""
+        of the answer's body (empty otherwise). Returns by ``deadline``, whatever the server
+        does (but for a name lookup that hangs, see the module docstring)."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return Delivery("retry", "deadline"), b""
@@ -73,53 +87,176 @@ class Transport:
             read=min(READ_TIMEOUT, remaining),
             total=remaining,
         )
+        watchdog = _Watchdog(deadline)
         try:
-            response = self._pool.request(
+            result = _exchange(url, body, headers, timeout, deadline, read_limit, watchdog)
+        finally:
+            cut_short = watchdog.stop()
+        if cut_short:
+            # Whatever was read before the socket was shut down may be a part of the answer
+            # (a status line without its headers): stored or not is unknown, so retry.
+            return Delivery("retry", "timeout"), b""
+        return result
+
+    def close(self) -> None:
+        """Nothing to release: each request's connection is closed with it."""
+
+
+def _exchange(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: urllib3.Timeout,
+    deadline: float,
+    read_limit: int,
+    watchdog: _Watchdog,
+) -> tuple[Delivery, bytes]:
+    try:
+        pool, target = _pool_for(url, timeout, watchdog)
+    except urllib3.exceptions.HTTPError as exc:
+        return Delivery("retry", _error_kind(exc)), b""
+    with pool:
+        try:
+            response = pool.urlopen(
                 "POST",
-                url,
+                target,
                 body=body,
                 headers={"User-Agent": USER_AGENT, **headers},
                 timeout=timeout,
-                preload_content=False,
+                retries=False,
                 redirect=False,
+                preload_content=False,
             )
-        except urllib3.exceptions.HTTPError as exc:
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
             return Delivery("retry", _error_kind(exc)), b""
-        # The status line is usually all we need. A server that drips its body a byte at a
-        # time could otherwise hold us for as long as it likes. Closing drops the
-        # connection (a new one per batch is cheap next to that risk).
+        # The status line is usually all we need. Closing drops the connection (a new one
+        # per batch is cheap next to the risk of reading an answer to its end).
         status, retry_after = response.status, response.headers.get("Retry-After")
         answer = b""
         try:
             if read_limit:
                 answer = read_answer(response, read_limit, deadline)
-        except urllib3.exceptions.HTTPError as exc:
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
             if 200 <= status < 300:  # delivered or not? unknown: the provider de-duplicates
                 return Delivery("retry", _error_kind(exc)), b""
         finally:
             response.close()
-        return classify(status, retry_after), answer
+    return classify(status, retry_after), answer
 
-    def close(self) -> None:
-        self._pool.clear()
+
+def _pool_for(
+    url: str, timeout: urllib3.Timeout, watchdog: _Watchdog
+) -> tuple[urllib3.HTTPConnectionPool, str]:
+    """A one-connection pool for ``url``, whose connection hands its socket to
+    ``watchdog``, and the request target (path and query) to post to."""
+    parsed = urllib3.util.parse_url(url)
+    scheme = (parsed.scheme or "http").lower()
+    if not parsed.host:
+        raise urllib3.exceptions.LocationValueError("No host specified.")
+    if scheme not in ("http", "https"):
+        raise urllib3.exceptions.URLSchemeUnknown(scheme)
+    pool_class = _TlsPool if scheme == "https" else _Pool
+    port = parsed.port or (443 if scheme == "https" else 80)
+    pool = pool_class(
+        parsed.host, port, timeout=timeout, maxsize=1, retries=False, watchdog=watchdog
+    )
+    return pool, parsed.request_uri
+
+
+class _Watchdog:
+    """Shuts down the sockets of one request at its deadline (see the module docstring).
+
+    It holds a duplicate of each socket's descriptor, so the socket it shuts down is the
+    request's even if the sending thread has closed its own descriptor meanwhile. `stop`
+    cancels and joins the timer and closes the duplicates: call it exactly once.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self._lock = threading.Lock()
+        self._duplicates: list[socket.socket] = []
+        self._fired = False
+        self._stopped = False
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shut ``sock`` down at the deadline (at once if that has passed)."""
+        duplicate = sock.dup()
+        with self._lock:
+            self._duplicates.append(duplicate)
+            if self._fired:
+                _shut_down(duplicate)
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._fired = True
+            for duplicate in self._duplicates:
+                _shut_down(duplicate)
+
+    def stop(self) -> bool:
+        """Disarm; whether it fired (the exchange was cut short at the deadline)."""
+        with self._lock:
+            self._stopped = True
+            fired = self._fired
+        self._timer.cancel()
+        self._timer.join()
+        for duplicate in self._duplicates:
+            duplicate.close()
+        return fired
+
+
+def _shut_down(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # not connected (any more): nothing waits on it
+        pass
+
+
+class _Connection(urllib3.connection.HTTPConnection):
+    """A connection that hands its socket to the request's watchdog as soon as it is
+    connected (for HTTPS, before the handshake, which a server could drip too)."""
+
+    def __init__(self, *args: Any, watchdog: _Watchdog, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._watchdog = watchdog
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        try:
+            self._watchdog.watch(sock)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+
+class _TlsConnection(_Connection, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _Pool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _Connection
+
+
+class _TlsPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _TlsConnection
 
 
 def read_answer(response: urllib3.BaseHTTPResponse, limit: int, deadline: float) -> bytes:
-    """Up to ``limit`` bytes of ``response``'s body (inflated), all read by ``deadline``.
+    """Up to ``limit`` bytes of ``response``'s body (inflated), read by ``deadline``.
 
-    Read as it arrives (``read1``: one receive at a time), each receive allowed only the
-    time left, because a server that drips its body a byte at a time resets a plain read
-    timeout with every byte. Past the deadline it raises a read timeout, as the socket does.
+    Read as it arrives (``read1``: one receive at a time), so that no more than ``limit``
+    is ever asked of the socket. A receive that would go past the deadline is cut short by
+    the request's watchdog; past it, this raises a read timeout, as the socket does.
     """
     chunks: list[bytes] = []
     size = 0
     while size < limit:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if deadline <= time.monotonic():
             raise urllib3.exceptions.TimeoutError("past the deadline")
-        sock = getattr(response.connection, "sock", None)
-        if sock is not None:
-            sock.settimeout(min(READ_TIMEOUT, remaining))
         chunk = response.read1(limit - size, decode_content=True)
         if not chunk:
             break
