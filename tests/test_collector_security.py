@@ -5,13 +5,15 @@ may take, where its secrets come from, and who can read its database."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_collector_e2e import CLI, Collector
+from test_collector_e2e import CLI, Collector, event
 
 TOKENS = {"CLI_TELEMETRY_COLLECTOR_TOKENS": "acme=s3cret beta=b3ta"}
 
@@ -42,6 +44,36 @@ def raw_request(
         while chunk := s.recv(65536):
             answer += chunk
     return int(answer.split(b" ", 2)[1]), answer
+
+
+# -- who can read the database ------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("permissive_umask")
+def test_the_sqlite_database_and_its_wal_files_are_private(tmp_path: Path) -> None:
+    """Even under umask 0: the database, its -wal and -shm files 0600, the data directory
+    it makes 0700."""
+    data = tmp_path / "data"
+    server = Collector(
+        f"sqlite:///{tmp_path / 'private.sqlite3'}", env={"XDG_DATA_HOME": str(data)}
+    )
+    try:
+        assert server.send([event()])[0] == 200
+        files = [tmp_path / f"private.sqlite3{suffix}" for suffix in ("", "-wal", "-shm")]
+        assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {
+            f.name: 0o600 for f in files
+        }
+    finally:
+        server.close()
+    result = subprocess.run(
+        [CLI, "collector", "prune", "--older-than", "1d"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "XDG_DATA_HOME": str(data), "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    directory = data / "cli-telemetry"
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE((directory / "collector.sqlite3").stat().st_mode) == 0o600
 
 
 # -- what a query may ask -----------------------------------------------------------------
