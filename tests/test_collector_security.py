@@ -320,9 +320,7 @@ def test_a_request_that_takes_too_long_is_cut_off(tmp_path: Path) -> None:
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
             s.sendall(b"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and no more
-            started = time.monotonic()
-            assert s.recv(65536) == b""  # closed by the server, not by our 30 s timeout
-            assert time.monotonic() - started < 25
+            assert s.recv(65536) == b""  # closed by the server (our 30 s would raise)
         head = (
             f"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
             "Content-Type: application/json\r\nContent-Length: 100"
