@@ -51,6 +51,9 @@ class Collector:
             assert self.proc.poll() is None, self.proc.stderr.read() if self.proc.stderr else ""
             return False
 
+    def get(self, path: str, headers: dict[str, str] | None = None) -> urllib3.BaseHTTPResponse:
+        return self.http.request("GET", self.url + path, headers=headers)
+
     def post(self, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, Any]:
         response = self.http.request(
             "POST", self.url + "/v1/events", body=body,
@@ -72,13 +75,17 @@ class Collector:
         with self.engine.connect() as connection:
             return [tuple(row) for row in connection.execute(sa.text(query))]
 
-    def close(self) -> None:
+    def close(self) -> str:
+        """Stop the server; what it wrote on stderr."""
         self.engine.dispose()
         self.proc.terminate()
         self.proc.wait(timeout=30)
+        stderr = ""
         if self.proc.stderr:
+            stderr = self.proc.stderr.read().decode(errors="replace")
             self.proc.stderr.close()
         self.http.clear()
+        return stderr
 
 
 def fresh_postgres() -> str:
@@ -398,7 +405,7 @@ def test_a_bad_age_is_a_usage_error() -> None:
 
 def test_a_tool_with_a_token_needs_it(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'tokens.sqlite3'}"
-    server = Collector(db, extra=["--token", "acme=s3cret"])
+    server = Collector(db, env={"CLI_TELEMETRY_COLLECTOR_TOKENS": "acme=s3cret"})
     try:
         assert server.send([event()])[0] == 401
         body = json.dumps({"batch": [event()]}).encode()
@@ -481,7 +488,8 @@ def test_bodies_that_are_not_exactly_one_utf8_document(
 
 def test_the_uploader_sends_the_tools_token(tmp_path: Path, tool: Tool) -> None:
     server = Collector(
-        f"sqlite:///{tmp_path / 'token.sqlite3'}", extra=["--token", "cli-app=s3cret"]
+        f"sqlite:///{tmp_path / 'token.sqlite3'}",
+        env={"CLI_TELEMETRY_COLLECTOR_TOKENS": "cli-app=s3cret"},
     )
     try:
         tool.enable()

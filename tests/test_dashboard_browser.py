@@ -73,3 +73,24 @@ def test_a_bad_since_is_a_clear_400(collector: Collector) -> None:
     response = collector.http.request("GET", collector.url + "/?since=forever")
     assert response.status == 400
     assert b"not an age" in response.data
+
+
+def test_a_browser_logs_in_with_the_read_token(tmp_path: Path) -> None:
+    """Once the collector has a token, the dashboard answers 401 with a basic-auth
+    challenge: a browser without the read token sees nothing, one given it (as the password
+    of any user) sees the charts."""
+    server = Collector(
+        f"sqlite:///{tmp_path / 'guarded.sqlite3'}",
+        env={"CLI_TELEMETRY_COLLECTOR_READ_TOKEN": "r3ad"},
+    )
+    try:
+        assert server.send([event()])[0] == 200
+        anonymous = browse(f"{server.url}/?since=7d", tmp_path / "p1", "--dump-dom")
+        assert anonymous.returncode == 0, anonymous.stderr[-2000:]
+        assert "Usage since" not in anonymous.stdout
+        url = f"http://reader:r3ad@127.0.0.1:{server.port}/?since=7d"
+        reader = browse(url, tmp_path / "p2", "--dump-dom")
+        assert reader.returncode == 0, reader.stderr[-2000:]
+        assert "Usage since" in reader.stdout and reader.stdout.count("<svg") == 7
+    finally:
+        server.close()

@@ -21,12 +21,53 @@ def collector() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8787, show_default=True)
 @click.option(
-    "--token",
-    "tokens",
+    "--token-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A file of write tokens, TOOL=SECRET one a line: that tool's events need"
+    " 'Authorization: Bearer SECRET'. CLI_TELEMETRY_COLLECTOR_TOKENS takes a"
+    " space-separated list.",
+)
+@click.option(
+    "--read-token-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A file holding the read token, which / and /api/report need once the collector"
+    " has any token (or set CLI_TELEMETRY_COLLECTOR_READ_TOKEN).",
+)
+@click.option(
+    "--require-token",
+    is_flag=True,
+    help="Refuse every request without a write token, before reading its body (tools"
+    " without a token can then send nothing).",
+)
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
     multiple=True,
-    envvar="CLI_TELEMETRY_COLLECTOR_TOKENS",
-    help="TOOL=SECRET: require 'Authorization: Bearer SECRET' for that tool's events"
-    " (repeatable; the variable takes a space-separated list).",
+    metavar="NAME",
+    help="A Host name the collector answers to, beside the loopback names and --host"
+    " (repeatable); others get 421.",
+)
+@click.option(
+    "--limit-concurrency",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Connections or requests at once; more get 503.",
+)
+@click.option(
+    "--request-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds for a request's head, and again for its body.",
+)
+@click.option(
+    "--token",
+    "argv_tokens",
+    multiple=True,
+    metavar="TOOL=SECRET",
+    help="Deprecated: the secret shows in the process list; use --token-file or"
+    " CLI_TELEMETRY_COLLECTOR_TOKENS.",
 )
 @click.option(
     "--schema",
@@ -37,7 +78,17 @@ def collector() -> None:
     " custom events must be declared there and match it (repeatable, one per tool).",
 )
 def serve(
-    url: str | None, host: str, port: int, tokens: tuple[str, ...], schemas: tuple[str, ...]
+    url: str | None,
+    host: str,
+    port: int,
+    token_file: str | None,
+    read_token_file: str | None,
+    require_token: bool,
+    allowed_hosts: tuple[str, ...],
+    limit_concurrency: int,
+    request_timeout: float,
+    argv_tokens: tuple[str, ...],
+    schemas: tuple[str, ...],
 ) -> None:
     """Accept events on POST /v1/events and store them.
 
@@ -45,23 +96,55 @@ def serve(
     SEGMENT_WRITE_KEY, MIXPANEL_TOKEN, AMPLITUDE_API_KEY, RUDDERSTACK_WRITE_KEY with
     RUDDERSTACK_DATA_PLANE_URL, TELEMETRY_WEBHOOK_URL, OTEL_EXPORTER_OTLP_ENDPOINT, and
     TELEMETRY_PROVIDERS (custom providers' import paths); see the README.
+
+    Tokens come from the environment or files, never the command line (where `ps` shows
+    them): write tokens from CLI_TELEMETRY_COLLECTOR_TOKENS and --token-file, the read
+    token from CLI_TELEMETRY_COLLECTOR_READ_TOKEN or --read-token-file.
     """
     import os
 
-    import uvicorn
-
     from ..errors import ConfigurationError
     from ..providers import from_environ
+    from .access import Access
     from .app import create_app
+    from .server import run
     from .storage import connect, default_url
     from .validation import Catalog, SchemaError
 
+    if argv_tokens:
+        click.echo(
+            "warning: --token is deprecated: the secret shows in the process list (ps);"
+            " use CLI_TELEMETRY_COLLECTOR_TOKENS or --token-file",
+            err=True,
+        )
     secrets: dict[str, str] = {}
-    for item in tokens:
-        tool, sep, secret = item.partition("=")
-        if not sep or not tool or not secret:
-            raise click.BadParameter(f"{item!r} is not TOOL=SECRET", param_hint="--token")
-        secrets[tool] = secret
+    sources = [
+        (TOKENS_VARIABLE, "entry", os.environ.get(TOKENS_VARIABLE, "").split()),
+        ("--token", "entry", list(argv_tokens)),
+    ]
+    if token_file is not None:
+        sources.append((token_file, "line", read_lines(token_file, "--token-file")))
+    for source, unit, entries in sources:
+        for number, entry in enumerate(entries, 1):
+            if not entry.strip() or entry.lstrip().startswith("#"):
+                continue
+            tool, secret = parse_token(entry, f"{source}: {unit} {number}")
+            if tool in secrets and secrets[tool] != secret:
+                raise click.UsageError(f"two different write tokens for {tool}")
+            secrets[tool] = secret
+    read_token = os.environ.get(READ_TOKEN_VARIABLE, "").strip() or None
+    if read_token_file is not None:
+        lines = [line.strip() for line in read_lines(read_token_file, "--read-token-file")]
+        read_token = next((line for line in lines if line), None)
+        if read_token is None:
+            raise click.BadParameter(f"{read_token_file} is empty", param_hint="--read-token-file")
+    if require_token and not secrets:
+        raise click.UsageError(
+            "--require-token needs a write token (CLI_TELEMETRY_COLLECTOR_TOKENS or --token-file)"
+        )
+    access = Access.build(
+        secrets, read_token, require_token=require_token, hosts=(host, *allowed_hosts)
+    )
     try:
         providers = from_environ(os.environ)
     except ConfigurationError as exc:
@@ -89,8 +172,46 @@ def serve(
         click.echo(f"collector: forwarding to {names}", err=True)
     for tool in catalogs:
         click.echo(f"collector: checking {tool}'s custom events against its schema", err=True)
-    app = create_app(engine, secrets, providers, forward_backoff=forward_backoff, catalogs=catalogs)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    if secrets:
+        closed = "; no other tool's" if require_token else ""
+        click.echo(f"collector: write tokens for {', '.join(sorted(secrets))}{closed}", err=True)
+    if access.guarded:
+        reading = "the read token" if read_token else "a read token, and none is set"
+        click.echo(f"collector: / and /api/report need {reading}", err=True)
+    app = create_app(
+        engine,
+        providers=providers,
+        forward_backoff=forward_backoff,
+        catalogs=catalogs,
+        access=access,
+        request_timeout=request_timeout,
+    )
+    run(app, host, port, limit_concurrency=limit_concurrency, request_timeout=request_timeout)
+
+
+TOKENS_VARIABLE = "CLI_TELEMETRY_COLLECTOR_TOKENS"
+READ_TOKEN_VARIABLE = "CLI_TELEMETRY_COLLECTOR_READ_TOKEN"  # noqa: S105 - a name
+
+
+def read_lines(path: str, option: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc}", param_hint=option) from None
+
+
+def parse_token(entry: str, where: str) -> tuple[str, str]:
+    """``TOOL=SECRET`` as (tool, secret). An error names where the entry is, never what it
+    holds: a mistyped entry may be all secret."""
+    from ..events import FIELD_RULES
+
+    tool, sep, secret = (part.strip() for part in entry.partition("="))
+    if not sep or not secret:
+        raise click.UsageError(f"{where} is not TOOL=SECRET")
+    if FIELD_RULES["tool"].problem(tool) is not None:
+        raise click.UsageError(f"{where}: {tool[:40]!r} is not a tool name")
+    return tool, secret
 
 
 @collector.command()

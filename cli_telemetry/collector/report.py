@@ -19,12 +19,24 @@ from .rollups import Rollup, next_day, of_rows, of_tables
 TOP: Final = 10
 
 
+MAX_AGE_DAYS: Final = 36500
+"""A century: further back than any event, and within what a date can hold (an age of
+10**12 days has no date, and was a 500)."""
+
+
 def parse_age(text: str) -> float:
-    """``90d``, ``12h``, ``30m`` or ``45s`` in seconds; ValueError otherwise."""
-    match = re.fullmatch(r"(\d+)([dhms])", text.strip())
+    """``90d``, ``12h``, ``30m`` or ``45s`` in seconds, at most `MAX_AGE_DAYS` days;
+    ValueError otherwise."""
+    match = re.fullmatch(r"([0-9]{1,12})([dhms])", text.strip())
     if not match:
-        raise ValueError(f"{text!r} is not an age such as 7d, 12h, 30m or 45s")
-    return int(match.group(1)) * {"d": 86400, "h": 3600, "m": 60, "s": 1}[match.group(2)]
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        if re.fullmatch(r"[0-9]+[dhms]", text.strip()):
+            raise ValueError(f"{shown!r} is too far back: an age is at most {MAX_AGE_DAYS} days")
+        raise ValueError(f"{shown!r} is not an age such as 7d, 12h, 30m or 45s")
+    seconds = int(match.group(1)) * {"d": 86400, "h": 3600, "m": 60, "s": 1}[match.group(2)]
+    if seconds > MAX_AGE_DAYS * 86400:
+        raise ValueError(f"{text.strip()!r} is too far back: an age is at most {MAX_AGE_DAYS} days")
+    return seconds
 
 
 def iso_ago(seconds: float) -> str:

@@ -38,11 +38,28 @@ __all__ = ["connect", "count", "default_url", "metadata", "prune", "store"]
 
 
 def default_url() -> str:
-    """A SQLite file in the user's data directory (platformdirs)."""
+    """A SQLite file in the user's data directory (platformdirs), which is made 0700 when
+    it does not exist yet: the events are nobody else's business."""
     import platformdirs
 
-    directory = platformdirs.user_data_dir("cli-telemetry", appauthor=False, ensure_exists=True)
+    directory = platformdirs.user_data_dir("cli-telemetry", appauthor=False)
+    os.makedirs(directory, mode=0o700, exist_ok=True)  # the mode is for the last part only
     return f"sqlite:///{os.path.join(directory, 'collector.sqlite3')}"
+
+
+def _create_private(url: sa.engine.URL) -> None:
+    """Create a SQLite database file 0600 before SQLite does (it would make it 0644 less
+    the umask), so that its -wal and -shm files, which SQLite makes with the database's
+    own mode, are 0600 too. An existing file keeps the mode its owner gave it; an in-memory
+    database or a ``file:`` URI is left to SQLite."""
+    path = url.database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        os.close(os.open(path, flags, 0o600))  # an empty file is an empty database
+    except FileExistsError:
+        pass
 
 
 def connect(url: str) -> Engine:
@@ -59,6 +76,7 @@ def connect(url: str) -> Engine:
     # network dropped; a SQLite file cannot drop one, and the ping cost a statement.
     engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
+        _create_private(engine.url)
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
