@@ -551,6 +551,7 @@ def test_what_the_old_collector_refused_now_arrives(tmp_path: Path) -> None:
             {"--lang": "<other>"},
         ]
         assert data[1]["error_type"] == "ÉchecError"
+        assert poll(acme.uploader_stopped, timeout=30)  # a later run may still be sending
         assert acme.upload_state().get("last_error") is None
     finally:
         server.close()
