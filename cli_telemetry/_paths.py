@@ -187,6 +187,34 @@ def write_private(path: str, text: str) -> None:
         raise
 
 
+STALE_TEMPORARY_SECONDS: Final = 10.0
+"""A temporary file is written and renamed in microseconds: one this old belongs to a writer
+that was killed in between."""
+
+
+def remove_stale_temporaries(directory: str, now: float) -> int:
+    """Delete the temporary files that writers killed between writing and renaming left in
+    ``directory`` (``<name>.<random>.tmp``, older than `STALE_TEMPORARY_SECONDS`); returns
+    how many. Nothing ever reads them; this keeps them from piling up."""
+    removed = 0
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
+    for name in names:
+        if not name.endswith(".tmp"):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode) and st.st_mtime < now - STALE_TEMPORARY_SECONDS:
+                os.unlink(path)
+                removed += 1
+        except OSError:
+            pass
+    return removed
+
+
 class UnsafeFile(OSError):
     """Where a file of ours should be, something else is: a link, a FIFO or a device, a file
     too large, or one another user owns or can write. An OSError, so that every reader that

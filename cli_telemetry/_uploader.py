@@ -141,6 +141,7 @@ class _Run:
 
     def run(self) -> str:
         self.spool.release_all_claims()  # whoever claimed them is dead: we hold the lock
+        _paths.remove_stale_temporaries(self.paths.state_dir, time.time())
         idle_since = time.monotonic()
         freed = False
         seen: set[str] = set()  # events this run handled: those still here wait for others

@@ -557,3 +557,19 @@ def test_a_field_the_schema_withdrew_is_never_sent(paths: _paths.Paths) -> None:
     sink = MemorySink()
     assert run([sink]) == "empty"
     assert [set(e) for e in sink.events] == [set(old) - {"machine_id"}]
+
+
+def test_temporary_files_a_killed_writer_left_are_removed(paths: _paths.Paths) -> None:
+    """A state file's write cut between its temporary file and the rename leaves the
+    temporary file; the next uploader removes it once it is surely nobody's."""
+    record(paths, 1)
+    old = os.path.join(paths.state_dir, "upload.json.0123456789abcdef.tmp")
+    fresh = os.path.join(paths.state_dir, "upload.json.fedcba9876543210.tmp")
+    for path in (old, fresh):
+        with open(path, "w") as f:
+            f.write("{")
+    past = time.time() - 2 * _paths.STALE_TEMPORARY_SECONDS
+    os.utime(old, (past, past))
+    assert run([MemorySink()]) == "empty"
+    assert not os.path.exists(old)
+    assert os.path.exists(fresh)  # a writer may be about to rename it
