@@ -633,3 +633,14 @@ def test_an_earlier_clients_machine_id_is_accepted_and_not_stored(collector: Col
     assert collector.send([old]) == (200, answer(stored=1))
     [(data,)] = collector.rows("select data from events")
     assert "machine_id" not in json.loads(data)
+
+
+def test_the_dashboard_escapes_what_it_shows(collector: Collector) -> None:
+    """The only markup a stored value may hold is the schema's own placeholders; the
+    dashboard shows them as text, never as tags."""
+    marked = event(command="acme <unlisted>", flags=["<other>"], values={}, ci="generic")
+    assert collector.send([marked]) == (200, answer(stored=1))
+    page = collector.http.request("GET", collector.url + "/?since=3650d").data.decode()
+    assert "acme &lt;unlisted&gt;" in page
+    assert "&lt;other&gt;" in page
+    assert "<unlisted>" not in page and "<other>" not in page

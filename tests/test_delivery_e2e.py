@@ -175,6 +175,28 @@ def test_disable_stops_a_running_uploader_and_nothing_is_sent_after(
     assert endpoint.events == []
 
 
+def test_the_uploaders_endpoint_and_token_are_not_in_its_arguments(
+    sending: Tool, endpoint: Endpoint
+) -> None:
+    """Any user of the machine can read a process's arguments (``ps``): the endpoint (which
+    may hold credentials) and the token travel in the uploader's environment, which only
+    its own user can read."""
+    endpoint.mode = "hold"
+    secret_url = endpoint.url.replace("http://", "http://user:s3cret-in-url@")
+    sending.env["CLI_APP_TELEMETRY_ENDPOINT"] = secret_url
+    sending.env["CLI_APP_TELEMETRY_TOKEN"] = "s3cret-token"
+    sending.run("hello")
+    assert poll(lambda: endpoint.holding == 1, timeout=20)
+    pid = int((sending.state_dir / "uploader.pid").read_text())
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        arguments = f.read()
+    assert b"cli_telemetry._uploader" in arguments
+    assert b"s3cret" not in arguments
+    environ = os.stat(f"/proc/{pid}/environ")
+    assert environ.st_uid == os.getuid() and environ.st_mode & 0o077 == 0
+    endpoint.release.set()
+
+
 def test_a_hundred_concurrent_commands_with_a_flaky_server_lose_and_duplicate_nothing(
     sending: Tool, endpoint: Endpoint
 ) -> None:
