@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import pytest
 
@@ -95,7 +95,7 @@ class TelemetryEvents:
                     raise AssertionError(
                         f"{tool} recorded an event the collector would refuse ({exc}): {event}"
                     ) from None
-                found.append((name, event))  # type: ignore[arg-type]  # checked above
+                found.append((name, cast("Event", event)))
         found.sort(key=lambda named: named[0])  # the file names sort by time
         return [event for _, event in found]
 

@@ -1,7 +1,7 @@
 """The example tool's own tests, as a tool's author would write them: each runs the tool (in
 process with click's CliRunner, or as a real process) and asserts what it printed and what
 its telemetry recorded, with the library's ``telemetry_events`` fixture (a pytest plugin
-that comes with cli-telemetry: nothing to import or configure)."""
+that comes with cli-telemetry: nothing to configure)."""
 
 from __future__ import annotations
 
