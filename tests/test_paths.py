@@ -188,6 +188,24 @@ def test_resolve_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) ->
     assert paths.state_dir == "/home/from-environ/.local/state/acme/telemetry"
 
 
+@pytest.mark.parametrize("home", ["/home/u", "", "relative"])
+def test_a_tests_directory_holds_every_tools_files(home: str) -> None:
+    """What the pytest fixture sets: wherever HOME and XDG say, the files are the test's."""
+    environ = {"HOME": home, "XDG_STATE_HOME": "/var/st", "CLI_TELEMETRY_TEST_DIR": "/t/dir"}
+    paths = _paths.resolve("acme", environ)
+    assert paths == _paths.Paths(
+        "/t/dir/acme/telemetry.conf", "/t/dir/acme/telemetry", testing=True
+    )
+    assert paths.spool_dir == "/t/dir/acme/telemetry/spool"
+
+
+@pytest.mark.parametrize("value", ["", "relative/dir"])
+def test_a_relative_or_empty_test_directory_is_ignored(value: str) -> None:
+    paths = _paths.resolve("acme", {"HOME": "/home/u", "CLI_TELEMETRY_TEST_DIR": value})
+    assert paths == _paths.resolve("acme", {"HOME": "/home/u"})
+    assert not paths.testing
+
+
 # -- make_private_dir --------------------------------------------------------------------
 
 
@@ -375,6 +393,19 @@ def test_a_missing_home_is_not_trusted(tmp_path: Path) -> None:
     home = tmp_path / "missing"
     why = _paths.untrusted(_home_paths(home), environ={"HOME": str(home)})
     assert why == f"the home directory {home} does not exist"
+
+
+def test_a_tests_directory_does_not_depend_on_the_home_directory(tmp_path: Path) -> None:
+    """A CI container often runs as a user who does not own HOME (or has none): a test's
+    files are elsewhere, so HOME is not checked; the test's own directory still is."""
+    missing = str(tmp_path / "missing")
+    directory = tmp_path / "telemetry"
+    directory.mkdir(mode=0o700)
+    environ = {"HOME": missing, "CLI_TELEMETRY_TEST_DIR": str(directory)}
+    paths = _paths.resolve("acme", environ)
+    assert _paths.untrusted(paths, environ=environ) is None
+    directory.chmod(0o777)
+    assert _paths.untrusted(paths, environ=environ) == f"{directory} is writable by other users"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a file another user owns takes root to make")
