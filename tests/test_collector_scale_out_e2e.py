@@ -275,14 +275,19 @@ class Deployment:
         self.engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
         self.provider = SharedProvider()
         self.processes: list[CollectorProcess] = []
+        # The password in the environment (libpq reads PGPASSWORD), not in the arguments,
+        # where ps shows it to every user, as "Deploying" says.
+        address = sa.engine.make_url(db_url)
+        public_url = address.set(password=None).render_as_string(hide_password=False)
         for name in ("a", "b"):  # both started before either is up: they race to create
             env = {
+                "PGPASSWORD": address.password or "",
                 "CLI_TELEMETRY_COLLECTOR_TOKENS": f"cli-app={TOOL_TOKEN} acme={SENDER_TOKEN}",
                 "TELEMETRY_WEBHOOK_URL": f"{self.provider.endpoint}?via={name}",
                 "TELEMETRY_WEBHOOK_SECRET": WEBHOOK_SECRET,
                 "CLI_TELEMETRY_FORWARD_BACKOFF": "0.1",
             }
-            self.processes.append(CollectorProcess(name, db_url, directory, env))
+            self.processes.append(CollectorProcess(name, public_url, directory, env))
         self.front: BothAtOnce | None = None
         try:
             for process in self.processes:
@@ -306,11 +311,14 @@ class Deployment:
             return int(connection.execute(sa.text(query)).scalar_one())
 
     def close(self) -> list[str]:
-        """Everything stopped; what each process wrote."""
+        """Everything stopped (once: the test stops it to look, the fixture in any case);
+        what each process wrote."""
         if self.front is not None:
             self.front.close()
+            self.front = None
         outputs = [process.close() for process in self.processes]
-        self.provider.close()
+        if self.provider.server.socket.fileno() != -1:
+            self.provider.close()
         self.engine.dispose()
         return outputs
 
