@@ -26,7 +26,7 @@ from click.testing import CliRunner
 from conftest import clean_environ, poll
 from loopback import Endpoint
 
-from cli_telemetry import Telemetry, _paths, _spawn
+from cli_telemetry import Telemetry, _paths, _spawn, capture
 from cli_telemetry.pytest_plugin import TelemetryEvents
 from cli_telemetry.spool import Spool
 
@@ -187,6 +187,8 @@ def test_the_developers_environment_changes_nothing(
         enabled = "true" if case == "config-on" else "false"
         (config_dir / "telemetry.conf").write_text(f"enabled = {enabled}\nconsent_policy = 1\n")
     monkeypatch.setenv("HOME", str(home))
+    for var, _ in capture._CI_VARIABLES:  # this suite itself may run in CI
+        monkeypatch.delenv(var, raising=False)
     for var, value in HOSTILE[case].items():
         monkeypatch.setenv(var, value.format(home=home))
     before = files(home)
