@@ -61,6 +61,8 @@ NEVER = {
     "socket",
     "ssl",
     "subprocess",
+    # The version is cli_telemetry.__version__; importlib.metadata would scan sys.path.
+    "importlib.metadata",
 }
 
 
