@@ -8,10 +8,12 @@ end-to-end delivery tests.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +172,24 @@ def test_reap_collects_finished_uploaders_and_keeps_running_ones() -> None:
     assert _spawn.reap([done]) == []
 
 
+@contextlib.contextmanager
+def uploader_lookalike() -> Iterator[int]:
+    """A live process whose command line names the uploader module; its pid.
+
+    It says so once it runs Python: until its exec, /proc shows the command line of the
+    process it was forked from (pytest), which names no uploader.
+    """
+    code = "import time; print('ready', flush=True); time.sleep(60)"
+    with subprocess.Popen(
+        [sys.executable, "-c", code, "cli_telemetry._uploader"], stdout=subprocess.PIPE
+    ) as process:
+        try:
+            assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+            yield process.pid
+        finally:
+            process.kill()
+
+
 def test_running_uploader_recognises_only_a_live_uploader(tmp_path: Path) -> None:
     pid_file = tmp_path / "uploader.pid"
     assert _spawn.running_uploader(str(pid_file)) is None  # no file
@@ -177,15 +197,9 @@ def test_running_uploader_recognises_only_a_live_uploader(tmp_path: Path) -> Non
     assert _spawn.running_uploader(str(pid_file)) is None
     pid_file.write_text(str(os.getpid()))  # alive, but not an uploader (a reused pid)
     assert _spawn.running_uploader(str(pid_file)) is None
-    sleeper = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; time.sleep(60)", "cli_telemetry._uploader"]
-    )
-    try:
-        pid_file.write_text(str(sleeper.pid))
-        assert _spawn.running_uploader(str(pid_file)) == sleeper.pid
-    finally:
-        sleeper.kill()
-        sleeper.wait()
+    with uploader_lookalike() as pid:
+        pid_file.write_text(str(pid))
+        assert _spawn.running_uploader(str(pid_file)) == pid
     assert _spawn.running_uploader(str(pid_file)) is None  # gone
 
 
@@ -265,17 +279,11 @@ def test_without_proc_a_pid_file_older_than_any_uploader_is_not_believed(
 
 def test_on_linux_the_age_of_the_pid_file_does_not_matter(tmp_path: Path) -> None:
     """/proc tells an uploader apart from any other program: a long run is still one."""
-    sleeper = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)", "cli_telemetry._uploader"]
-    )
-    try:
+    with uploader_lookalike() as pid:
         pid_file = tmp_path / "uploader.pid"
-        pid_file.write_text(str(sleeper.pid))
+        pid_file.write_text(str(pid))
         os.utime(pid_file, (0, 0))
-        assert _spawn.running_uploader(str(pid_file)) == sleeper.pid
-    finally:
-        sleeper.kill()
-        sleeper.wait()
+        assert _spawn.running_uploader(str(pid_file)) == pid
 
 
 def test_on_windows_a_pid_file_is_never_enough(
