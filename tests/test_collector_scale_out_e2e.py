@@ -67,7 +67,7 @@ PUBLIC_HOST: Final = "telemetry.example.com"
 
 
 class CollectorProcess:
-    """``cli-telemetry collector serve`` on the shared database, on a port of its own,
+    """``click-telemetry collector serve`` on the shared database, on a port of its own,
     configured as the README's "Deploying" says: the tokens and the provider from the
     environment, the public name with ``--allowed-host``. Its output goes to a file (a pipe
     nobody reads would fill and stall it)."""

@@ -62,6 +62,8 @@ NEVER = {
     "socket",
     "ssl",
     "subprocess",
+    # The version is cli_telemetry.__version__; importlib.metadata would scan sys.path.
+    "importlib.metadata",
 }
 
 
