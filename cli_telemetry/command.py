@@ -3,7 +3,8 @@
 These commands are the user's explicit request, so unlike the recording path they do report
 their own failures (on stderr, one line, with exit code 1; never a traceback): a ``disable``
 that silently failed to write its setting would be a broken promise. ``status`` only reads,
-and answers whatever state the files are in. ``enable`` and ``disable`` write nothing, and
+and answers whatever state the files are in (but for starting the uploader while a
+deletion request waits, `cli_telemetry.deletion`). ``enable`` and ``disable`` write nothing, and
 delete nothing, in a directory another user could have planted something in or could change
 (`_paths.untrusted`): root with another user's HOME would otherwise write root's files there,
 and ``disable``'s purge could be led by a link to delete files elsewhere.
@@ -42,6 +43,10 @@ def telemetry_commands(config_of: Callable[[], ToolConfig]) -> dict[str, click.C
     @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead.")
     def status(as_json: bool) -> None:
         state = read_status(config_of())
+        if state.deletions_waiting:  # under DO_NOT_TRACK, nothing else would try again
+            from . import deletion
+
+            deletion.start_uploader(config_of(), _paths.resolve(tool))
         if as_json:
             click.echo(json.dumps(state.as_dict(), indent=2))
             return
@@ -58,6 +63,11 @@ def telemetry_commands(config_of: Callable[[], ToolConfig]) -> dict[str, click.C
         click.echo(f"Last upload: {state.last_upload or 'never'}")
         if state.last_error:
             click.echo(f"Last error:  {state.last_error}")
+        if state.deletions_waiting:
+            click.echo(
+                f"Deletion:    {state.deletions_waiting} request(s) from `disable` waiting"
+                f" for {', '.join(state.deletions_waiting_for)}"
+            )
         if state.enabled:
             click.echo(f"Turn it off with `{tool} telemetry disable` or DO_NOT_TRACK=1.")
 
@@ -75,7 +85,10 @@ def telemetry_commands(config_of: Callable[[], ToolConfig]) -> dict[str, click.C
         if why is not None:
             click.echo(f"Note: telemetry stays off while {why}.", err=True)
 
-    @group.command(help="Turn telemetry off and delete every pending event and the install id.")
+    @group.command(
+        help="Turn telemetry off, delete every pending event and the install id, and ask"
+        " for what was sent with that id to be deleted."
+    )
     def disable() -> None:
         paths = _paths.resolve(tool)
         _refuse_untrusted(
@@ -90,6 +103,14 @@ def telemetry_commands(config_of: Callable[[], ToolConfig]) -> dict[str, click.C
             f"Telemetry for {tool} is now disabled; deleted {deleted} pending event(s)"
             " and the anonymous install id."
         )
+        if os.path.exists(paths.deletion_file):
+            from . import deletion
+
+            deletion.start_uploader(config_of(), paths)
+            click.echo(
+                "A request to delete what was sent with that id is on its way to where it"
+                f" went; `{tool} telemetry status` says until it has arrived."
+            )
 
     for command in (status, enable, disable):
         setattr(command, INTERNAL, True)
@@ -159,8 +180,11 @@ def _delete_state(config: ToolConfig, paths: _paths.Paths) -> int:
 
 
 def _delete_files(paths: _paths.Paths, config: ToolConfig) -> int:
+    import time
+
     from filelock import FileLock, Timeout
 
+    from . import deletion
     from .errors import SpoolBusyError
     from .recording import open_spool
 
@@ -178,6 +202,15 @@ def _delete_files(paths: _paths.Paths, config: ToolConfig) -> int:
             ) from None
     try:
         deleted = open_spool(config, paths).purge(remove=True)
+        try:
+            deletion.leave(config, paths, time.time())  # before the id it names is deleted
+        except OSError as exc:
+            click.echo(
+                f"Note: could not write {paths.deletion_file}"
+                f" ({exc.strerror or type(exc).__name__}): what was sent with the install id"
+                " stays where it went.",
+                err=True,
+            )
         for path in (paths.ids_file, paths.uploader_pid, paths.uploader_stamp, paths.upload_state):
             _unlink(path)
         try:
