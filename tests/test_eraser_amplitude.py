@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from urllib.parse import parse_qs
 
 import pytest
+import urllib3
 from eraser_checks import (
     FORCED,
     INSTALL_ID,
@@ -194,3 +195,33 @@ def test_the_api_host_is_that_of_the_data_center() -> None:
     assert api_host("https://api.amplitude.com/") == "https://amplitude.com"
     assert api_host("https://api.eu.amplitude.com") == "https://analytics.eu.amplitude.com"
     assert api_host("https://amplitude-proxy.example.com") is None
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [("GET", f"{SEARCH_PATH}?user={INSTALL_ID}", None, 200),
+     ("GET", SEARCH_PATH, None, 400),
+     ("POST", f"{SEARCH_PATH}?user={INSTALL_ID}", None, 405),
+     ("POST", DELETION_PATH, {"amplitude_ids": ["KNOWN"], "requester": "r"}, 200),
+     ("POST", DELETION_PATH, {"amplitude_ids": [1], "requester": "r"}, 400),
+     ("POST", DELETION_PATH, {"amplitude_ids": [1], "ignore_invalid_ids": True}, 200),
+     ("POST", DELETION_PATH, {"amplitude_ids": list(range(101))}, 400),
+     ("POST", DELETION_PATH, {"amplitude_ids": ["1"]}, 400),
+     ("POST", DELETION_PATH, {}, 400),
+     ("GET", DELETION_PATH, None, 405)],
+)  # fmt: skip
+def test_the_fake_refuses_what_amplitude_refuses(
+    fake: FakeAmplitude, method: str, path: str, body: dict[str, object] | None, status: int
+) -> None:
+    sent(fake, INSTALL_ID)
+    if body and body.get("amplitude_ids") == ["KNOWN"]:
+        body = {**body, "amplitude_ids": [amplitude_id(INSTALL_ID)]}
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Authorization": BASIC, "Content-Type": "application/json"}
+    with urllib3.PoolManager() as pool:
+        answer = pool.request(method, fake.url + path, body=data, headers=headers, retries=False)
+    assert answer.status == status
+    without_keys = {"Content-Type": "application/json"}
+    with urllib3.PoolManager() as pool:
+        unauthorized = pool.request(method, fake.url + path, body=data, headers=without_keys)
+    assert unauthorized.status == 401

@@ -18,6 +18,7 @@ from eraser_checks import (
 )
 from fake_mixpanel import DELETION_PATH, GDPR_TOKEN, TOKEN, FakeMixpanel
 from fake_service import sample_events
+from sink_checks import post
 
 from cli_telemetry.erasers.mixpanel import MixpanelEraser, api_host
 from cli_telemetry.sinks.base import Delivery, Eraser
@@ -116,3 +117,23 @@ def test_the_api_host_is_the_application_host_of_the_data_residency() -> None:
     assert api_host("https://api-eu.mixpanel.com/") == "https://eu.mixpanel.com"
     assert api_host("https://api-in.mixpanel.com") == "https://in.mixpanel.com"
     assert api_host("https://mixpanel-proxy.example.com") is None
+
+
+GOOD_HEADERS = {"Authorization": f"Bearer {GDPR_TOKEN}", "Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    ("query", "body", "headers", "status"),
+    [(f"token={TOKEN}", {"distinct_ids": ["a"]}, GOOD_HEADERS, 201),
+     (f"token={TOKEN}", {"distinct_ids": ["a"], "compliance_type": "CCPA"}, GOOD_HEADERS, 201),
+     ("", {"distinct_ids": ["a"]}, GOOD_HEADERS, 403),
+     (f"token={TOKEN}", {"distinct_ids": ["a"]}, {"Content-Type": "application/json"}, 401),
+     (f"token={TOKEN}", {"distinct_ids": []}, GOOD_HEADERS, 400),
+     (f"token={TOKEN}", {"distinct_ids": [str(n) for n in range(2000)]}, GOOD_HEADERS, 400),
+     (f"token={TOKEN}", {"distinct_ids": ["a"], "compliance_type": "HIPAA"}, GOOD_HEADERS, 400),
+     (f"token={TOKEN}", "not json", GOOD_HEADERS, 400)],
+)  # fmt: skip
+def test_the_fake_refuses_what_mixpanel_refuses(
+    fake: FakeMixpanel, query: str, body: object, headers: dict[str, str], status: int
+) -> None:
+    assert post(f"{fake.url}{DELETION_PATH}?{query}", body, headers) == status

@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
+import urllib3
 from eraser_checks import (
     FORCED,
     INSTALL_ID,
@@ -158,3 +159,31 @@ def test_the_api_host_is_the_private_one_of_the_sinks_region() -> None:
 def test_the_project_id_is_one_path_segment(fake: FakePostHog) -> None:
     eraser = PostHogEraser(personal_api_key=PERSONAL_KEY, project_id="../1", host=fake.url)
     assert eraser.url == f"{fake.url}/api/projects/..%2F1/persons/bulk_delete/"
+
+
+def request(fake: FakePostHog, method: str, body: object, headers: dict[str, str]) -> int:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    url = f"{fake.url}/api/projects/{PROJECT_ID}/persons/bulk_delete/"
+    with urllib3.PoolManager() as pool:
+        return pool.request(method, url, body=data, headers=headers, retries=False).status
+
+
+GOOD_HEADERS = {"Authorization": f"Bearer {PERSONAL_KEY}", "Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "headers", "status"),
+    [("POST", {"distinct_ids": ["a"]}, GOOD_HEADERS, 202),
+     ("GET", b"", GOOD_HEADERS, 405),
+     ("DELETE", b"", GOOD_HEADERS, 405),
+     ("POST", {"distinct_ids": ["a"]}, {"Content-Type": "application/json"}, 401),
+     ("POST", {"distinct_ids": ["a"]}, {**GOOD_HEADERS, "Content-Type": "text/plain"}, 415),
+     ("POST", {}, GOOD_HEADERS, 400),
+     ("POST", {"distinct_ids": ["a"], "ids": ["b"]}, GOOD_HEADERS, 400),
+     ("POST", {"distinct_ids": [str(n) for n in range(1001)]}, GOOD_HEADERS, 400),
+     ("POST", b"not json", GOOD_HEADERS, 400)],
+)  # fmt: skip
+def test_the_fake_refuses_what_posthog_refuses(
+    fake: FakePostHog, method: str, body: object, headers: dict[str, str], status: int
+) -> None:
+    assert request(fake, method, body, headers) == status
