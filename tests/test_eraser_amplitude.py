@@ -110,6 +110,31 @@ def test_a_hundred_amplitude_ids_a_deletion(fake: FakeAmplitude, eraser: Amplitu
     assert len([r for r in fake.requests if r.path == SEARCH_PATH]) == 150
 
 
+def test_a_throttled_search_keeps_what_was_found_and_the_retry_goes_on_from_there(
+    fake: FakeAmplitude, eraser: AmplitudeEraser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Amplitude allows 360 searches an hour: an erasure cut short deletes the devices it
+    found, and its retry searches only the installs left."""
+    installs = [f"{n:032x}" for n in range(3)]
+    sent(fake, *installs)
+    real_search, searches = fake._search, []
+
+    def throttle_the_third(user: str) -> dict[str, object]:
+        searches.append(user)
+        if len(searches) == 2:
+            fake.force(429, retry_after="10")  # the next request: the third search
+        return real_search(user)
+
+    monkeypatch.setattr(fake, "_search", throttle_the_third)
+    assert eraser.erase(installs, soon()) == Delivery("retry", "http_429", 10.0)
+    assert fake.deletions == [
+        {"amplitude_ids": [amplitude_id(i) for i in installs[:2]], "requester": REQUESTER}
+    ]
+    assert eraser.erase(installs, soon()) == Delivery("delivered")
+    assert searches == [*installs[:2], installs[2]]
+    assert fake.deletions[1]["amplitude_ids"] == [amplitude_id(installs[2])]
+
+
 def test_only_a_device_match_names_the_install() -> None:
     """A search answers which kind of id matched: only a device (or user) id match is the
     install's; an Amplitude ID or a user id prefix that happened to match is someone

@@ -41,7 +41,7 @@ from urllib.parse import urlencode
 
 import urllib3
 
-from ..sinks.base import Delivery
+from ..sinks.base import DELIVERED, Delivery
 from ..sinks.http import Transport, json_body
 from .common import batches, delivered, json_object
 
@@ -98,32 +98,60 @@ class AmplitudeEraser:
         self.host = host.rstrip("/")
         self._auth = urllib3.util.make_headers(basic_auth=f"{api_key}:{secret_key}")
         self._transport = Transport()
+        self._deleted: set[str] = set()  # install ids whose deletion Amplitude accepted
 
     def __repr__(self) -> str:
         return f"AmplitudeEraser(name={self.name!r}, host={self.host!r})"
 
     def erase(self, install_ids: Sequence[str], deadline: float) -> Delivery:
-        amplitude_ids: list[int] = []
+        """Search, and delete what was found each time it makes a full request: an erasure
+        cut short (a throttled search, the deadline) keeps what it did, and the installs
+        deleted already are not searched again when it is retried (Amplitude allows 360
+        searches an hour: a long list must not start over each time)."""
+        installs: list[str] = []  # those whose Amplitude IDs are in `found`
+        found: list[int] = []
         not_found = False
         for install_id in dict.fromkeys(install_ids):
-            url = f"{self.host}{SEARCH_PATH}?{urlencode({'user': install_id})}"
-            delivery, answer = self._transport.request(
-                "GET", url, None, dict(self._auth), deadline, read_limit=ANSWER_LIMIT
-            )
-            if delivery.outcome != "delivered":
-                return delivery
-            found = device_amplitude_ids(answer)
-            if found is None:
-                return Delivery("retry", "bad_answer")
-            not_found = not_found or not found
-            amplitude_ids += found
-        for ids in batches(amplitude_ids, BATCH):
-            delivery = self._delete(ids, deadline)
-            if delivery.outcome != "delivered":
-                return delivery
-        return delivered(not_found)
+            if install_id in self._deleted:
+                continue
+            searched = self._search(install_id, deadline)
+            if isinstance(searched, Delivery):
+                self._delete(installs, found, deadline)
+                return searched
+            not_found = not_found or not searched
+            if searched:
+                installs.append(install_id)
+                found += searched
+            if len(found) >= BATCH:
+                delivery = self._delete(installs, found, deadline)
+                if delivery.outcome != "delivered":
+                    return delivery
+                installs, found = [], []
+        delivery = self._delete(installs, found, deadline)
+        return delivery if delivery.outcome != "delivered" else delivered(not_found)
 
-    def _delete(self, amplitude_ids: list[int], deadline: float) -> Delivery:
+    def _search(self, install_id: str, deadline: float) -> list[int] | Delivery:
+        """The Amplitude IDs of the install's device, or why there are none yet."""
+        url = f"{self.host}{SEARCH_PATH}?{urlencode({'user': install_id})}"
+        delivery, answer = self._transport.request(
+            "GET", url, None, dict(self._auth), deadline, read_limit=ANSWER_LIMIT
+        )
+        if delivery.outcome != "delivered":
+            return delivery
+        found = device_amplitude_ids(answer)
+        return Delivery("retry", "bad_answer") if found is None else found
+
+    def _delete(self, installs: list[str], amplitude_ids: list[int], deadline: float) -> Delivery:
+        """Delete ``amplitude_ids``, the devices of ``installs``, 100 a request; once all are
+        accepted, the installs are done."""
+        for ids in batches(amplitude_ids, BATCH):
+            delivery = self._delete_request(ids, deadline)
+            if delivery.outcome != "delivered":
+                return delivery
+        self._deleted.update(installs)
+        return DELIVERED
+
+    def _delete_request(self, amplitude_ids: list[int], deadline: float) -> Delivery:
         body = json_body({"amplitude_ids": amplitude_ids, "requester": REQUESTER})
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         url = self.host + DELETION_PATH
