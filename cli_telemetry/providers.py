@@ -22,16 +22,18 @@ need two names.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from ._record import Record
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from .sinks.base import Sink
+    from .sinks.base import Eraser, Sink
 
 Option = str | int | float | bool | None | dict[str, str]
+Getter = Callable[[str], "str | None"]
+"""An environment variable's value, None when unset or empty."""
 
 _TARGET: Final = r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*"
 _NAME: Final = r"[a-z][a-z0-9_-]{0,31}"
@@ -288,6 +290,122 @@ def from_environ(environ: Mapping[str, str]) -> list[Provider]:
     if len(set(names)) < len(names):
         raise ConfigurationError(f"two providers have the same name: {names}")
     return found
+
+
+def erasers_from_environ(environ: Mapping[str, str]) -> tuple[list[Eraser], list[str]]:
+    """The erasers of the providers `from_environ` finds, for the collector: each provider's
+    deletion API where the secrets it needs are set, and a one-line note for every provider
+    that gets none, saying why or which variable to set (the collector logs each once).
+
+    ``POSTHOG_PERSONAL_API_KEY`` (scope ``person:write``) and ``POSTHOG_PROJECT_ID``;
+    ``MIXPANEL_GDPR_TOKEN`` (Mixpanel's GDPR API takes no service account);
+    ``AMPLITUDE_SECRET_KEY``. Each eraser calls its provider's API host, found from the
+    sink's host (``POSTHOG_HOST``: PostHog Cloud's region, or the self-hosted instance
+    itself; ``MIXPANEL_HOST``, ``AMPLITUDE_HOST``: their data residency) or set with
+    ``POSTHOG_DELETION_HOST``, ``MIXPANEL_DELETION_HOST``, ``AMPLITUDE_DELETION_HOST``.
+    Segment and RudderStack delete by ``userId`` only, and our events carry an
+    ``anonymousId``: no eraser, a note. A webhook is passed deletion requests instead
+    (`cli_telemetry.sinks.base.Forgetting`); OTLP and custom providers have no deletion
+    API here. Notes name variables, never their values.
+    """
+
+    def get(name: str) -> str | None:
+        value = environ.get(name, "").strip()
+        return value or None
+
+    erasers: list[Eraser] = []
+    notes: list[str] = []
+    targets = set()
+    for provider in from_environ(environ):
+        targets.add(provider.target)
+        made = _eraser(provider, get)
+        if isinstance(made, str):
+            notes.append(f"{provider.name}: {made}")
+        else:
+            erasers.append(made)
+    for variable, target, wanted in _ERASER_ONLY:
+        if get(variable) and target not in targets:
+            notes.append(f"{variable} is set, but not {wanted}: no eraser uses it")
+    return erasers, notes
+
+
+_ERASER_ONLY: Final = (
+    ("POSTHOG_PERSONAL_API_KEY", "cli_telemetry.sinks.posthog:PostHogSink", "POSTHOG_API_KEY"),
+    ("MIXPANEL_GDPR_TOKEN", "cli_telemetry.sinks.mixpanel:MixpanelSink", "MIXPANEL_TOKEN"),
+    ("AMPLITUDE_SECRET_KEY", "cli_telemetry.sinks.amplitude:AmplitudeSink", "AMPLITUDE_API_KEY"),
+)
+"""An eraser's secret, its provider, and the variable that configures that provider: an
+eraser exists only beside its provider's sink (its name is the sink's)."""
+
+_NO_ERASER: Final = {
+    "cli_telemetry.sinks.segment:SegmentSink": "no eraser: Segment deletes by userId only"
+    " (its regulations), and our events carry only an anonymousId",
+    "cli_telemetry.sinks.rudderstack:RudderStackSink": "no eraser: RudderStack deletes by"
+    " userId only (its User Suppression API), and our events carry only an anonymousId",
+    "cli_telemetry.sinks.webhook:WebhookSink": "no eraser: deletion requests are passed on"
+    " to the webhook as records of their own",
+    "cli_telemetry.sinks.otlp:OtlpSink": "no eraser: OTLP has no deletion API; delete at the"
+    " backend that stores the logs",
+}
+
+
+def _eraser(provider: Provider, get: Getter) -> Eraser | str:
+    """``provider``'s eraser, or why it has none (a note without the provider's name)."""
+    make = _ERASERS.get(provider.target)
+    if make is not None:
+        return make(provider, get)
+    return _NO_ERASER.get(
+        provider.target, "no eraser: cli-telemetry knows no deletion API for a custom provider"
+    )
+
+
+def _posthog_eraser(provider: Provider, get: Getter) -> Eraser | str:
+    from .erasers.posthog import PostHogEraser, api_host
+
+    key, project = get("POSTHOG_PERSONAL_API_KEY"), get("POSTHOG_PROJECT_ID")
+    if not key or not project:
+        missing = "POSTHOG_PROJECT_ID" if key else "POSTHOG_PERSONAL_API_KEY"
+        return f"no eraser until {missing} is set"
+    host = _deletion_host(get, "POSTHOG_DELETION_HOST") or api_host(str(provider.options["host"]))
+    return PostHogEraser(name=provider.name, personal_api_key=key, project_id=project, host=host)
+
+
+def _mixpanel_eraser(provider: Provider, get: Getter) -> Eraser | str:
+    from .erasers.mixpanel import MixpanelEraser, api_host
+
+    gdpr_token = get("MIXPANEL_GDPR_TOKEN")
+    if not gdpr_token:
+        return "no eraser until MIXPANEL_GDPR_TOKEN is set"
+    host = _deletion_host(get, "MIXPANEL_DELETION_HOST") or api_host(str(provider.options["host"]))
+    if host is None:
+        return "no eraser until MIXPANEL_DELETION_HOST is set (MIXPANEL_HOST is not Mixpanel's)"
+    token = str(provider.options["token"])
+    return MixpanelEraser(name=provider.name, token=token, gdpr_token=gdpr_token, host=host)
+
+
+def _amplitude_eraser(provider: Provider, get: Getter) -> Eraser | str:
+    from .erasers.amplitude import AmplitudeEraser, api_host
+
+    secret = get("AMPLITUDE_SECRET_KEY")
+    if not secret:
+        return "no eraser until AMPLITUDE_SECRET_KEY is set"
+    host = _deletion_host(get, "AMPLITUDE_DELETION_HOST") or api_host(str(provider.options["host"]))
+    if host is None:
+        return "no eraser until AMPLITUDE_DELETION_HOST is set (AMPLITUDE_HOST is not Amplitude's)"
+    api_key = str(provider.options["api_key"])
+    return AmplitudeEraser(name=provider.name, api_key=api_key, secret_key=secret, host=host)
+
+
+_ERASERS: Final[dict[str, Callable[[Provider, Getter], Eraser | str]]] = {
+    "cli_telemetry.sinks.posthog:PostHogSink": _posthog_eraser,
+    "cli_telemetry.sinks.mixpanel:MixpanelSink": _mixpanel_eraser,
+    "cli_telemetry.sinks.amplitude:AmplitudeSink": _amplitude_eraser,
+}
+
+
+def _deletion_host(get: Getter, variable: str) -> str | None:
+    value = get(variable)
+    return _url(value, variable) if value else None
 
 
 def otlp_headers(value: str | None) -> dict[str, str]:
