@@ -19,12 +19,15 @@ subcommand object shared with another, uninstrumented tool records nothing there
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import click
 
+from ._settings import UPLOADER_OPTIONS_VARIABLE
 from ._values import UNLISTED
 
 if TYPE_CHECKING:
@@ -101,6 +104,10 @@ def instrument(command: click.Command, runs: list[Run], finish: Callable[[Run], 
     original_invoke = command.invoke
 
     def main(*args: Any, **kwargs: Any) -> Any:
+        if getattr(sys, "frozen", False) and UPLOADER_OPTIONS_VARIABLE in os.environ:
+            from ._spawn import run_if_frozen_uploader  # PyInstaller: its own uploader
+
+            run_if_frozen_uploader()
         run = Run(started=time.perf_counter(), started_at=time.time())
         runs.append(run)
         try:

@@ -226,7 +226,7 @@ def _store(
     if sinks and not paths.testing:  # a test's events stay where the test reads them
         from . import _spawn
 
-        _spawn.start_uploader(config, sinks, paths, uploaders, env.report)
+        _spawn.start_uploader(config, sinks, paths, uploaders)
 
 
 def _show(env: EnvSettings, paths: Paths, decision: Decision, events: list[Event]) -> None:
