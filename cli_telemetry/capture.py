@@ -5,6 +5,9 @@ Everything here reads; nothing writes. Privacy is decided here, by construction:
 the options the author named (``record_values``), and only when they belong to a closed set
 written in code; exceptions only by class name. Every value is fitted to the schema's rule
 (`cli_telemetry.events`), so nothing captured can be refused by the collector.
+
+The command may be built on the real click or on Typer's copy (`cli_telemetry._clicks`):
+nothing here imports either.
 """
 
 from __future__ import annotations
@@ -15,11 +18,9 @@ import os
 import sys
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
-import click
-from click.core import ParameterSource
-
+from . import _clicks
 from ._values import (
     CHOICE,
     EXIT_CODE,
@@ -33,9 +34,12 @@ from ._values import (
 )
 
 if TYPE_CHECKING:
+    import click
+
     from .events import ClosedValue, Outcome
 
-_GIVEN_BY_USER: Final = frozenset({ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT})
+_GIVEN_BY_USER: Final = frozenset({"COMMANDLINE", "ENVIRONMENT"})
+"""The ``ParameterSource`` members (each click has its own enum) of a user's options."""
 
 
 def option_name(param: click.Option, value: object = None) -> str:
@@ -62,11 +66,14 @@ def flags_and_values(
     """
     flags: list[str] = []
     values: dict[str, ClosedValue] = {}
+    options = _clicks.loaded(_clicks.OPTION)
     for ctx in contexts:
-        for param in ctx.command.params:
-            if not isinstance(param, click.Option) or param.name is None:
+        for parameter in ctx.command.params:
+            if not isinstance(parameter, options) or parameter.name is None:
                 continue
-            if ctx.get_parameter_source(param.name) not in _GIVEN_BY_USER:
+            param = cast("click.Option", parameter)
+            source = ctx.get_parameter_source(param.name)
+            if getattr(source, "name", None) not in _GIVEN_BY_USER:
                 continue
             if _other_switch_was_given(ctx, param):
                 continue
@@ -108,11 +115,12 @@ def _closed_value(param: click.Option, value: object) -> tuple[ClosedValue] | No
     """
     if param.count:
         return None
-    if isinstance(param.type, click.Choice):
-        choices = list(param.type.choices)
+    choices = _clicks.choices(param)
+    if choices is not None:
         many = isinstance(value, (list, tuple))
         items: list[str | int | float | bool | None] = []
         for item in value if isinstance(value, (list, tuple)) else [value]:
+            item = _clicks.typed_value(param, item)
             recorded = _choice_value(item) if item in choices else None
             if recorded is None:
                 return None
@@ -120,9 +128,7 @@ def _closed_value(param: click.Option, value: object) -> tuple[ClosedValue] | No
         return (items[:MAX_LIST],) if many else (items[0],)
     if param.is_flag and not param.is_bool_flag:
         return (True,)  # a switch such as --upper: its name says which; its value is not ours
-    if isinstance(value, bool) and (
-        param.is_flag or isinstance(param.type, click.types.BoolParamType)
-    ):
+    if isinstance(value, bool) and (param.is_flag or _clicks.is_bool(param)):
         return (value,)
     return None
 
@@ -133,13 +139,14 @@ def recordable_values(param: click.Option) -> tuple[list[ClosedValue], bool]:
     many = bool(param.multiple or param.nargs != 1)
     if param.count:
         return [], many
-    if isinstance(param.type, click.Choice):
-        values = [_choice_value(choice) for choice in param.type.choices]
+    choices = _clicks.choices(param)
+    if choices is not None:
+        values = [_choice_value(choice) for choice in choices]
         unique = {(type(v), v): v for v in values if v is not None}  # True is not 1
         return list(unique.values()), many
     if param.is_flag and not param.is_bool_flag:
         return [True], many
-    if param.is_flag or isinstance(param.type, click.types.BoolParamType):
+    if param.is_flag or _clicks.is_bool(param):
         return [True, False], many
     return [], many
 
@@ -164,23 +171,26 @@ def classify(exc: BaseException | None, exit_code: int) -> tuple[Outcome, str | 
     """Outcome and error type (a class name, never a message) of an invocation.
 
     ``exc`` is the first exception seen leaving the command, before click turns
-    KeyboardInterrupt into Abort and everything into SystemExit.
+    KeyboardInterrupt into Abort (Typer: into an exit with 130) and everything into
+    SystemExit.
     """
+    if exc is None:
+        return ("success" if exit_code == 0 else "error"), None
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", None
-    if isinstance(exc, (click.Abort, EOFError)):
+    if isinstance(exc, (*_clicks.loaded(_clicks.ABORT), EOFError)):
         return "aborted", None
-    if isinstance(exc, click.UsageError):
+    if isinstance(exc, _clicks.loaded(_clicks.USAGE_ERROR)):
         return "usage_error", fit_error_type(type(exc).__name__)
-    if isinstance(exc, (click.exceptions.Exit, SystemExit)) or exc is None:
+    if isinstance(exc, (*_clicks.loaded(_clicks.EXIT), SystemExit)):
         return ("success" if exit_code == 0 else "error"), None
     return "error", fit_error_type(type(exc).__name__)
 
 
 def is_clicks(exc: BaseException | None) -> bool:
-    """``exc`` is one of click's own exceptions (a usage error, an abort): its class name is
-    click's, whatever command raised it."""
-    return exc is not None and type(exc).__module__.split(".", 1)[0] == "click"
+    """``exc`` is one of click's or Typer's own exceptions (a usage error, an abort): its
+    class name is the framework's, whatever command raised it."""
+    return _clicks.is_frameworks(exc)
 
 
 def exit_code_of(exc: BaseException | None) -> int:
@@ -194,10 +204,10 @@ def _exit_code_of(exc: BaseException | None) -> int:
         return 0
     if isinstance(exc, SystemExit):
         return _status(exc.code)
-    if isinstance(exc, (click.exceptions.Exit, click.ClickException)):
+    if isinstance(exc, _clicks.loaded(_clicks.EXIT) + _clicks.loaded(_clicks.CLICK_EXCEPTION)):
         # click exits with this code (sys.exit), so it becomes what sys.exit makes of it;
         # an author's subclass may hold anything there.
-        return _status(exc.exit_code)
+        return _status(getattr(exc, "exit_code", 1))
     return 1
 
 

@@ -25,9 +25,7 @@ def settle(
     recorded on the run that shows the notice; a run interrupted by Ctrl-C (``exception``)
     is never asked.
     """
-    import click
-
-    from . import _paths, capture
+    from . import _clicks, _paths, capture
     from ._settings import Config, Decision, save_config
 
     config_file = paths.config_file
@@ -38,7 +36,7 @@ def settle(
             show_notice(config.tool, config.privacy_url)
         return decision
     if (
-        isinstance(exception, (KeyboardInterrupt, click.Abort, EOFError))
+        isinstance(exception, (KeyboardInterrupt, EOFError, *_clicks.loaded(_clicks.ABORT)))
         or not capture.is_interactive()
         or not capture.in_foreground()
         or capture.detect_ci() is not None

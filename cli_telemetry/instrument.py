@@ -15,6 +15,10 @@ therefore instance attributes on the instrumented objects only (no global patchi
 
 The current `Run` travels in ``ctx.meta``, which click shares across a context tree, so a
 subcommand object shared with another, uninstrumented tool records nothing there.
+
+The same hooks serve a command built on Typer's copy of click (`cli_telemetry._clicks`),
+and nothing here imports either click. A Typer app is not a command but what builds one on
+every call: `cli_telemetry._typer` has every command it builds hooked here.
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-import click
-
+from . import _clicks
 from ._values import UNLISTED
 
 if TYPE_CHECKING:
+    import click
+
     from .events import Scalar
 
 RUN_KEY: Final = "cli_telemetry.run"
@@ -76,24 +81,36 @@ class Run:
 
     def contexts_with(self, exc: BaseException | None) -> list[click.Context]:
         """The parsed contexts, plus the one a usage error was raised in (partly parsed)."""
+        partial: click.Context | None = getattr(exc, "ctx", None)
         if (
             not self.unlisted
-            and isinstance(exc, click.UsageError)
-            and exc.ctx is not None
-            and all(ctx is not exc.ctx for ctx in self.contexts)
+            and isinstance(exc, _clicks.loaded(_clicks.USAGE_ERROR))
+            and partial is not None
+            and all(ctx is not partial for ctx in self.contexts)
         ):
-            return [*self.contexts, exc.ctx]
+            return [*self.contexts, partial]
         return self.contexts
 
 
-def instrument(command: click.Command, runs: list[Run], finish: Callable[[Run], None]) -> None:
-    """Hook ``command``: each invocation pushes a `Run` on ``runs`` (where custom events
-    recorded meanwhile find it) and hands it to ``finish`` once the command has ended."""
-    if not isinstance(command, click.Command):
+def instrument(command: object, runs: list[Run], finish: Callable[[Run], None]) -> None:
+    """Hook ``command`` (a click command or group, on either click, or a Typer app): each
+    invocation pushes a `Run` on ``runs`` (where custom events recorded meanwhile find it)
+    and hands it to ``finish`` once the command has ended."""
+    if isinstance(command, _clicks.loaded(_clicks.TYPER)):
+        from ._typer import instrument_app
+
+        instrument_app(command, lambda built: instrument(built, runs, finish))  # type: ignore[arg-type]
+        return
+    if not isinstance(command, _clicks.loaded(_clicks.COMMAND)):
         raise TypeError(
-            f"instrument() takes a click command or group, not {type(command).__name__};"
-            " put @telemetry.instrument above @click.group()/@click.command()"
+            f"instrument() takes a click command or group or a Typer app, not"
+            f" {type(command).__name__}; put @telemetry.instrument above"
+            " @click.group()/@click.command()"
         )
+    _hook(command, runs, finish)  # type: ignore[arg-type]
+
+
+def _hook(command: click.Command, runs: list[Run], finish: Callable[[Run], None]) -> None:
     if getattr(command, _HOOKED, False):
         return
     original_main = command.main
@@ -150,8 +167,8 @@ def instrument(command: click.Command, runs: list[Run], finish: Callable[[Run], 
     command.make_context = make_context  # type: ignore[method-assign]
     command.invoke = invoke  # type: ignore[method-assign]
     setattr(command, _HOOKED, True)
-    if isinstance(command, click.Group):
-        _hook_group(command)
+    if isinstance(command, _clicks.loaded(_clicks.GROUP)):
+        _hook_group(command)  # type: ignore[arg-type]
 
 
 def _hide_own_frames(exc: BaseException) -> None:
@@ -243,5 +260,5 @@ def _hook_subcommand(command: click.Command) -> None:
 
         command.make_context = make_context  # type: ignore[method-assign]
         setattr(command, _CONTEXT_HOOKED, True)
-    if isinstance(command, click.Group):
-        _hook_group(command)
+    if isinstance(command, _clicks.loaded(_clicks.GROUP)):
+        _hook_group(command)  # type: ignore[arg-type]

@@ -3,7 +3,8 @@
 A running CLI pays for every module cli_telemetry imports, on every invocation: urllib3
 (~65 ms), filelock (~17-30 ms) and platformdirs (~7-20 ms) would each cost more than the
 whole overhead budget. So `import cli_telemetry`, and an instrumented command's run, may
-only add the modules below to what click itself imports.
+only add the modules below to what click itself imports. A Typer app on Typer 0.26 or later
+(``.venv`` has one) never imports click, and telemetry must not bring it back (tens of ms).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ BASELINE = str(Path(__file__).resolve().parent.parent / "bench" / "baseline")
 
 OURS = {
     "cli_telemetry",
+    "cli_telemetry._clicks",
     "cli_telemetry._ids",
     "cli_telemetry._paths",
     "cli_telemetry._record",
@@ -64,12 +66,15 @@ NEVER = {
 }
 
 
-def new_modules(code: str, cwd: Path, env: dict[str, str] | None = None) -> set[str]:
-    """Modules that ``code`` imports on top of ``import click``, in a fresh interpreter."""
+def new_modules(
+    code: str, cwd: Path, env: dict[str, str] | None = None, framework: str = "click"
+) -> set[str]:
+    """Modules that ``code`` imports on top of ``import <framework>``, in a fresh
+    interpreter."""
     driver = textwrap.dedent(
-        """
+        f"""
         import atexit, sys
-        import click
+        import {framework}
         _before = set(sys.modules)
         def _dump():
             sys.__stdout__.write("\\nMODULES:" + " ".join(sorted(set(sys.modules) - _before)))
@@ -189,3 +194,62 @@ def test_a_tool_with_every_provider_imports_none_of_them(tmp_path: Path) -> None
     assert added - allowed == set()
     assert not added & NEVER
     assert not {m for m in added if m.startswith("cli_telemetry.sinks")}
+
+
+TYPER_HELLO = "import sys; sys.argv = ['typer-app', 'hello']; from typer_app.cli import app; app()"
+TYPER_OURS = {"cli_telemetry._typer"}
+
+
+def typer_tool(home: Path) -> Tool:
+    import typer
+
+    assert hasattr(typer, "_click"), "this test needs Typer 0.26 or later in .venv"
+    return Tool(home, "typer-app", [sys.executable, "-m", "typer_app"])
+
+
+def added_to_typer(tool: Tool, env: dict[str, str] | None = None) -> set[str]:
+    """What the Typer example's ``hello`` imports with telemetry beyond the same run with
+    the stand-in; and that neither run imports click, in any form."""
+    with_telemetry = new_modules(TYPER_HELLO, tool.home, {**tool.env, **(env or {})}, "typer")
+    without = new_modules(TYPER_HELLO, tool.home, {**tool.env, "PYTHONPATH": BASELINE}, "typer")
+    assert "cli_telemetry.telemetry" not in without and "typer_app.cli" in without
+    for modules in (with_telemetry, without):
+        assert not {m for m in modules if m == "click" or m.startswith("click.")}
+    return with_telemetry - without
+
+
+def test_the_typer_example_on_typer_without_click_never_imports_click(tool: Tool) -> None:
+    typer_app = typer_tool(tool.home)
+    assert added_to_typer(typer_app) - ALLOWED - TYPER_OURS == set()  # undecided
+    assert typer_app.files() == []
+    assert typer_app.run("telemetry", "enable").returncode == 0
+    first = added_to_typer(typer_app)
+    assert first - ALLOWED - TYPER_OURS - FIRST_RUN_ONLY == set()
+    steady = added_to_typer(typer_app)
+    assert {"cli_telemetry.instrument", "cli_telemetry._typer"} <= steady
+    assert steady - ALLOWED - TYPER_OURS == set()
+    assert not steady & NEVER
+    assert len(typer_app.events()) == 2  # it did record
+    dnt = added_to_typer(typer_app, {"DO_NOT_TRACK": "1"})
+    assert dnt - ALLOWED - TYPER_OURS == set()
+    assert len(typer_app.events()) == 2
+
+
+def test_the_typer_example_starting_its_uploader_never_imports_click(tool: Tool) -> None:
+    from loopback import closed_port
+
+    typer_app = typer_tool(tool.home)
+    assert typer_app.run("telemetry", "enable").returncode == 0
+    typer_app.env["TYPER_APP_TELEMETRY_ENDPOINT"] = closed_port()
+    added = added_to_typer(typer_app)
+    assert "cli_telemetry._spawn" in added  # it did spawn
+    assert added - ALLOWED - TYPER_OURS - FIRST_RUN_ONLY - {"signal"} == set()
+    assert not added & NEVER
+
+
+def test_the_typer_telemetry_command_never_imports_click(tool: Tool) -> None:
+    typer_app = typer_tool(tool.home)
+    code = TYPER_HELLO.replace("['typer-app', 'hello']", "['typer-app', 'telemetry', 'status']")
+    modules = new_modules(code, tool.home, typer_app.env, "typer")
+    assert "cli_telemetry.command" in modules
+    assert not {m for m in modules if m == "click" or m.startswith("click.")}
