@@ -6,8 +6,8 @@ the options the author named (``record_values``), and only when they belong to a
 written in code; exceptions only by class name. Every value is fitted to the schema's rule
 (`cli_telemetry.events`), so nothing captured can be refused by the collector.
 
-The command may be built on the real click or on Typer's copy (`cli_telemetry._clicks`):
-nothing here imports either.
+The command may be built on the real click or on Typer's copy: nothing here imports either
+(see `cli_telemetry.instrument`, which says why and how).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Final, cast
 
-from . import _clicks
 from ._values import (
     CHOICE,
     EXIT_CODE,
@@ -31,6 +30,17 @@ from ._values import (
     PLATFORM_WORD,
     fit_error_type,
     fit_os_version,
+)
+from .instrument import (
+    ABORT,
+    BOOL_TYPE,
+    CHOICE_TYPE,
+    CLICK_EXCEPTION,
+    EXIT,
+    OPTION,
+    OWN_PACKAGES,
+    USAGE_ERROR,
+    loaded,
 )
 
 if TYPE_CHECKING:
@@ -66,7 +76,7 @@ def flags_and_values(
     """
     flags: list[str] = []
     values: dict[str, ClosedValue] = {}
-    options = _clicks.loaded(_clicks.OPTION)
+    options = loaded(OPTION)
     for ctx in contexts:
         for parameter in ctx.command.params:
             if not isinstance(parameter, options) or parameter.name is None:
@@ -115,12 +125,12 @@ def _closed_value(param: click.Option, value: object) -> tuple[ClosedValue] | No
     """
     if param.count:
         return None
-    choices = _clicks.choices(param)
+    choices = _choices(param)
     if choices is not None:
         many = isinstance(value, (list, tuple))
         items: list[str | int | float | bool | None] = []
         for item in value if isinstance(value, (list, tuple)) else [value]:
-            item = _clicks.typed_value(param, item)
+            item = _typed_value(param, item)
             recorded = _choice_value(item) if item in choices else None
             if recorded is None:
                 return None
@@ -128,7 +138,7 @@ def _closed_value(param: click.Option, value: object) -> tuple[ClosedValue] | No
         return (items[:MAX_LIST],) if many else (items[0],)
     if param.is_flag and not param.is_bool_flag:
         return (True,)  # a switch such as --upper: its name says which; its value is not ours
-    if isinstance(value, bool) and (param.is_flag or _clicks.is_bool(param)):
+    if isinstance(value, bool) and (param.is_flag or _is_bool(param)):
         return (value,)
     return None
 
@@ -139,16 +149,57 @@ def recordable_values(param: click.Option) -> tuple[list[ClosedValue], bool]:
     many = bool(param.multiple or param.nargs != 1)
     if param.count:
         return [], many
-    choices = _clicks.choices(param)
+    choices = _choices(param)
     if choices is not None:
         values = [_choice_value(choice) for choice in choices]
         unique = {(type(v), v): v for v in values if v is not None}  # True is not 1
         return list(unique.values()), many
     if param.is_flag and not param.is_bool_flag:
         return [True], many
-    if param.is_flag or _clicks.is_bool(param):
+    if param.is_flag or _is_bool(param):
         return [True, False], many
     return [], many
+
+
+def _choices(param: object) -> list[object] | None:
+    """The choices of ``param`` written in code, as its values hold them, or None when it
+    has none: a ``click.Choice``'s (an enum's members, on click 8.2 and later), or, on
+    Typer >= 0.26, the values of the ``Enum`` or ``Literal`` it is annotated with (an
+    option's values are then given by `_typed_value`)."""
+    kind = getattr(param, "type", None)
+    if kind is not None:
+        return list(kind.choices) if isinstance(kind, loaded(CHOICE_TYPE)) else None  # type: ignore[attr-defined]
+    declared = getattr(_descriptor(param), "choices", None)
+    if isinstance(declared, tuple):
+        return [_typed_value(param, choice) for choice in declared]
+    return None
+
+
+def _typed_value(param: object, value: object) -> object:
+    """``value`` as the user typed it, for a Typer >= 0.26 option: an ``Enum`` member by
+    its value, as on the earlier Typer line, whose ``Choice`` holds the values (so both
+    lines record the same). A click parameter's value is returned as it is."""
+    if _descriptor(param) is not None:
+        import enum
+
+        if isinstance(value, enum.Enum):
+            return value.value
+    return value
+
+
+def _is_bool(param: object) -> bool:
+    """``param`` takes a boolean value (click's ``BOOL`` type, or a ``bool`` annotation)."""
+    kind = getattr(param, "type", None)
+    if kind is not None:
+        return isinstance(kind, loaded(BOOL_TYPE))
+    return getattr(_descriptor(param), "annotation", None) is bool
+
+
+def _descriptor(param: object) -> object | None:
+    """What Typer >= 0.26 knows of an option's type (its options have no click type)."""
+    if getattr(param, "type", None) is not None:
+        return None
+    return getattr(param, "type_descriptor", None)
 
 
 def _choice_value(item: object) -> str | int | float | bool | None:
@@ -178,11 +229,11 @@ def classify(exc: BaseException | None, exit_code: int) -> tuple[Outcome, str | 
         return ("success" if exit_code == 0 else "error"), None
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", None
-    if isinstance(exc, (*_clicks.loaded(_clicks.ABORT), EOFError)):
+    if isinstance(exc, (*loaded(ABORT), EOFError)):
         return "aborted", None
-    if isinstance(exc, _clicks.loaded(_clicks.USAGE_ERROR)):
+    if isinstance(exc, loaded(USAGE_ERROR)):
         return "usage_error", fit_error_type(type(exc).__name__)
-    if isinstance(exc, (*_clicks.loaded(_clicks.EXIT), SystemExit)):
+    if isinstance(exc, (*loaded(EXIT), SystemExit)):
         return ("success" if exit_code == 0 else "error"), None
     return "error", fit_error_type(type(exc).__name__)
 
@@ -190,7 +241,7 @@ def classify(exc: BaseException | None, exit_code: int) -> tuple[Outcome, str | 
 def is_clicks(exc: BaseException | None) -> bool:
     """``exc`` is one of click's or Typer's own exceptions (a usage error, an abort): its
     class name is the framework's, whatever command raised it."""
-    return _clicks.is_frameworks(exc)
+    return exc is not None and type(exc).__module__.split(".", 1)[0] in OWN_PACKAGES
 
 
 def exit_code_of(exc: BaseException | None) -> int:
@@ -204,7 +255,7 @@ def _exit_code_of(exc: BaseException | None) -> int:
         return 0
     if isinstance(exc, SystemExit):
         return _status(exc.code)
-    if isinstance(exc, _clicks.loaded(_clicks.EXIT) + _clicks.loaded(_clicks.CLICK_EXCEPTION)):
+    if isinstance(exc, loaded(EXIT) + loaded(CLICK_EXCEPTION)):
         # click exits with this code (sys.exit), so it becomes what sys.exit makes of it;
         # an author's subclass may hold anything there.
         return _status(getattr(exc, "exit_code", 1))

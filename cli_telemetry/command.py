@@ -1,5 +1,9 @@
-"""``<tool> telemetry status|enable|disable``: the end user's controls, the one module that
-owns them, for click tools (`click_group`) and Typer apps (`typer_app`) alike.
+"""``<tool> telemetry status|enable|disable``: the subcommands and what they do, built only
+in the runs that use them.
+
+The group that holds them is made in `cli_telemetry.telemetry` (`Telemetry.command` for
+click, `Telemetry.typer_app` for Typer): every run of the host tool registers it, and a
+module of its own would cost every run about 0.2 ms to import.
 
 These commands are the user's explicit request, so unlike the recording path they do report
 their own failures (on stderr, one line, with exit code 1; never a traceback): a ``disable``
@@ -9,11 +13,10 @@ delete nothing, in a directory another user could have planted something in or c
 (`_paths.untrusted`): root with another user's HOME would otherwise write root's files there,
 and ``disable``'s purge could be led by a link to delete files elsewhere.
 
-Every run of the host tool registers the group, so this module imports nothing of either
-framework at the top, and builds the subcommands only in the runs that use them. Both front
-ends run the same actions (`status`, `enable`, `disable`), which write through the
-framework's own ``echo`` and say why they cannot in a `Refusal`: a tool on Typer 0.26 or
-later has no click to import, and the library must not bring it in.
+Both frameworks' subcommands (`click_commands`, `typer_commands`) run the same actions
+(`show_status`, `turn_on`, `turn_off`), which write through the framework's own ``echo``
+and say why they cannot in a `Refusal`: a tool on Typer 0.26 or later has no click to
+import, and the library must not bring it in.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from .instrument import INTERNAL
 
 if TYPE_CHECKING:
     import click
-    import typer
 
     from . import _paths
     from ._settings import Config, ToolConfig
@@ -34,7 +36,6 @@ if TYPE_CHECKING:
     Echo = Callable[..., None]
     """The framework's ``echo(message, err=False)``."""
 
-NAMES = ("disable", "enable", "status")
 STATUS_HELP = "Say whether telemetry is on, why, and what is stored."
 JSON_HELP = "Print a JSON object instead."
 ENABLE_HELP = "Turn telemetry on."
@@ -46,34 +47,7 @@ class Refusal(Exception):
     exit code 1 (click's own way of showing a ``ClickException``)."""
 
 
-def group_help(tool: str) -> str:
-    return f"Show or change what {tool} records about its use."
-
-
-# -- the front ends -------------------------------------------------------------------------
-
-
-def click_group(config_of: Callable[[], ToolConfig], name: str) -> click.Group:
-    """The ``telemetry`` group of a click tool, whose subcommands are built when it is used.
-
-    ``config_of`` returns the tool's current configuration (`Telemetry.add_sink` may change
-    it after the group was made)."""
-    import click
-
-    class TelemetryGroup(click.Group):
-        built: dict[str, click.Command] | None = None
-
-        def list_commands(self, ctx: click.Context) -> list[str]:
-            return list(NAMES)
-
-        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-            if self.built is None:
-                self.built = click_commands(config_of)
-            return self.built.get(cmd_name)
-
-    group = TelemetryGroup(name, help=group_help(config_of().tool))
-    setattr(group, INTERNAL, True)
-    return group
+# -- the subcommands, for each framework ----------------------------------------------------
 
 
 def click_commands(config_of: Callable[[], ToolConfig]) -> dict[str, click.Command]:
@@ -104,30 +78,6 @@ def click_commands(config_of: Callable[[], ToolConfig]) -> dict[str, click.Comma
     for command in commands.values():
         setattr(command, INTERNAL, True)
     return commands
-
-
-def typer_app(config_of: Callable[[], ToolConfig], name: str) -> typer.Typer:
-    """The ``telemetry`` group of a Typer app (``app.add_typer(telemetry.typer_app())``).
-
-    Typer builds the group from the app on every run, as an instance of the class the app
-    names: that class builds the subcommands when the group is used, and is marked as the
-    library's own, so nothing of its use is recorded."""
-    import typer
-    from typer.core import TyperGroup
-
-    class TelemetryGroup(TyperGroup):
-        built: dict[str, Any] | None = None
-
-        def list_commands(self, ctx: Any) -> list[str]:
-            return list(NAMES)
-
-        def get_command(self, ctx: Any, cmd_name: str) -> Any:
-            if self.built is None:
-                self.built = typer_commands(config_of)
-            return self.built.get(cmd_name)
-
-    setattr(TelemetryGroup, INTERNAL, True)
-    return typer.Typer(name=name, cls=TelemetryGroup, help=group_help(config_of().tool))
 
 
 def typer_commands(config_of: Callable[[], ToolConfig]) -> dict[str, Any]:

@@ -13,10 +13,10 @@ import importlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from . import _clicks
 from ._values import COMMAND_EVENT, MAX_LIST, SCHEMA_VERSION
 from .capture import option_name, recordable_values
 from .events import COMMAND_ONLY_FIELDS, CUSTOM_ONLY_FIELDS, FIELDS, ClosedValue, privacy_table
+from .instrument import GROUP, OPTION, TYPER, loaded
 
 if TYPE_CHECKING:
     import click
@@ -63,7 +63,7 @@ def recorded_options(telemetry: Telemetry) -> tuple[dict[str, RecordedOption], l
     wanted = telemetry.config.record_values
     found: dict[str, RecordedOption] = {}
     seen: set[str] = set()
-    options = _clicks.loaded(_clicks.OPTION)
+    options = loaded(OPTION)
     for command in _commands(telemetry.commands):
         for parameter in command.params:
             if not isinstance(parameter, options):
@@ -98,13 +98,13 @@ def _commands(roots: tuple[click.Command | typer.Typer, ...]) -> Iterator[click.
             continue
         seen.add(id(command))
         yield command
-        if isinstance(command, _clicks.loaded(_clicks.GROUP)):
+        if isinstance(command, loaded(GROUP)):
             queue.extend(cast("click.Group", command).commands.values())
 
 
 def _built(root: click.Command | typer.Typer) -> click.Command:
     """``root``'s command: a Typer app's, built as ``app()`` builds it."""
-    if isinstance(root, _clicks.loaded(_clicks.TYPER)):
+    if isinstance(root, loaded(TYPER)):
         from typer.main import get_command
 
         return cast("click.Command", get_command(root))  # type: ignore[arg-type]

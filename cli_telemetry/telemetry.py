@@ -9,7 +9,7 @@ almost nothing at the top.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, is_typeddict
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, is_typeddict
 
 from ._settings import COLLECTOR, ToolConfig
 from ._values import COMMAND_EVENT, EVENT_NAME, OPTION, TOOL, fit_version
@@ -216,17 +216,66 @@ class Telemetry:
 
     def command(self, name: str = "telemetry") -> click.Group:
         """The ``telemetry status|enable|disable`` group, to add to the tool's click group
-        (``cli.add_command(telemetry.command())``)."""
-        from .command import click_group
+        (``cli.add_command(telemetry.command())``).
 
-        return click_group(lambda: self._config, name)
+        Every run registers it, and only the runs that use it build its subcommands
+        (`cli_telemetry.command`). ``config`` is read when they run: `add_sink` may
+        change it after the group was made."""
+        import click
+
+        from .instrument import INTERNAL
+
+        config = self._config_now
+
+        class TelemetryGroup(click.Group):
+            built: dict[str, click.Command] | None = None
+
+            def list_commands(self, ctx: click.Context) -> list[str]:
+                return list(_SUBCOMMANDS)
+
+            def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+                if self.built is None:
+                    from .command import click_commands
+
+                    self.built = click_commands(config)
+                return self.built.get(cmd_name)
+
+        group = TelemetryGroup(name, help=_group_help(self.tool))
+        setattr(group, INTERNAL, True)
+        return group
 
     def typer_app(self, name: str = "telemetry") -> typer.Typer:
         """The same group for a Typer app: ``app.add_typer(telemetry.typer_app(),
-        name="telemetry")``."""
-        from .command import typer_app
+        name="telemetry")``.
 
-        return typer_app(lambda: self._config, name)
+        Typer builds the group from this app on every run, as an instance of the class it
+        names: that class builds the subcommands when the group is used, and is marked as
+        the library's own, so nothing of its use is recorded."""
+        import typer
+        from typer.core import TyperGroup
+
+        from .instrument import INTERNAL
+
+        config = self._config_now
+
+        class TelemetryGroup(TyperGroup):
+            built: dict[str, Any] | None = None
+
+            def list_commands(self, ctx: Any) -> list[str]:
+                return list(_SUBCOMMANDS)
+
+            def get_command(self, ctx: Any, cmd_name: str) -> Any:
+                if self.built is None:
+                    from .command import typer_commands
+
+                    self.built = typer_commands(config)
+                return self.built.get(cmd_name)
+
+        setattr(TelemetryGroup, INTERNAL, True)
+        return typer.Typer(name=name, cls=TelemetryGroup, help=_group_help(self.tool))
+
+    def _config_now(self) -> ToolConfig:
+        return self._config
 
     def add_sink(self, sink: Provider | str) -> None:
         """Send events to ``sink`` too: a `cli_telemetry.providers` description, or the
@@ -355,6 +404,13 @@ class CustomEvent(Generic[P]):
     def track(self, properties: P) -> None:
         """Record this event with ``properties`` (see `Telemetry.track`)."""
         self._track(self.name, properties)
+
+
+_SUBCOMMANDS: Final = ("disable", "enable", "status")
+
+
+def _group_help(tool: str) -> str:
+    return f"Show or change what {tool} records about its use."
 
 
 def _configuration_error(message: str) -> ConfigurationError:
