@@ -6,6 +6,7 @@ bundles its own copy of click and never imports the real one), each with the lib
 both examples, and names their Pythons in ``CLI_TELEMETRY_TEST_TYPER``. Every test here runs
 once per line, both twins as real processes of that line's Python in isolated homes, and
 compares what they record field by field (but for the ids, the times and the tool's name).
+A line without its environment fails under CI=true and skips elsewhere (`untestable`).
 
 Where the twins differ, the frameworks do, and the test says so: Ctrl-C ends a Typer app
 with exit status 130 (click: 1), and Typer has no public ``ClickException``, so the Typer
@@ -27,15 +28,19 @@ from conftest import Tool
 BASELINE = str(Path(__file__).resolve().parent.parent / "bench" / "baseline")
 PYTHONS = [p for p in os.environ.get("CLI_TELEMETRY_TEST_TYPER", "").split(os.pathsep) if p]
 """One Python per Typer line, set by ``python3 dev.py test`` (see dev.py's TYPER_LINES)."""
+IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
+"""Under CI a Typer line that cannot be tested fails its tests: a skip there would let the
+support of a line end unnoticed. Elsewhere (pytest run by hand) they skip and say why."""
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not PYTHONS,
-        reason="CLI_TELEMETRY_TEST_TYPER names no Typer environments: python3 dev.py test"
-        " sets them up",
-    ),
-]
+pytestmark = pytest.mark.e2e
+
+
+def untestable(why: str) -> None:
+    """Fail (CI) or skip (elsewhere) the test of a line that has no environment."""
+    if IN_CI:
+        pytest.fail(f"{why} (CI: a Typer line left untested is a failure)", pytrace=False)
+    pytest.skip(why)
+
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 IGNORED = {"event_id", "install_id", "timestamp", "duration_ms", "tool"}
@@ -47,9 +52,20 @@ def line_of(python: str) -> str:
     return Path(python).parent.parent.name
 
 
-@pytest.fixture(params=PYTHONS, ids=[line_of(p) for p in PYTHONS])
+@pytest.fixture(
+    params=PYTHONS or [""], ids=[line_of(p) for p in PYTHONS] or ["no-typer-environment"]
+)
 def python(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+    """A Typer line's Python; a test without one fails under CI (see `IN_CI`)."""
+    python = str(request.param)
+    if not python:
+        untestable(
+            "CLI_TELEMETRY_TEST_TYPER names no Typer environment: python3 dev.py test sets"
+            " one up per Typer line"
+        )
+    elif not Path(python).is_file():
+        untestable(f"{python} does not exist: python3 dev.py test could not set it up")
+    return python
 
 
 def twins(python: str, tmp_path: Path) -> tuple[Tool, Tool]:
@@ -76,6 +92,17 @@ def typer_version(python: str) -> tuple[int, ...]:
         capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     return tuple(int(part) for part in result.stdout.strip().split(".")[:2])
+
+
+def test_both_lines_are_tested() -> None:
+    """One line built on click, one built on Typer's own copy of it."""
+    missing = [python for python in PYTHONS if not Path(python).is_file()]
+    if missing:
+        untestable(f"python3 dev.py test could not set up {', '.join(missing)}")
+    bundles = {typer_version(python) >= (0, 26) for python in PYTHONS}
+    if bundles != {False, True}:
+        lines = ", ".join(line_of(python) for python in PYTHONS) or "none"
+        untestable(f"the Typer lines tested ({lines}) are not one of each")
 
 
 def test_each_line_is_what_it_is_named(python: str) -> None:
