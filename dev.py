@@ -4,7 +4,9 @@
 Needs only Python 3.11+. Creates ``.venv`` (once; again when a pyproject changes), installs
 the library with its dev tools and the example tools into it, then runs the chosen task.
 ``test`` also sets up one environment per Typer line (`TYPER_LINES`), where the Typer
-end-to-end tests run the Typer example.
+end-to-end tests run the Typer example. ``python3 dev.py demo --venv DIR`` runs the demo
+with the commands installed in another venv instead, without touching ``.venv``
+(tests/test_package.py: the installed wheel).
 """
 
 from __future__ import annotations
@@ -23,10 +25,18 @@ import venv
 from collections.abc import Callable
 from pathlib import Path
 
+
+def bin_dir(venv_dir: Path) -> Path:
+    return venv_dir / ("Scripts" if os.name == "nt" else "bin")
+
+
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+BIN = bin_dir(VENV)
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+COLLECTOR = "click-telemetry"
+"""The console command, named after the distribution (PyPI's ``cli-telemetry`` is another
+project's)."""
 
 
 EXAMPLES = [ROOT / "examples/cli_app", ROOT / "examples/typer_app"]
@@ -78,30 +88,39 @@ def ensure(where: Path, requirements: list[str]) -> None:
     venv.EnvBuilder(with_pip=True, clear=not python.exists()).create(where)
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    renamed = bin_dir(where) / "cli-telemetry"
+    if renamed.exists() or renamed.with_suffix(".exe").exists():
+        # A venv made before the distribution was renamed: its console script would
+        # answer for a command that no longer exists.
+        uninstall = [str(python), "-m", "pip", "uninstall", "-y", "-q", "cli-telemetry"]
+        subprocess.run(uninstall, check=True)
     subprocess.run([*pip, *requirements], check=True)
     stamp.write_text(digest)
 
 
-def isolated_env(home: str) -> dict[str, str]:
-    """An environment whose HOME is a fresh directory: the demo never touches yours."""
+def isolated_env(home: str, bin_path: Path) -> dict[str, str]:
+    """An environment whose HOME is a fresh directory: the demo never touches yours. No
+    PYTHONPATH either: the commands import the library from their own venv, nowhere else."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "CLI_APP_"))}
     env.pop("DO_NOT_TRACK", None)
+    env.pop("PYTHONPATH", None)
     env["HOME"] = home
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = f"{bin_path}{os.pathsep}{env.get('PATH', '')}"
     return env
 
 
-def demo() -> int:
+def demo(bin_path: Path = BIN) -> int:
     """The whole story on the embedded default: the example tool, its detached uploader,
-    the collector on loopback with a SQLite file, and the report."""
+    the collector on loopback with a SQLite file, and the report; with the commands in
+    ``bin_path``."""
     with tempfile.TemporaryDirectory(prefix="cli-telemetry-demo-") as home:
-        env = isolated_env(home)
+        env = isolated_env(home, bin_path)
         db = f"sqlite:///{home}/collector.sqlite3"
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         collector = subprocess.Popen(
-            [str(BIN / "cli-telemetry"), "collector", "serve", "--db", db, "--port", str(port)],
+            [str(bin_path / COLLECTOR), "collector", "serve", "--db", db, "--port", str(port)],
             env=env,
         )
         try:
@@ -109,22 +128,24 @@ def demo() -> int:
                 print("the collector did not start", file=sys.stderr)
                 return 1
             env["CLI_APP_TELEMETRY_ENDPOINT"] = f"http://127.0.0.1:{port}/v1/events"
-            return tell_the_story(home, env, db)
+            return tell_the_story(home, env, db, bin_path)
         finally:
             collector.terminate()
             collector.wait(timeout=30)
 
 
-def tell_the_story(home: str, env: dict[str, str], db: str) -> int:
+def tell_the_story(home: str, env: dict[str, str], db: str, bin_path: Path) -> int:
     def run(*args: str, extra: dict[str, str] | None = None, note: str = "") -> None:
         shown = " ".join(f"{k}={v}" for k, v in (extra or {}).items())
         line = f"$ {shown + ' ' if shown else ''}cli-app {' '.join(args)}"
         print(f"\n{line}" + (f"   # {note}" if note else ""), flush=True)
-        subprocess.run([str(BIN / "cli-app"), *args], env={**env, **(extra or {})}, check=False)
+        subprocess.run(
+            [str(bin_path / "cli-app"), *args], env={**env, **(extra or {})}, check=False
+        )
 
     def status() -> dict[str, object]:
         out = subprocess.run(
-            [str(BIN / "cli-app"), "telemetry", "status", "--json"],
+            [str(bin_path / "cli-app"), "telemetry", "status", "--json"],
             env=env,
             capture_output=True,
             text=True,
@@ -149,8 +170,9 @@ def tell_the_story(home: str, env: dict[str, str], db: str) -> int:
         print("events did not arrive", file=sys.stderr)
         return 1
     run("telemetry", "status")
-    print(f"\n$ cli-telemetry report --db {db} --since 1d", flush=True)
-    subprocess.run([str(BIN / "cli-telemetry"), "report", "--db", db, "--since", "1d"], check=True)
+    print(f"\n$ {COLLECTOR} report --db {db} --since 1d", flush=True)
+    report = [str(bin_path / COLLECTOR), "report", "--db", db, "--since", "1d"]
+    subprocess.run(report, env=env, check=True)
     run("telemetry", "disable", note="stops any uploader, deletes what waits and the install id")
     return 0
 
@@ -174,7 +196,12 @@ def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
 
 def provide(script: str, variable: str, what: str) -> dict[str, str]:
     """Run scripts/<script> (it installs, as root, and starts what some tests need, and
-    prints where it is); without it, those tests skip and say why."""
+    prints where it is); without it, those tests skip and say why. The scripts install
+    Debian's packages: elsewhere (macOS, Windows) they are not run, and a URL or path the
+    environment gives (CLI_TELEMETRY_TEST_POSTGRES, say) is used as it is."""
+    if not sys.platform.startswith("linux"):
+        print(f"{what}: scripts/{script} is for Debian, not {sys.platform}", flush=True)
+        return {}
     result = subprocess.run(
         ["bash", str(ROOT / "scripts" / script)], capture_output=True, text=True, check=False
     )
@@ -212,6 +239,8 @@ def main(argv: list[str]) -> int:
     if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs on the system Python
         print("cli-telemetry needs Python 3.11 or newer", file=sys.stderr)
         return 2
+    if argv[0] == "demo" and len(argv) == 3 and argv[1] == "--venv":
+        return demo(bin_dir(Path(argv[2]).resolve()))
     ensure_venv()
     return demo() if argv[0] == "demo" else test(argv[1:])
 

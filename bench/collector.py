@@ -29,7 +29,7 @@ import urllib3
 
 from cli_telemetry.collector import report, storage
 
-CLI = os.path.join(os.path.dirname(sys.executable), "cli-telemetry")
+CLI = os.path.join(os.path.dirname(sys.executable), "click-telemetry")
 COMMANDS = ["acme deploy start", "acme deploy status", "acme hello", "acme check", "acme init"]
 
 

@@ -42,19 +42,35 @@ TOUCH_FLAGS: Final = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | _
 """A file that may exist already (the spawn stamp), opened to set its time, never through a
 link, and without waiting for a reader if it is a FIFO."""
 
+TEST_DIR_VARIABLE: Final = "CLI_TELEMETRY_TEST_DIR"
+"""An absolute directory that stands in for every tool's config and state directories, in a
+test: each tool's files are then in ``<dir>/<tool>/`` (`Paths.testing`). The pytest plugin's
+``telemetry_events`` fixture sets it, in the test's process and in the environment it gives
+to subprocesses; a relative value is ignored, as XDG variables are.
+
+It is a variable, and not a patch of this module, so that a tool run as a subprocess is
+isolated the same way as one run in process, and on every OS (Windows asks the system, not
+the environment, for its folders); and it is read here, where every path comes from, so that
+nothing else (HOME, XDG variables, the tool's own files) has to change for a test."""
+
 
 class Paths(Record):
     """The files of one tool's telemetry.
 
     ``state_dir`` (``<user state dir>/<tool>/telemetry``) holds everything that
     ``telemetry disable`` deletes: the ids, the spool and its counters.
+
+    ``testing`` says the files are a test's (`TEST_DIR_VARIABLE`): the run then records as if
+    its user had consented (`cli_telemetry._settings.decide`), and nothing is ever sent from
+    there (no uploader is started, and one that was would not send).
     """
 
-    __slots__ = ("config_file", "state_dir")
+    __slots__ = ("config_file", "state_dir", "testing")
 
-    def __init__(self, config_file: str, state_dir: str) -> None:
+    def __init__(self, config_file: str, state_dir: str, testing: bool = False) -> None:
         self.config_file: Final = config_file
         self.state_dir: Final = state_dir
+        self.testing: Final = testing
 
     @property
     def ids_file(self) -> str:
@@ -86,8 +102,17 @@ class Paths(Record):
 
 
 def resolve(tool: str, environ: Mapping[str, str] | None = None) -> Paths:
-    """Return the paths for ``tool``, importing platformdirs only where it must."""
+    """Return the paths for ``tool``, importing platformdirs only where it must (and in a
+    test, `TEST_DIR_VARIABLE`'s)."""
     env = os.environ if environ is None else environ
+    test_dir = env.get(TEST_DIR_VARIABLE)
+    if test_dir and os.path.isabs(test_dir):
+        tool_dir = os.path.join(test_dir, tool)
+        return Paths(
+            config_file=os.path.join(tool_dir, "telemetry.conf"),
+            state_dir=os.path.join(tool_dir, "telemetry"),
+            testing=True,
+        )
     dirs = _fast_dirs(tool, env, sys.platform) or _platformdirs(tool)
     config_dir, state_dir = dirs
     return Paths(
@@ -275,7 +300,9 @@ def untrusted(
 
     - A home directory (``HOME``) that belongs to another user: root with a user's HOME
       (``sudo`` without ``-H``, ``sudo -E``) would read what that user planted, follow their
-      links, and leave root's files in their home. It uses nothing there.
+      links, and leave root's files in their home. It uses nothing there. A test's paths
+      (`Paths.testing`) are not in the home directory, so its owner does not matter then
+      (a CI container often runs as a user who does not own HOME).
     - Each directory of ours that exists (the tool's config dir; the tool's state dir,
       ``telemetry`` and the spool) must belong to this user, and nobody else may write to it
       (but the user's private group, see `_private_group`); a link to one counts if this
@@ -290,7 +317,7 @@ def untrusted(
         return None  # Windows: profiles are per user, and guarded by ACLs
     env = os.environ if environ is None else environ
     home = env.get("HOME", "")
-    if os.path.isabs(home):
+    if os.path.isabs(home) and not paths.testing:
         try:
             owner = os.stat(home).st_uid
         except FileNotFoundError:

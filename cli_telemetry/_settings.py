@@ -322,6 +322,7 @@ def decide(
     policy_version: int,
     tool: str,
     untrusted: Callable[[], str | None] | None = None,
+    testing: bool = False,
 ) -> Decision:
     """Apply the precedence: DO_NOT_TRACK, the tool's variable, files others could change,
     the config file, the mode.
@@ -331,6 +332,12 @@ def decide(
     files must not be used (`cli_telemetry._paths.untrusted`): then nothing is read. A
     config file we cannot parse, or did not write, decides "off": guessing consent from a
     broken or planted file is not ours to do.
+
+    ``testing`` (the files are a test's, `cli_telemetry._paths.Paths.testing`) stands for
+    the mode: the run records as if its user had consented, so that an author's test sees
+    what a consenting user's run records, without a notice or a question in its output.
+    Everything above it still decides first (a test can check that DO_NOT_TRACK or
+    ``telemetry disable`` turn its tool off), and nothing recorded there is ever sent.
     """
     if env.do_not_track:
         return Decision(False, "do_not_track", "DO_NOT_TRACK is set")
@@ -352,6 +359,15 @@ def decide(
         return Decision(False, "config", "turned off in the config file", config=config)
     if config.enabled and config.consent_policy >= policy_version:
         return Decision(True, "config", "turned on in the config file", config=config)
+    if testing:
+        from ._paths import TEST_DIR_VARIABLE
+
+        return Decision(
+            True,
+            "env",
+            f"{TEST_DIR_VARIABLE} is set (a test): recorded as if you had agreed, never sent",
+            config=config,
+        )
     if mode == "notice":
         if config.notice_policy >= policy_version:
             return Decision(True, "default", "on by default; the notice was shown", config=config)

@@ -36,6 +36,15 @@ CREATE_NEW_PROCESS_GROUP: Final = 0x00000200
 DETACHED_PROCESS: Final = 0x00000008
 CREATE_NO_WINDOW: Final = 0x08000000
 
+PROC: Final = "/proc"
+"""Linux's process table, where a pid's command line is read; macOS has none, Windows
+neither (tests point this elsewhere to take those paths)."""
+FD_DIRS: Final = ("/proc/self/fd", "/dev/fd")
+"""Where this process's open descriptors are listed: Linux, then macOS and the BSDs."""
+PID_FILE_LIFETIME: Final = 60.0
+"""An uploader deletes its pid file when its run ends, within its deadline and hard stop
+(35 s, `cli_telemetry._uploader`); an older pid file was left by one that was killed."""
+
 OPTIONS_VARIABLE: Final = "CLI_TELEMETRY_UPLOADER_OPTIONS"
 """The uploader's options travel in its environment, not its arguments: any user of the
 machine can read a process's arguments (``ps``), and an endpoint URL may carry a token."""
@@ -108,8 +117,12 @@ def running_uploader(pid_file: str) -> int | None:
     Cheap (a small read, and on Linux /proc), so a command checks it before spawning, and an
     uploader before it imports filelock: in a burst, the running uploader takes the new
     events, and nobody starts a process only to find the lock taken. The lock stays the
-    authority; a pid reused by another program is told apart by its command line (Linux),
-    so it can never be mistaken for an uploader and signalled.
+    authority. A pid reused by another program is told apart by its command line on Linux;
+    where there is no /proc (macOS, the BSDs) only a pid file younger than an uploader's
+    longest run is believed, so that a pid file a killed uploader left cannot name, for
+    good, whatever program of the user's gets that pid (after a reboot, say): no uploader
+    would start again while it runs, and ``telemetry disable`` would signal it. Windows
+    has no cheap check at all: the lock decides.
     """
     from ._paths import read_private
 
@@ -120,16 +133,18 @@ def running_uploader(pid_file: str) -> int | None:
     if pid <= 0:
         return None
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
+        with open(f"{PROC}/{pid}/cmdline", "rb") as f:
             return pid if b"cli_telemetry._uploader" in f.read(65536) else None
     except FileNotFoundError:
-        if os.path.isdir("/proc/self"):
+        if os.path.isdir(f"{PROC}/self"):
             return None  # Linux, and no such process
     except OSError:
         return None
     if os.name == "nt":
         return None  # no cheap check: let the lock decide
     try:
+        if time.time() - os.lstat(pid_file).st_mtime > PID_FILE_LIFETIME:
+            return None
         os.kill(pid, 0)
     except OSError:
         return None
@@ -211,7 +226,7 @@ def _spawn_posix(argv: list[str], env: dict[str, str]) -> int:
 def _inheritable_fds() -> list[int]:
     """Open descriptors above 2 that an exec would pass on (Python's own are not
     inheritable; one the tool inherited from its parent, say a pipe, may be)."""
-    for fd_dir in ("/proc/self/fd", "/dev/fd"):
+    for fd_dir in FD_DIRS:
         try:
             names = os.listdir(fd_dir)
         except OSError:

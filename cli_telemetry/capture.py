@@ -145,7 +145,7 @@ def _closed_value(param: click.Option, value: object) -> tuple[ClosedValue] | No
 
 def recordable_values(param: click.Option) -> tuple[list[ClosedValue], bool]:
     """What `_closed_value` may record for ``param`` (named in ``record_values``), and
-    whether it records a list of them: for ``cli-telemetry schema``."""
+    whether it records a list of them: for ``click-telemetry schema``."""
     many = bool(param.multiple or param.nargs != 1)
     if param.count:
         return [], many

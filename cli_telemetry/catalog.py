@@ -136,7 +136,7 @@ class PropertySpec(Record):
         bounds = {"minimum": -MAX_SAFE_INTEGER, "maximum": MAX_SAFE_INTEGER}
         expected = {"type", *bounds} if kinds[0] == "integer" else {"type"}
         if set(rest) != expected or any(rest[key] != bounds[key] for key in expected - {"type"}):
-            raise ValueError(f"{where}: only what `cli-telemetry schema` writes is understood")
+            raise ValueError(f"{where}: only what `click-telemetry schema` writes is understood")
         return cls(name, kinds[0], nullable=nullable, required=required,
                    description=description)  # fmt: skip
 

@@ -1,6 +1,6 @@
 """What one tool records, written out: Markdown for its privacy page, JSON Schema for programs.
 
-``cli-telemetry schema MODULE:ATTR`` imports the tool's module and prints these for its
+``click-telemetry schema MODULE:ATTR`` imports the tool's module and prints these for its
 `Telemetry` object: the built-in fields (from `cli_telemetry.events`), the options whose
 values it records with the values that may be recorded (found in the commands it
 instrumented), and its declared custom events (`cli_telemetry.catalog`). The JSON Schema is

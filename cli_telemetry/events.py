@@ -11,7 +11,7 @@ Everything that touches an event is built from this module:
   on every run without the rest of this module);
 - `check_event` is the judge: the collector runs it on each event it receives, and the
   uploader on each event before any sink is sent it;
-- ``cli-telemetry schema`` prints the rules as JSON Schema (`Rule.json_schema`).
+- ``click-telemetry schema`` prints the rules as JSON Schema (`Rule.json_schema`).
 
 So a value the library records is, by construction, one its collector accepts;
 ``tests/test_contract_property.py`` tries that with generated tools, and debug mode checks
@@ -500,7 +500,7 @@ def check_event(event: Any, valid: set[tuple[str, type, Any]] | None = None) -> 
 
 
 def privacy_table() -> str:
-    """The field table of PRIVACY.md (and of ``cli-telemetry schema``), in Markdown."""
+    """The field table of PRIVACY.md (and of ``click-telemetry schema``), in Markdown."""
     rows = ["| Field | Events | What it holds |", "|---|---|---|"]
     for field in FIELDS:
         rows.append(f"| `{field.name}` | {field.events} | {field.description} |")

@@ -95,7 +95,7 @@ def _url(value: object, what: str) -> str:
 
 
 def Collector(endpoint: str, *, token: str | None = None, name: str = "collector") -> Provider:
-    """The project's own collector (``cli-telemetry collector serve``), or any endpoint
+    """The project's own collector (``click-telemetry collector serve``), or any endpoint
     that takes the wire format: ``Telemetry(endpoint=...)`` is this provider."""
     return Provider(
         "cli_telemetry.sinks.http:HttpSink",

@@ -119,7 +119,8 @@ def _record_run(
 def decide(config: ToolConfig, env: EnvSettings, paths: Paths) -> Decision:
     """Whether this run records: the environment, then whether its files can be trusted at
     all (`_paths.untrusted`: nothing is read or written where another user could have
-    planted or could change something), then the config file and the consent mode."""
+    planted or could change something), then the config file and the consent mode (or, in
+    a test's directory, consent as given)."""
     from . import _paths
     from ._settings import decide, load_config
 
@@ -130,6 +131,7 @@ def decide(config: ToolConfig, env: EnvSettings, paths: Paths) -> Decision:
         config.policy_version,
         config.tool,
         untrusted=lambda: _paths.untrusted(paths),
+        testing=paths.testing,
     )
 
 
@@ -220,7 +222,7 @@ def _store(
         encoded.append(data)
     open_spool(config, paths, env).append(encoded)
     sinks = config.sink_specs(env)
-    if sinks:
+    if sinks and not paths.testing:  # a test's events stay where the test reads them
         from . import _spawn
 
         _spawn.start_uploader(config, sinks, paths, uploaders, env.report)

@@ -455,6 +455,18 @@ class Spool:
 
     # -- reading -----------------------------------------------------------------------
 
+    def peek(self) -> list[tuple[str, dict[str, Any]]]:
+        """The events waiting in ``new/``, oldest first, each with its file name, read
+        without claiming them (the ``telemetry_events`` fixture's view). The names sort by
+        time across spools too. A file that is not an event, or that went meanwhile, is
+        skipped."""
+        peeked = []
+        for name in self._new_names():
+            event, _ = _read_event(os.path.join(self._new, name))
+            if event is not None:
+                peeked.append((name, event))
+        return peeked
+
     def stats(self) -> SpoolStats:
         counters = self._read_stats()
         pending = len(self._new_names())

@@ -145,10 +145,10 @@ class Telemetry:
         ``description``). Returns the event, to record with ``.track({...})``, which mypy
         checks against the ``TypedDict``. Declare ``identify`` to allow traits.
 
-        Only declared events are recorded; ``cli-telemetry schema`` lists them for your
+        Only declared events are recorded; ``click-telemetry schema`` lists them for your
         users. A bad name raises `ConfigurationError` here. A property that could record
         free text (or that the schema cannot hold) is found when the event is first used:
-        ``cli-telemetry schema`` and strict mode raise `ConfigurationError` then (strict
+        ``click-telemetry schema`` and strict mode raise `ConfigurationError` then (strict
         mode checks here already); an end user's run drops the event and says why in the
         debug output."""
         if not isinstance(name, str) or not EVENT_NAME.fits(name) or name == COMMAND_EVENT:
@@ -193,7 +193,7 @@ class Telemetry:
 
     @property
     def commands(self) -> tuple[click.Command | typer.Typer, ...]:
-        """The commands and Typer apps instrumented with this object (what ``cli-telemetry
+        """The commands and Typer apps instrumented with this object (what ``click-telemetry
         schema`` walks to list the recorded option values)."""
         return tuple(self._commands)
 

@@ -7,15 +7,12 @@ running the tests (CI sets CI=true; tests that need it set it themselves).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
 import select
 import subprocess
 import sys
 import tempfile
-import termios
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +24,16 @@ import pytest
 from cli_telemetry.capture import _CI_VARIABLES
 
 TOOL = "cli-app"
+
+if os.name == "nt":
+    # They import what Windows lacks (ptys, fcntl, resource limits) to test what only POSIX
+    # does: a terminal's foreground job, file modes, full disks, signals.
+    collect_ignore = [
+        "test_faults_e2e.py",
+        "test_local_files_e2e.py",
+        "test_never_hurt_e2e.py",
+        "test_telemetry_command_e2e.py",
+    ]
 
 
 def clean_environ(home: Path) -> dict[str, str]:
@@ -75,6 +82,9 @@ needs_proc = pytest.mark.skipif(
 def _take_terminal() -> None:
     """In the child: make the pty (on stderr) its controlling terminal, as a shell does for
     the job it runs in the foreground."""
+    import fcntl  # here, as pty below: POSIX only, and this file must import on Windows
+    import termios
+
     fcntl.ioctl(2, termios.TIOCSCTTY, 0)
 
 
@@ -136,6 +146,8 @@ class Tool:
         stdout stays a pipe, so a test sees exactly what went to stdout. ``answer`` is typed
         once the terminal shows ``[y/N]``.
         """
+        import pty
+
         master, slave = pty.openpty()
         proc = subprocess.Popen(
             self.command(*args),

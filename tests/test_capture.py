@@ -462,3 +462,56 @@ def test_platform_fields() -> None:
     assert fields["arch"] == platform.machine().lower()
     if hasattr(os, "uname"):
         assert os.uname().release.startswith(fields["os_version"])
+
+
+# -- what only runs on macOS and Windows ---------------------------------------------------
+# The branches are chosen by what exists when they run (os.uname, os.tcgetpgrp, os.name);
+# taken away or set here, the paths that only run there run here.
+
+
+def test_platform_fields_on_macos(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Darwin is recorded as macos; the kernel's release only, never the host name or the
+    full version string (which names the build and the machine's owner on some systems)."""
+    uname = os.uname_result(
+        ("Darwin", "alices-macbook.local", "23.4.0", "Darwin Kernel Version 23.4.0: root", "arm64")
+    )
+    monkeypatch.setattr(os, "uname", lambda: uname)
+    fields = platform_fields()
+    assert (fields["os"], fields["os_version"], fields["arch"]) == ("macos", "23.4.0", "arm64")
+    assert "alice" not in repr(fields)
+
+
+def test_platform_fields_on_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No os.uname: the platform module answers, and Windows' AMD64 is recorded lowercase."""
+    monkeypatch.delattr(os, "uname")
+    monkeypatch.setattr(platform, "version", lambda: "10.0.22631")
+    monkeypatch.setattr(platform, "machine", lambda: "AMD64")
+    monkeypatch.setattr(platform, "node", lambda: pytest.fail("the host name was read"))
+    fields = platform_fields()
+    recorded = (fields["os"], fields["os_version"], fields["arch"])
+    assert recorded == ("windows", "10.0.22631", "amd64")
+    assert fields["python_version"] == "{}.{}.{}".format(*sys.version_info[:3])
+
+
+def test_in_foreground_without_tcgetpgrp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows has no job control, so a console program is always in the foreground; a
+    POSIX system without tcgetpgrp is not trusted to be (no question is asked)."""
+    from cli_telemetry.capture import in_foreground
+
+    monkeypatch.delattr(os, "tcgetpgrp")
+    with monkeypatch.context() as m:
+        m.setattr(os, "name", "nt")
+        on_windows = in_foreground()
+    assert on_windows is True
+    assert in_foreground() is False
+
+
+@pytest.mark.parametrize(("os_name", "code"), [("posix", 0), ("nt", 256)])
+def test_exit_status_beyond_a_byte_is_kept_on_windows(
+    monkeypatch: pytest.MonkeyPatch, os_name: str, code: int
+) -> None:
+    """POSIX keeps the low 8 bits of sys.exit(256) (exit status 0); Windows keeps it all."""
+    with monkeypatch.context() as m:
+        m.setattr(os, "name", os_name)
+        result = exit_code_of(SystemExit(256))
+    assert result == code

@@ -23,7 +23,7 @@ from conftest import Tool, poll, script_tool
 
 from cli_telemetry.events import FIELD_RULES
 
-CLI = os.path.join(os.path.dirname(sys.executable), "cli-telemetry")
+CLI = os.path.join(os.path.dirname(sys.executable), "click-telemetry")
 
 
 class Collector:
@@ -559,7 +559,7 @@ def test_what_the_old_collector_refused_now_arrives(tmp_path: Path) -> None:
 
 def test_a_tools_schema_holds_its_custom_events_to_their_declaration(tmp_path: Path) -> None:
     """``collector serve --schema FILE``: acme's custom events must be declared in the file
-    that ``cli-telemetry schema`` printed, and match it; other tools are not affected."""
+    that ``click-telemetry schema`` printed, and match it; other tools are not affected."""
     tool_module = tmp_path / "acme_tool.py"
     tool_module.write_text(
         "from typing import Literal, TypedDict\n"
@@ -606,7 +606,7 @@ def test_a_tools_schema_holds_its_custom_events_to_their_declaration(tmp_path: P
     ("content", "message"),
     [
         ("not json", "cannot read it as JSON"),
-        ('{"title": "x"}', "not a cli-telemetry schema"),
+        ('{"title": "x"}', "not a click-telemetry schema"),
         ('{"x-cli-telemetry": {"tool": "acme", "schema_version": 9}, "$defs": {}}', "version 9"),
         (
             '{"x-cli-telemetry": {"tool": "acme", "schema_version": 1}, "$defs": {"a.b":'

@@ -424,3 +424,33 @@ def test_refusals_count_only_what_a_batch_holds() -> None:
     assert forward.refusals(partial, 5) == 2
     assert forward.refusals(Delivery("delivered", unattributed=9), 5) == 5
     assert forward.refusals(Delivery("delivered"), 5) == 0
+
+
+def test_a_forwarder_skips_the_rows_another_process_is_leasing() -> None:
+    """PostgreSQL: while another process's lease transaction holds the oldest rows, a
+    forwarder takes the next batch at once (before, it waited for that transaction, then
+    found those rows taken and leased nothing)."""
+    import sqlalchemy as sa
+
+    url = fresh_postgres()
+    engine, other = storage.connect(url), storage.connect(url)
+    storage.store(engine, [[event() for _ in range(2 * forward.BATCH)]], ["slow"])
+    SlowSink.sent.clear()
+    slow = Provider("test_collector_forward:SlowSink", name="slow")
+    forwarder = forward.Forwarder(engine, [slow])
+    sending = threading.Thread(target=forwarder.forward_once)
+    try:
+        with other.begin() as connection:  # the other process, between its read and commit
+            oldest = sa.select(tables.outbox.c.event_id).order_by(tables.outbox.c.seq)
+            held = connection.execute(oldest.limit(forward.BATCH).with_for_update()).scalars()
+            held_ids = set(held)
+            sending.start()
+            sending.join(10)
+            assert not sending.is_alive(), "the forwarder waited for the other's rows"
+        assert len(SlowSink.sent) == forward.BATCH
+        assert not held_ids & set(SlowSink.sent)
+    finally:
+        if sending.is_alive():
+            sending.join(30)
+        engine.dispose()
+        other.dispose()

@@ -1,4 +1,4 @@
-"""`cli-telemetry schema`: what a tool records, as the README shows it for the example tool,
+"""`click-telemetry schema`: what a tool records, as the README shows it for the example tool,
 and as a JSON Schema that the events the tool really records satisfy."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from cli_telemetry import Telemetry
 from cli_telemetry.describe import recorded_options
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = os.path.join(os.path.dirname(sys.executable), "cli-telemetry")
+CLI = os.path.join(os.path.dirname(sys.executable), "click-telemetry")
 
 
 def schema(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

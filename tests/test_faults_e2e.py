@@ -15,7 +15,7 @@ the README's "Reliability" table quotes them).
 
 Every process is real: the example tool, its detached uploader (started as the tool starts
 it, ``python -m cli_telemetry._uploader`` with its options in the environment, where a test
-needs to start one itself, as the next command would), ``cli-telemetry collector serve`` on
+needs to start one itself, as the next command would), ``click-telemetry collector serve`` on
 SQLite. Where a test fast-forwards a backoff (`forget_backoff`) it is saying "and then
 enough time passed".
 """
@@ -50,7 +50,7 @@ from cli_telemetry.spool import Spool
 
 pytestmark = pytest.mark.faults
 
-CLI = os.path.join(os.path.dirname(sys.executable), "cli-telemetry")
+CLI = os.path.join(os.path.dirname(sys.executable), "click-telemetry")
 BASELINE = str(Path(__file__).resolve().parent.parent / "bench" / "baseline")
 
 
@@ -58,7 +58,7 @@ BASELINE = str(Path(__file__).resolve().parent.parent / "bench" / "baseline")
 
 
 class CollectorProcess:
-    """``cli-telemetry collector serve`` on a SQLite file, on one port across restarts.
+    """``click-telemetry collector serve`` on a SQLite file, on one port across restarts.
     Its output goes to a file (a pipe nobody reads would fill and stall it)."""
 
     def __init__(self, directory: Path) -> None:

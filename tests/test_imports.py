@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Tool
+from loopback import closed_port
 
 BASELINE = str(Path(__file__).resolve().parent.parent / "bench" / "baseline")
 
@@ -72,6 +73,8 @@ NEVER = {
     "socket",
     "ssl",
     "subprocess",
+    # The version is cli_telemetry.__version__; importlib.metadata would scan sys.path.
+    "importlib.metadata",
 }
 
 
@@ -143,10 +146,20 @@ def test_a_disabled_or_undecided_run_adds_only_allowed_modules(
     assert tool.files() == []
 
 
+def test_a_run_in_a_tests_directory_adds_only_allowed_modules(tool: Tool, tmp_path: Path) -> None:
+    """Under the pytest fixture (`cli_telemetry.pytest_plugin`) a tool's run imports what a
+    consenting user's run does: nothing of the plugin's, and no uploader is started."""
+    directory = tmp_path / "telemetry"
+    directory.mkdir(mode=0o700)
+    env = {"CLI_TELEMETRY_TEST_DIR": str(directory), "CLI_APP_TELEMETRY_ENDPOINT": closed_port()}
+    added = added_by_telemetry(tool, env)
+    assert added - ALLOWED - FIRST_RUN_ONLY == set()
+    assert not {"cli_telemetry.pytest_plugin", "cli_telemetry._spawn", "pytest"} & added
+    assert len(list(directory.glob("cli-app/telemetry/spool/new/*.json"))) == 1  # it recorded
+
+
 def test_starting_the_uploader_imports_none_of_its_dependencies(tool: Tool) -> None:
     """The run that spawns the uploader pays for posix_spawn, not for urllib3 or subprocess."""
-    from loopback import closed_port
-
     tool.enable()
     tool.env["CLI_APP_TELEMETRY_ENDPOINT"] = closed_port()
     added = added_by_telemetry(tool)
@@ -189,7 +202,6 @@ def test_a_tool_with_every_provider_imports_none_of_them(tmp_path: Path) -> None
     """Providers are descriptions in the tool's process (cli_telemetry.providers); the sink
     modules, urllib3 and the mapping code load only in the uploader."""
     from conftest import clean_environ
-    from loopback import closed_port
 
     home = tmp_path / "home"
     home.mkdir()

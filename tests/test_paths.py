@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import stat
+import sys
 from pathlib import Path
 
 import platformdirs
@@ -186,6 +187,92 @@ def test_resolve_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) ->
 
     assert paths.config_file == "/cfg-from-environ/acme/telemetry.conf"
     assert paths.state_dir == "/home/from-environ/.local/state/acme/telemetry"
+
+
+@pytest.mark.parametrize("home", ["/home/u", "", "relative"])
+def test_a_tests_directory_holds_every_tools_files(home: str) -> None:
+    """What the pytest fixture sets: wherever HOME and XDG say, the files are the test's."""
+    environ = {"HOME": home, "XDG_STATE_HOME": "/var/st", "CLI_TELEMETRY_TEST_DIR": "/t/dir"}
+    paths = _paths.resolve("acme", environ)
+    assert paths == _paths.Paths(
+        "/t/dir/acme/telemetry.conf", "/t/dir/acme/telemetry", testing=True
+    )
+    assert paths.spool_dir == "/t/dir/acme/telemetry/spool"
+
+
+@pytest.mark.parametrize("value", ["", "relative/dir"])
+def test_a_relative_or_empty_test_directory_is_ignored(value: str) -> None:
+    paths = _paths.resolve("acme", {"HOME": "/home/u", "CLI_TELEMETRY_TEST_DIR": value})
+    assert paths == _paths.resolve("acme", {"HOME": "/home/u"})
+    assert not paths.testing
+
+
+# -- resolve where this machine is not: Windows, and macOS with XDG variables --------------
+# `resolve` reads sys.platform when it is called, and asks platformdirs' class for that
+# platform; both are set here, so the branch that only runs there runs here.
+
+
+def test_resolve_on_windows_asks_platformdirs_for_the_local_app_data(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not the roaming profile: telemetry belongs to this machine's install, and a roaming
+    install id would follow the user from machine to machine."""
+    from platformdirs import windows
+
+    asked: list[str] = []
+
+    def folder(csidl_name: str) -> str:
+        asked.append(csidl_name)
+        return {"CSIDL_LOCAL_APPDATA": "C:\\Users\\u\\AppData\\Local"}[csidl_name]
+
+    monkeypatch.setattr(windows, "get_win_folder", folder)
+    monkeypatch.setattr(platformdirs, "PlatformDirs", windows.Windows)
+    monkeypatch.setattr(sys, "platform", "win32")
+
+    paths = _paths.resolve("acme", {"HOME": "/home/u", "USERPROFILE": "C:\\Users\\u"})
+
+    local = os.path.join("C:\\Users\\u\\AppData\\Local", "acme")
+    assert paths.config_file == os.path.join(local, "telemetry.conf")
+    assert paths.state_dir == os.path.join(local, "telemetry")
+    assert set(asked) == {"CSIDL_LOCAL_APPDATA"}
+
+
+def test_resolve_on_macos_with_xdg_variables_asks_platformdirs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = _apply(
+        monkeypatch,
+        {"HOME": "/Users/u", "XDG_CONFIG_HOME": "/Users/u/.config", "XDG_STATE_HOME": None},
+    )
+    monkeypatch.setattr(platformdirs, "PlatformDirs", MacOS)
+    monkeypatch.setattr(sys, "platform", "darwin")
+    asked: list[str] = []
+    real = _paths._platformdirs
+
+    def spy(tool: str) -> tuple[str, str]:
+        asked.append(tool)
+        return real(tool)
+
+    monkeypatch.setattr(_paths, "_platformdirs", spy)
+
+    paths = _paths.resolve("acme", env)
+
+    assert asked == ["acme"]
+    reference = MacOS("acme", appauthor=False)
+    assert paths.config_file == os.path.join(reference.user_config_dir, "telemetry.conf")
+    assert paths.state_dir == os.path.join(reference.user_state_dir, "telemetry")
+
+
+def test_resolve_on_macos_without_xdg_variables_imports_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setattr(_paths, "_platformdirs", lambda tool: pytest.fail("asked platformdirs"))
+
+    paths = _paths.resolve("acme", {"HOME": "/Users/u"})
+
+    assert paths.config_file == "/Users/u/Library/Application Support/acme/telemetry.conf"
+    assert paths.state_dir == "/Users/u/Library/Application Support/acme/telemetry"
 
 
 # -- make_private_dir --------------------------------------------------------------------
@@ -377,6 +464,19 @@ def test_a_missing_home_is_not_trusted(tmp_path: Path) -> None:
     assert why == f"the home directory {home} does not exist"
 
 
+def test_a_tests_directory_does_not_depend_on_the_home_directory(tmp_path: Path) -> None:
+    """A CI container often runs as a user who does not own HOME (or has none): a test's
+    files are elsewhere, so HOME is not checked; the test's own directory still is."""
+    missing = str(tmp_path / "missing")
+    directory = tmp_path / "telemetry"
+    directory.mkdir(mode=0o700)
+    environ = {"HOME": missing, "CLI_TELEMETRY_TEST_DIR": str(directory)}
+    paths = _paths.resolve("acme", environ)
+    assert _paths.untrusted(paths, environ=environ) is None
+    directory.chmod(0o777)
+    assert _paths.untrusted(paths, environ=environ) == f"{directory} is writable by other users"
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="a file another user owns takes root to make")
 def test_another_users_home_is_not_trusted(tmp_path: Path) -> None:
     home = tmp_path / "home"
@@ -423,3 +523,32 @@ def test_group_write_is_trusted_only_for_the_users_private_group(tmp_path: Path)
     assert _paths.untrusted(paths, environ={"HOME": str(home)}) == (
         f"{paths.spool_dir} is writable by group 65534"
     )
+
+
+# -- where there are no uids (Windows) -------------------------------------------------------
+
+
+def test_without_uids_the_ownership_checks_pass_what_they_would_refuse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows has no geteuid: a profile is per user and guarded by ACLs, so the checks that
+    compare owners and mode bits step aside rather than refuse everything (or crash)."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    paths = _home_paths(home)
+    _paths.make_private_dir(paths.spool_dir)
+    os.chmod(paths.state_dir, 0o777)  # noqa: S103 - what the checks refuse, with uids
+    loose = tmp_path / "loose"
+    loose.write_bytes(b"x")
+    loose.chmod(0o666)
+    environ = {"HOME": str(home)}
+    assert _paths.untrusted(paths, environ=environ) is not None  # here, with uids
+    with pytest.raises(_paths.UnsafeFile, match="writable by other users"):
+        _paths.read_private(str(loose), 100)
+
+    monkeypatch.delattr(os, "geteuid")
+
+    assert _paths.untrusted(paths, environ=environ) is None
+    assert _paths.read_private(str(loose), 100) == b"x"
+    with pytest.raises(_paths.UnsafeFile, match="is not a regular file"):
+        _paths.read_private("/dev/null", 100)  # what needs no uid is still refused

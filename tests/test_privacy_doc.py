@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cli_telemetry._paths import TEST_DIR_VARIABLE
 from cli_telemetry.events import privacy_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +24,6 @@ def test_privacy_md_holds_the_schemas_field_table() -> None:
 def test_readme_links_privacy_and_documents_every_variable() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "PRIVACY.md" in readme
-    for variable in ("DO_NOT_TRACK", "_TELEMETRY_DISABLED", "_TELEMETRY_DEBUG"):
+    for variable in ("DO_NOT_TRACK", "_TELEMETRY_DISABLED", "_TELEMETRY_DEBUG", TEST_DIR_VARIABLE):
         assert variable in readme
         assert variable in (ROOT / "PRIVACY.md").read_text()

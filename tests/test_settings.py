@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -370,6 +371,35 @@ def test_prompt_mode_with_nothing_stored_waits_for_the_answer() -> None:
 def test_prompt_mode_ignores_a_shown_notice() -> None:
     decision = decide(_env(), lambda: Config(notice_policy=10), "prompt", 1, TOOL)
     assert (decision.enabled, decision.pending) == (False, "prompt")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_tests_directory_records_as_if_consent_was_given(mode: ConsentMode) -> None:
+    """The pytest fixture's directory (`Paths.testing`) stands in for the consent mode: no
+    notice, no question, on at once."""
+    decision = decide(_env(), Config, mode, 3, TOOL, testing=True)
+    assert (decision.enabled, decision.source, decision.pending) == (True, "env", None)
+    assert decision.reason == (
+        "CLI_TELEMETRY_TEST_DIR is set (a test): recorded as if you had agreed, never sent"
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "load", "untrusted", "source"),
+    [
+        (_env(do_not_track=True), _never_load, None, "do_not_track"),
+        (_env(disabled=True), _never_load, None, "env"),
+        (_env(), _never_load, "/x is writable by other users", "files"),
+        (_env(), lambda: Config(enabled=False), None, "config"),
+        (_env(), _corrupt, None, "config"),
+    ],
+    ids=["do-not-track", "tool-variable", "untrusted-files", "disabled", "corrupt-config"],
+)
+def test_in_a_tests_directory_every_way_to_turn_telemetry_off_still_does(
+    env: EnvSettings, load: Callable[[], Config], untrusted: str | None, source: str
+) -> None:
+    decision = decide(env, load, "notice", 1, TOOL, untrusted=lambda: untrusted, testing=True)
+    assert (decision.enabled, decision.source) == (False, source)
 
 
 def test_the_config_is_loaded_once_when_the_environment_is_silent() -> None:

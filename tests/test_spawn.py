@@ -8,10 +8,12 @@ end-to-end delivery tests.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +172,24 @@ def test_reap_collects_finished_uploaders_and_keeps_running_ones() -> None:
     assert _spawn.reap([done]) == []
 
 
+@contextlib.contextmanager
+def uploader_lookalike() -> Iterator[int]:
+    """A live process whose command line names the uploader module; its pid.
+
+    It says so once it runs Python: until its exec, /proc shows the command line of the
+    process it was forked from (pytest), which names no uploader.
+    """
+    code = "import time; print('ready', flush=True); time.sleep(60)"
+    with subprocess.Popen(
+        [sys.executable, "-c", code, "cli_telemetry._uploader"], stdout=subprocess.PIPE
+    ) as process:
+        try:
+            assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+            yield process.pid
+        finally:
+            process.kill()
+
+
 def test_running_uploader_recognises_only_a_live_uploader(tmp_path: Path) -> None:
     pid_file = tmp_path / "uploader.pid"
     assert _spawn.running_uploader(str(pid_file)) is None  # no file
@@ -177,15 +197,9 @@ def test_running_uploader_recognises_only_a_live_uploader(tmp_path: Path) -> Non
     assert _spawn.running_uploader(str(pid_file)) is None
     pid_file.write_text(str(os.getpid()))  # alive, but not an uploader (a reused pid)
     assert _spawn.running_uploader(str(pid_file)) is None
-    sleeper = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; time.sleep(60)", "cli_telemetry._uploader"]
-    )
-    try:
-        pid_file.write_text(str(sleeper.pid))
-        assert _spawn.running_uploader(str(pid_file)) == sleeper.pid
-    finally:
-        sleeper.kill()
-        sleeper.wait()
+    with uploader_lookalike() as pid:
+        pid_file.write_text(str(pid))
+        assert _spawn.running_uploader(str(pid_file)) == pid
     assert _spawn.running_uploader(str(pid_file)) is None  # gone
 
 
@@ -220,3 +234,124 @@ def test_a_fifo_at_the_stamp_is_replaced_without_blocking(tmp_path: Path) -> Non
     )  # fmt: skip
     assert (result.returncode, result.stderr) == (0, "")
     assert stamp.is_file() and stamp.stat().st_mtime == 1_000_000_000
+
+
+# -- where there is no /proc (macOS, the BSDs), or no cheap check at all (Windows) ----------
+# The branches are chosen by what exists when they run (PROC, FD_DIRS, os.name,
+# os.supports_fd): pointed elsewhere here, the paths that only run there run here.
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", ""])
+    child.wait()
+    return child.pid
+
+
+def test_without_proc_a_fresh_pid_file_naming_a_live_process_is_believed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_spawn, "PROC", str(tmp_path / "no-proc"))
+    pid_file = tmp_path / "uploader.pid"
+    pid_file.write_text(str(os.getpid()))  # alive; without /proc, that is all one can tell
+    assert _spawn.running_uploader(str(pid_file)) == os.getpid()
+    pid_file.write_text(str(_dead_pid()))
+    assert _spawn.running_uploader(str(pid_file)) is None
+
+
+def test_without_proc_a_pid_file_older_than_any_uploader_is_not_believed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A killed uploader's pid file, whose pid a program of the user's has now (after a
+    reboot, say): believed, it would stop every later spawn while that program runs, and
+    `telemetry disable` would signal it."""
+    from cli_telemetry import _uploader
+
+    assert _spawn.PID_FILE_LIFETIME > _uploader.DEADLINE + _uploader.HARD_STOP_GRACE
+    monkeypatch.setattr(_spawn, "PROC", str(tmp_path / "no-proc"))
+    pid_file = tmp_path / "uploader.pid"
+    pid_file.write_text(str(os.getpid()))
+    now = time.time()
+    os.utime(pid_file, (now - _spawn.PID_FILE_LIFETIME + 5, now - _spawn.PID_FILE_LIFETIME + 5))
+    assert _spawn.running_uploader(str(pid_file)) == os.getpid()
+    os.utime(pid_file, (now - _spawn.PID_FILE_LIFETIME - 5, now - _spawn.PID_FILE_LIFETIME - 5))
+    assert _spawn.running_uploader(str(pid_file)) is None
+
+
+def test_on_linux_the_age_of_the_pid_file_does_not_matter(tmp_path: Path) -> None:
+    """/proc tells an uploader apart from any other program: a long run is still one."""
+    with uploader_lookalike() as pid:
+        pid_file = tmp_path / "uploader.pid"
+        pid_file.write_text(str(pid))
+        os.utime(pid_file, (0, 0))
+        assert _spawn.running_uploader(str(pid_file)) == pid
+
+
+def test_on_windows_a_pid_file_is_never_enough(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No /proc and no signal 0: the uploader lock decides, so nothing is ever signalled."""
+    monkeypatch.setattr(_spawn, "PROC", str(tmp_path / "no-proc"))
+    pid_file = tmp_path / "uploader.pid"
+    pid_file.write_text(str(os.getpid()))
+    with monkeypatch.context() as m:
+        m.setattr(os, "name", "nt")
+        found = _spawn.running_uploader(str(pid_file))
+    assert found is None
+    assert _spawn.running_uploader(str(pid_file)) == os.getpid()  # the control: POSIX
+
+
+def test_on_windows_spawn_starts_a_windowless_process_and_keeps_no_pid(
+    fp: FakeProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, Any] = {}
+    fp.register(_spawn.uploader_argv(), callback=lambda process: seen.update(process.kwargs))
+    monkeypatch.setattr(os, "posix_spawn", lambda *a, **k: pytest.fail("posix_spawn"))
+    with monkeypatch.context() as m:
+        m.setattr(os, "name", "nt")
+        pid = _spawn.spawn(_spawn.uploader_argv(), '{"tool":"acme"}')
+    assert pid is None  # nothing to reap: reap() would need os.WNOHANG, which Windows lacks
+    assert seen["env"][_spawn.OPTIONS_VARIABLE] == '{"tool":"acme"}'
+    assert seen["env"]["PYTHONPATH"].split(os.pathsep) == [
+        p for p in sys.path if p and p != os.getcwd()
+    ]
+    assert seen["creationflags"] & _spawn.CREATE_NO_WINDOW
+
+
+def test_without_proc_the_descriptors_to_close_are_found_in_dev_fd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """macOS lists them in /dev/fd; with no listing at all, none are named (exec closes
+    Python's own, which are not inheritable, anyway)."""
+    if not os.path.isdir("/dev/fd"):
+        pytest.skip("no /dev/fd here")
+    read, write = os.pipe()
+    os.set_inheritable(write, True)
+    try:
+        monkeypatch.setattr(_spawn, "FD_DIRS", (str(tmp_path / "no-proc"), "/dev/fd"))
+        assert write in _spawn._inheritable_fds()
+        assert read not in _spawn._inheritable_fds()
+        monkeypatch.setattr(_spawn, "FD_DIRS", (str(tmp_path / "no-proc"),))
+        assert _spawn._inheritable_fds() == []
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+def test_the_stamp_is_set_by_name_where_utime_takes_no_descriptor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows: os.utime takes no descriptor (os.supports_fd), so the stamp opened without
+    following a link is set by its name."""
+    targets: list[object] = []
+    real_utime = os.utime
+
+    def utime(target: Any, times: tuple[float, float]) -> None:
+        targets.append(target)
+        real_utime(target, times)
+
+    monkeypatch.setattr(os, "utime", utime)
+    monkeypatch.setattr(os, "supports_fd", set())
+    stamp = tmp_path / "uploader.stamp"
+    _spawn.next_spawn_at(str(stamp), 1_000_000_000)
+    assert targets == [str(stamp)]
+    assert stamp.stat().st_mtime == 1_000_000_000

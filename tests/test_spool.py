@@ -525,6 +525,23 @@ def test_claim_returns_the_oldest_events_in_order(spool: Spool, spool_dir: Path)
     assert spool.claim() is None
 
 
+def test_peek_reads_the_waiting_events_oldest_first_and_claims_nothing(
+    spool: Spool, spool_dir: Path
+) -> None:
+    assert spool.peek() == []  # no spool yet
+    spool.append([encode("e0"), encode("e1")])
+    spool.append([encode("e2")])
+    (spool_dir / "new" / "README").write_text("not an event")
+    (spool_dir / "new" / new_names(spool_dir)[1]).write_text("{corrupt")
+
+    peeked = spool.peek()
+
+    assert [name for name, _ in peeked] == [new_names(spool_dir)[0], new_names(spool_dir)[2]]
+    assert labels([event for _, event in peeked]) == ["e0", "e2"]
+    assert len(new_names(spool_dir)) == 3  # nothing moved, nothing deleted
+    assert claimed_dirs(spool_dir) == []
+
+
 def test_release_puts_events_back_before_newer_ones(spool: Spool) -> None:
     spool.append([encode(f"e{i}") for i in range(3)])
     batch = spool.claim()

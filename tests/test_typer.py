@@ -249,7 +249,7 @@ def test_the_telemetry_sub_app_works_and_is_never_recorded(home: Path) -> None:
 
 
 def test_the_schema_of_the_typer_twin_is_the_click_example_s() -> None:
-    """``cli-telemetry schema`` reads a Typer app's options from the tree it builds."""
+    """``click-telemetry schema`` reads a Typer app's options from the tree it builds."""
     from cli_app.cli import telemetry as click_telemetry
     from typer_app.cli import telemetry as typer_telemetry
 

@@ -132,6 +132,25 @@ def test_consent_is_checked_again(
     assert sink.events == []
 
 
+def test_nothing_is_ever_sent_from_a_tests_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command never starts an uploader there; one started anyway sends nothing, even
+    after ``telemetry enable``, and leaves the events for the test to read."""
+    monkeypatch.setenv("CLI_TELEMETRY_TEST_DIR", str(tmp_path))
+    paths = _paths.resolve("acme")
+    assert paths.testing
+    os.makedirs(os.path.dirname(paths.config_file))
+    Path(paths.config_file).write_text("enabled = true\nconsent_policy = 1\n")
+    record(paths, 2)
+    sink = MemorySink()
+
+    assert run([sink]) == "disabled"
+
+    assert sink.events == []
+    assert len(Spool(paths.spool_dir).peek()) == 2
+
+
 def test_only_one_uploader_runs(paths: _paths.Paths) -> None:
     from filelock import FileLock
 

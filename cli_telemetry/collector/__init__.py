@@ -1,4 +1,4 @@
-"""The collector: the tool author's own endpoint (``pip install cli-telemetry[collector]``).
+"""The collector: the tool author's own endpoint (``pip install click-telemetry[collector]``).
 
 An ASGI app (Starlette, served by uvicorn) that accepts the wire format of the uploader,
 validates each event against schema version 1 on its own (the answer names those it

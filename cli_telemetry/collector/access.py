@@ -18,7 +18,7 @@ token that ships inside a tool cannot open it: reading needs the *read token*
 Bearer <token>`` or as the password of HTTP basic auth (any user name), which a browser
 asks for after the 401's ``WWW-Authenticate: Basic``. Once the collector has any token,
 write or read, reading needs the read token; with write tokens and no read token nobody
-can read over HTTP (``cli-telemetry report`` reads the database). A collector with no token
+can read over HTTP (``click-telemetry report`` reads the database). A collector with no token
 at all is open, for a collector on loopback; ``GET /healthz`` is always open.
 
 Host names. A page on another site whose name its owner points at 127.0.0.1 (DNS

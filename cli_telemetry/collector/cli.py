@@ -1,14 +1,55 @@
-"""``cli-telemetry``: the collector's command line (``collector serve``), the report, and
-``schema``, which prints what a tool records."""
+"""``click-telemetry`` (also ``python -m cli_telemetry``): the collector's command line
+(``collector serve``), the report, and ``schema``, which prints what a tool records.
+
+The command is installed with the library itself, whose dependencies are a tool's (click,
+platformdirs, filelock, urllib3); the collector and the report need the ``collector`` extra,
+and PostgreSQL the ``postgres`` one. Without them, a command says in one line which to
+install rather than ending in an ImportError's traceback.
+"""
 
 from __future__ import annotations
 
+from typing import Any, Final
+
 import click
 
+from .. import __version__
 
-@click.group()
+DISTRIBUTION: Final = "click-telemetry"
+"""The name on PyPI (``cli-telemetry`` there is an unrelated project); the import package
+keeps the name ``cli_telemetry``."""
+
+EXTRAS: Final = {
+    "anyio": "collector",  # starlette's
+    "starlette": "collector",
+    "uvicorn": "collector",
+    "sqlalchemy": "collector",
+    "psycopg": "postgres",
+}
+"""The top-level modules that the collector's code imports, and the extra that brings each,
+for the hint when one is missing."""
+
+
+class _Main(click.Group):
+    """The command group, which turns a missing extra into a one-line error naming it."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as exc:
+            extra = EXTRAS.get((exc.name or "").partition(".")[0])
+            if extra is None:
+                raise
+            raise click.ClickException(
+                f"this needs {exc.name}, which comes with the {extra} extra:"
+                f" pip install '{DISTRIBUTION}[{extra}]'"
+            ) from None
+
+
+@click.group(cls=_Main)
+@click.version_option(__version__, message="%(prog)s %(version)s")
 def main() -> None:
-    """cli-telemetry: the collector and its tools."""
+    """click-telemetry: the collector and its tools."""
 
 
 @main.group()
@@ -74,7 +115,7 @@ def collector() -> None:
     "schemas",
     multiple=True,
     type=click.Path(exists=True, dir_okay=False),
-    help="A tool's JSON Schema (`cli-telemetry schema MODULE:ATTR --format json`): its"
+    help="A tool's JSON Schema (`click-telemetry schema MODULE:ATTR --format json`): its"
     " custom events must be declared there and match it (repeatable, one per tool).",
 )
 def serve(

@@ -1,4 +1,4 @@
-"""The usage report: what ``cli-telemetry report`` prints and the dashboard draws.
+"""The usage report: what ``click-telemetry report`` prints and the dashboard draws.
 
 Its figures come from a `rollups.Rollup` of the window: the daily rollup tables for whole
 days, the events themselves for a partial first day. Timestamps are ISO 8601 UTC strings of

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from . import forward, rollups
 from .tables import (
     COLUMNS,
+    create,
     daily_flags,
     daily_installs,
     daily_usage,
@@ -89,7 +90,7 @@ def connect(url: str) -> Engine:
             cursor.execute("PRAGMA wal_autocheckpoint=10000")
             cursor.close()
 
-    metadata.create_all(engine)
+    create(engine)
     return engine
 
 

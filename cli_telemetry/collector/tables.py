@@ -133,6 +133,22 @@ outbox: Final = sa.Table(
 """One row per (provider, event) the collector still owes that provider (see `forward`)."""
 
 
+SCHEMA_LOCK: Final = 0x636C692D74656C65
+"""The PostgreSQL advisory lock that `create` holds ("cli-tele" in ASCII): one number that
+no other use of advisory locks in the same database is likely to pick."""
+
+
 def create(engine: Engine) -> None:
-    """Create the tables that do not exist yet."""
-    metadata.create_all(engine)
+    """Create the tables that do not exist yet.
+
+    Several collector processes may start at once on one new PostgreSQL database; each
+    would find the tables missing and create them, and all but one would fail
+    (``pg_type_typname_nsp_index``: the type of a table of that name exists). So on
+    PostgreSQL the check and the creation run in one transaction that first takes an
+    advisory lock: the processes create the schema one after another, and the later ones
+    find it there. The lock ends with the transaction (DDL is transactional in
+    PostgreSQL: nothing is half created if a process dies meanwhile)."""
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
+        metadata.create_all(connection)

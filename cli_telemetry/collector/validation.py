@@ -55,11 +55,11 @@ class Rejection:
 
 
 class SchemaError(ValueError):
-    """A ``--schema`` file that is not what ``cli-telemetry schema --format json`` writes."""
+    """A ``--schema`` file that is not what ``click-telemetry schema --format json`` writes."""
 
 
 class Catalog:
-    """One tool's declared custom events, read from the JSON Schema that ``cli-telemetry
+    """One tool's declared custom events, read from the JSON Schema that ``click-telemetry
     schema`` printed for it: its custom events must be declared there, and match."""
 
     def __init__(self, tool: str, events: Mapping[str, EventSpec]) -> None:
@@ -77,7 +77,7 @@ class Catalog:
             raise SchemaError(f"cannot read it as JSON ({exc})") from None
         ours = document.get(EXTENSION) if isinstance(document, dict) else None
         if not isinstance(ours, dict) or not isinstance(ours.get("tool"), str):
-            raise SchemaError(f"no {EXTENSION!r} naming the tool: not a cli-telemetry schema")
+            raise SchemaError(f"no {EXTENSION!r} naming the tool: not a click-telemetry schema")
         if FIELD_RULES["tool"].problem(ours["tool"]):
             raise SchemaError(f"{ours['tool']!r} is not a tool name")
         if ours.get("schema_version") != SCHEMA_VERSION:
