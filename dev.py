@@ -48,6 +48,9 @@ TYPER_LINES = {
 """The Typer lines the Typer example is tested on, each in an environment of its own under
 build/typer-lines/ (`ensure_typer_lines`), with click pinned for its click twin (the library
 needs click, and the Typer example on 0.29 never imports it); ``.venv`` has the latest."""
+LINE_TOOLS = ["pytest>=8"]
+"""Also in each Typer line's environment: pytest, where an author's tests of the Typer
+example run with the library's ``telemetry_events`` fixture."""
 TYPER_LINES_DIR = ROOT / "build" / "typer-lines"
 
 
@@ -67,7 +70,7 @@ def ensure_typer_lines() -> dict[str, str]:
     for name, pins in TYPER_LINES.items():
         where = TYPER_LINES_DIR / name
         try:
-            ensure(where, [*pins, *editables])
+            ensure(where, [*pins, *LINE_TOOLS, *editables])
         except (OSError, subprocess.CalledProcessError) as exc:
             print(f"{name} not set up ({exc}): its tests fail in CI, skip here", flush=True)
             shutil.rmtree(where, ignore_errors=True)

@@ -183,6 +183,51 @@ def test_the_typer_twin_records_what_the_click_twin_records(python: str, tmp_pat
     assert compared == 25  # every run but the telemetry command's, two with a custom event
 
 
+AUTHORS_TESTS = """
+from typer.testing import CliRunner
+from typer_app.cli import app
+
+
+def test_what_the_app_records(telemetry_events):
+    runner = CliRunner()
+    assert runner.invoke(app, ["hello", "--shout"]).output == "HELLO, WORLD!\\n"
+    assert runner.invoke(app, ["deploy", "status", "--format", "json"]).exit_code == 0
+    assert runner.invoke(app, ["deploy", "start", "web", "--env", "moon"]).exit_code == 2
+    assert runner.invoke(app, ["check", "widget.txt"]).exit_code == 1
+    assert runner.invoke(app, ["telemetry", "status"]).exit_code == 0
+    assert [
+        (e["command"], e["flags"], e["values"], e["exit_code"], e["outcome"])
+        for e in telemetry_events.commands()
+    ] == [
+        ("typer-app hello", ["--shout"], {}, 0, "success"),
+        ("typer-app deploy status", ["--format"], {"--format": "json"}, 0, "success"),
+        ("typer-app deploy start", ["--env"], {}, 2, "usage_error"),
+        ("typer-app check", [], {}, 1, "error"),
+    ]
+"""
+"""An author's test of the Typer example, in process with Typer's CliRunner, with the
+``telemetry_events`` fixture of the library's pytest plugin."""
+
+
+def test_an_authors_tests_see_its_runs_with_the_fixture(python: str, tmp_path: Path) -> None:
+    """The pytest plugin on each Typer line: the author's project as pytest finds it (the
+    plugin loaded by its entry point, nothing configured), run in a process of the line."""
+    from conftest import clean_environ
+
+    project, home = tmp_path / "project", tmp_path / "home"
+    for directory in (project, home):
+        directory.mkdir()
+    (project / "pytest.ini").write_text("[pytest]\n")
+    (project / "test_typer_app.py").write_text(AUTHORS_TESTS)
+    result = subprocess.run(
+        [python, "-m", "pytest", "-p", "no:cacheprovider", "-q"],
+        cwd=project, env=clean_environ(home), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+    assert not (home / ".local").exists()  # the test's own directory, not the author's HOME
+
+
 def test_ctrl_c_is_interrupted_in_both(python: str, tmp_path: Path) -> None:
     """Typer ends an interrupted app with 130, click with 1 ("Aborted!"): each event says
     what the process did."""
