@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -228,6 +229,14 @@ def test_an_authors_tests_see_its_runs_with_the_fixture(python: str, tmp_path: P
     assert not (home / ".local").exists()  # the test's own directory, not the author's HOME
 
 
+def console_script(python: str) -> str:
+    """The ``typer-app`` console script next to ``python`` (``typer-app.exe`` on Windows)."""
+    script = shutil.which("typer-app", path=str(Path(python).parent))
+    assert script is not None, f"typer-app is not installed next to {python}"
+    return script
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Popen.send_signal cannot send SIGINT on Windows")
 def test_ctrl_c_is_interrupted_in_both(python: str, tmp_path: Path) -> None:
     """Typer ends an interrupted app with 130, click with 1 ("Aborted!"): each event says
     what the process did."""
@@ -255,7 +264,7 @@ def test_the_console_script_records_too(python: str, tmp_path: Path) -> None:
     """``typer-app`` is the app itself as an entry point (``typer_app.cli:app``), run by a
     console script rather than by ``app()`` in the package."""
     _, tool = twins(python, tmp_path)
-    script = str(Path(python).parent / "typer-app")
+    script = console_script(python)
     console = Tool(tool.home, "typer-app", [script])
     console.enable()
     result = console.run("deploy", "status", "--format", "json")
@@ -324,7 +333,7 @@ def test_shell_completion_is_not_an_invocation(python: str, tmp_path: Path) -> N
     tool.enable()
     complete = {"_TYPER_APP_COMPLETE": "complete_bash", "COMP_WORDS": "typer-app de",
                 "COMP_CWORD": "1"}  # fmt: skip
-    console = Tool(tool.home, "typer-app", [str(Path(python).parent / "typer-app")])
+    console = Tool(tool.home, "typer-app", [console_script(python)])
     result = console.run(env=complete)  # the variable's name is the program's
     assert result.returncode == 0
     assert "deploy" in result.stdout
