@@ -64,9 +64,8 @@ def record_custom(config: ToolConfig, custom: CustomEvent, uploaders: list[int])
 def _record_run(
     config: ToolConfig, run: Run, env: EnvSettings, duration_ms: int, uploaders: list[int]
 ) -> None:
-    import click
-
     from . import _paths
+    from .instrument import EXIT, loaded
 
     paths = _paths.resolve(config.tool)
     decision = decide(config, env, paths)
@@ -88,7 +87,7 @@ def _record_run(
     )
 
     final = run.final
-    if final is None and isinstance(run.exception, click.exceptions.Exit):
+    if final is None and isinstance(run.exception, loaded(EXIT)):
         final = run.exception  # standalone_mode=False returns ctx.exit()'s code
     exc = run.exception or run.final
     exit_code = capture.exit_code_of(final)
