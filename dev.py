@@ -2,9 +2,11 @@
 """Set up and run the project: ``python3 dev.py demo`` or ``python3 dev.py test``.
 
 Needs only Python 3.11+. Creates ``.venv`` (once; again when a pyproject changes), installs
-the library with its dev tools and the example tool into it, then runs the chosen task.
-``python3 dev.py demo --venv DIR`` runs the demo with the commands installed in another
-venv instead, without touching ``.venv`` (tests/test_package.py: the installed wheel).
+the library with its dev tools and the example tools into it, then runs the chosen task.
+``test`` also sets up one environment per Typer line (`TYPER_LINES`), where the Typer
+end-to-end tests run the Typer example. ``python3 dev.py demo --venv DIR`` runs the demo
+with the commands installed in another venv instead, without touching ``.venv``
+(tests/test_package.py: the installed wheel).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -36,22 +39,65 @@ COLLECTOR = "click-telemetry"
 project's)."""
 
 
+EXAMPLES = [ROOT / "examples/cli_app", ROOT / "examples/typer_app"]
+MANIFESTS = [ROOT / "pyproject.toml", *(example / "pyproject.toml" for example in EXAMPLES)]
+TYPER_LINES = {
+    "typer-0.25": ["typer==0.25.1", "click==8.5.1"],  # the last line built on click
+    "typer-0.29": ["typer==0.29.2", "click==8.5.1"],  # bundles a copy of click as typer._click
+}
+"""The Typer lines the Typer example is tested on, each in an environment of its own under
+build/typer-lines/ (`ensure_typer_lines`), with click pinned for its click twin (the library
+needs click, and the Typer example on 0.29 never imports it); ``.venv`` has the latest."""
+LINE_TOOLS = ["pytest>=8"]
+"""Also in each Typer line's environment: pytest, where an author's tests of the Typer
+example run with the library's ``telemetry_events`` fixture."""
+TYPER_LINES_DIR = ROOT / "build" / "typer-lines"
+
+
 def ensure_venv() -> None:
-    manifests = [ROOT / "pyproject.toml", ROOT / "examples/cli_app/pyproject.toml"]
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in manifests)).hexdigest()
-    stamp = VENV / ".installed"
-    if stamp.exists() and stamp.read_text() == digest and PYTHON.exists():
+    editables = [arg for example in EXAMPLES for arg in ("-e", str(example))]
+    ensure(VENV, ["-e", f"{ROOT}[dev]", *editables])
+
+
+def ensure_typer_lines() -> dict[str, str]:
+    """An environment per Typer line, with the library and both example tools (editable,
+    so they run this checkout), made once and again when a pin or a pyproject changes.
+    Returns the Pythons to pass to the tests (`CLI_TELEMETRY_TEST_TYPER`), every line's:
+    one that could not be set up (no network, say) is removed, so that its tests find no
+    Python there, and fail under CI (skip elsewhere) rather than run half an environment."""
+    pythons = []
+    editables = [arg for path in (ROOT, *EXAMPLES) for arg in ("-e", str(path))]
+    for name, pins in TYPER_LINES.items():
+        where = TYPER_LINES_DIR / name
+        try:
+            ensure(where, [*pins, *LINE_TOOLS, *editables])
+        except (OSError, subprocess.CalledProcessError) as exc:
+            print(f"{name} not set up ({exc}): its tests fail in CI, skip here", flush=True)
+            shutil.rmtree(where, ignore_errors=True)
+        pythons.append(str(where / PYTHON.relative_to(VENV)))
+    return {"CLI_TELEMETRY_TEST_TYPER": os.pathsep.join(pythons)}
+
+
+def ensure(where: Path, requirements: list[str]) -> None:
+    """A venv at ``where`` with ``requirements`` installed, unless the one there already has
+    them (a stamp of the requirements, the pyprojects and this Python's version)."""
+    python = where / PYTHON.relative_to(VENV)
+    material = "\n".join([*requirements, sys.version]).encode()
+    digest = hashlib.sha256(material + b"".join(p.read_bytes() for p in MANIFESTS)).hexdigest()
+    stamp = where / ".installed"
+    if stamp.exists() and stamp.read_text() == digest and python.exists():
         return
-    print(f"Setting up {VENV} ...", flush=True)
-    venv.EnvBuilder(with_pip=True, clear=not PYTHON.exists()).create(VENV)
-    pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    print(f"Setting up {where} ...", flush=True)
+    venv.EnvBuilder(with_pip=True, clear=not python.exists()).create(where)
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    if (BIN / "cli-telemetry").exists() or (BIN / "cli-telemetry.exe").exists():
+    renamed = bin_dir(where) / "cli-telemetry"
+    if renamed.exists() or renamed.with_suffix(".exe").exists():
         # A venv made before the distribution was renamed: its console script would
         # answer for a command that no longer exists.
-        uninstall = [str(PYTHON), "-m", "pip", "uninstall", "-y", "-q", "cli-telemetry"]
+        uninstall = [str(python), "-m", "pip", "uninstall", "-y", "-q", "cli-telemetry"]
         subprocess.run(uninstall, check=True)
-    subprocess.run([*pip, "-e", f"{ROOT}[dev]", "-e", str(ROOT / "examples/cli_app")], check=True)
+    subprocess.run([*pip, *requirements], check=True)
     stamp.write_text(digest)
 
 
@@ -153,13 +199,12 @@ def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
 
 def provide(script: str, variable: str, what: str) -> dict[str, str]:
     """Run scripts/<script> (it installs, as root, and starts what some tests need, and
-    prints where it is); without it, those tests skip and say why. A URL or path the
-    environment already gives (CLI_TELEMETRY_TEST_POSTGRES, say: a database of one's own,
-    when several checkouts test on one machine at once) is used as it is, and the script is
-    not run. The scripts install Debian's packages: elsewhere (macOS, Windows) they are not
-    run either."""
+    prints where it is); without it, those tests skip and say why. The scripts install
+    Debian's packages: elsewhere (macOS, Windows) they are not run. A URL or path the
+    environment gives (CLI_TELEMETRY_TEST_POSTGRES, say) is used as it is, on any OS:
+    several checkouts on one machine can each test on a database of their own."""
     if os.environ.get(variable):
-        print(f"{what}: {variable} from the environment", flush=True)
+        print(f"{what}: {variable} is set, used as it is", flush=True)
         return {}
     if not sys.platform.startswith("linux"):
         print(f"{what}: scripts/{script} is for Debian, not {sys.platform}", flush=True)
@@ -178,6 +223,7 @@ def test(extra: list[str]) -> int:
         **os.environ,
         **provide("postgres.sh", "CLI_TELEMETRY_TEST_POSTGRES", "PostgreSQL"),
         **provide("chromium.sh", "CLI_TELEMETRY_TEST_CHROMIUM", "Chromium"),
+        **ensure_typer_lines(),
     }
     steps = [
         [str(PYTHON), "-m", "ruff", "check", "."],

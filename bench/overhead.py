@@ -6,9 +6,13 @@ with ``bench/baseline``'s do-nothing stand-in for cli_telemetry first on PYTHONP
 and interleaved (ABBA, so drift hits both sides alike), and prints the median of the
 per-pair ratios. Two more scenarios run with DO_NOT_TRACK=1 and with a nearly full spool
 (990 of 1,000 events waiting, as when the network has been down for a while). The last
-line is the enabled scenario with an empty spool, the usual state once an uploader drains
-it: ``overhead ratio: X.XX``. Each run is a fresh process, so the figure
+line of each tool is the enabled scenario with an empty spool, the usual state once an
+uploader drains it: ``overhead ratio: X.XX``. Each run is a fresh process, so the figure
 includes import time, which is most of the cost.
+
+Both examples run: the click tool (``cli-app``) and its Typer twin (``typer-app``, on the
+Typer of this Python: in ``.venv``, a Typer that never imports click), or the one named by
+``--tool``.
 
 Both sides import from bytecode, as an installed tool does: the sources are compiled first,
 because with PYTHONDONTWRITEBYTECODE set (as on the CI machines) an editable install would
@@ -58,7 +62,7 @@ def measure(
 ) -> tuple[float, float, float]:
     """(median with, median without, median of per-pair ratios) over ``pairs`` pairs."""
     with_env, without_env = env, {**env, "PYTHONPATH": BASELINE}
-    spool = Path(home, ".local/state/cli-app/telemetry/spool/new")
+    spool = Path(home, ".local/state", os.path.basename(tool[0]), "telemetry/spool/new")
     with_times: list[float] = []
     without_times: list[float] = []
     for i in range(pairs + 2):  # the first two pairs warm the page cache and are dropped
@@ -86,37 +90,47 @@ def row(name: str, result: tuple[float, float, float]) -> None:
     print(f"{name:<22}{with_s * 1000:>8.1f}ms{without_s * 1000:>8.1f}ms{ratio:>8.3f}")
 
 
+TOOLS = ("cli-app", "typer-app")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=40, help="measured pairs (at least 20)")
+    parser.add_argument("--tool", choices=TOOLS, action="append", help="default: both")
     args = parser.parse_args()
-    script = shutil.which("cli-app", path=os.path.dirname(sys.executable))
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(ROOT / "cli_telemetry"),
+         str(ROOT / "examples"), BASELINE],
+        check=True,
+    )  # fmt: skip
+    for name in args.tool or TOOLS:
+        bench(name, args.pairs)
+
+
+def bench(name: str, pairs: int) -> None:
+    script = shutil.which(name, path=os.path.dirname(sys.executable))
     if script is None:
         raise SystemExit(
-            "cli-app is not installed next to this Python; run `python3 dev.py test` once"
+            f"{name} is not installed next to this Python; run `python3 dev.py test` once"
         )
     tool = [script, "hello"]
     home = tempfile.mkdtemp(prefix="cli-telemetry-bench-")
     try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "CLI_APP_"))}
+        prefixes = ("XDG_", "CLI_APP_", "TYPER_APP_")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
         env.pop("DO_NOT_TRACK", None)
         env["HOME"] = home
-        subprocess.run(
-            [sys.executable, "-m", "compileall", "-q", str(ROOT / "cli_telemetry"),
-             str(ROOT / "examples" / "cli_app"), BASELINE],
-            check=True,
-        )  # fmt: skip
         subprocess.run(
             [script, "telemetry", "enable"], env=env, cwd=home, check=True, capture_output=True
         )
         timed(tool, env, home)  # creates the ids: steady state from here on
-        print(f"{args.pairs} pairs of `cli-app hello`, median wall time")
+        print(f"{pairs} pairs of `{name} hello`, median wall time")
         print(f"{'scenario':<22}{'with':>10}{'without':>10}{'ratio':>8}")
-        disabled = measure(tool, {**env, "DO_NOT_TRACK": "1"}, home, args.pairs)
+        disabled = measure(tool, {**env, "DO_NOT_TRACK": "1"}, home, pairs)
         row("DO_NOT_TRACK=1", disabled)
-        full = measure(tool, env, home, args.pairs, waiting=990)
+        full = measure(tool, env, home, pairs, waiting=990)
         row("enabled, 990 waiting", full)
-        enabled = measure(tool, env, home, args.pairs)
+        enabled = measure(tool, env, home, pairs)
         row("enabled, recording", enabled)
         print(f"overhead ratio: {enabled[2]:.2f}")
     finally:

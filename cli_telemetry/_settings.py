@@ -29,6 +29,13 @@ Source = Literal["do_not_track", "env", "files", "config", "default"]
 directory are not safe to use, see `cli_telemetry._paths.untrusted`)."""
 
 
+UPLOADER_OPTIONS_VARIABLE: Final = "CLI_TELEMETRY_UPLOADER_OPTIONS"
+"""The uploader's options travel in its environment, not its arguments: any user of the
+machine can read a process's arguments (``ps``), and an endpoint URL may carry a token.
+Named here, where every run finds it, because in a frozen app it is also one of the two
+marks of a run started as the uploader (`cli_telemetry._spawn.run_if_frozen_uploader`),
+which the command looks for before it imports anything."""
+
 COLLECTOR: Final = "collector"
 COLLECTOR_TARGET: Final = "cli_telemetry.sinks.http:HttpSink"
 """The sink ``endpoint`` describes (`cli_telemetry.providers.Collector`), spelled out here

@@ -9,6 +9,11 @@ On POSIX this uses ``os.posix_spawn`` rather than ``subprocess``: importing subp
 A spawned uploader that outlives the command is re-parented to init, which reaps it; a
 long-lived host (a test runner calling the tool in-process) reaps its own via `reap`.
 
+A frozen app (PyInstaller: ``sys.frozen``) has no interpreter to run ``-m`` with: it starts
+its own executable as a new instance (`frozen_environment`), which the instrumented command
+turns into an uploader before the tool's command runs (`run_if_frozen_uploader`), as
+``multiprocessing.freeze_support`` does for its workers.
+
 Spawns are throttled through the mtime of ``uploader.stamp``: a command spawns only if the
 stamp is older than `SPAWN_INTERVAL`, and touches it first. A running uploader keeps newer
 events flowing itself, and one that failed sets the stamp into the future (its backoff), so
@@ -22,8 +27,9 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, TypedDict
+
+from ._settings import UPLOADER_OPTIONS_VARIABLE
 
 if TYPE_CHECKING:
     from ._paths import Paths
@@ -45,9 +51,11 @@ PID_FILE_LIFETIME: Final = 60.0
 """An uploader deletes its pid file when its run ends, within its deadline and hard stop
 (35 s, `cli_telemetry._uploader`); an older pid file was left by one that was killed."""
 
-OPTIONS_VARIABLE: Final = "CLI_TELEMETRY_UPLOADER_OPTIONS"
-"""The uploader's options travel in its environment, not its arguments: any user of the
-machine can read a process's arguments (``ps``), and an endpoint URL may carry a token."""
+OPTIONS_VARIABLE: Final = UPLOADER_OPTIONS_VARIABLE
+"""Where the uploader's options travel (`cli_telemetry._settings.UPLOADER_OPTIONS_VARIABLE`)."""
+UPLOADER_MODULE: Final = "cli_telemetry._uploader"
+"""In every uploader's command line (``-m`` names it; a frozen app gets it as its only
+argument), so that `running_uploader` recognises an uploader by its /proc entry."""
 
 
 class UploaderOptions(TypedDict):
@@ -68,7 +76,6 @@ def start_uploader(
     sinks: list[dict[str, Any]],
     paths: Paths,
     uploaders: list[int],
-    report: Callable[[str], None],
 ) -> None:
     """Start a detached uploader for ``sinks``, unless one runs, started recently or is
     backing off. ``uploaders`` holds the pids this process started (a long-lived host
@@ -77,9 +84,6 @@ def start_uploader(
     from .spool import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS
 
     uploaders[:] = reap(uploaders)
-    if getattr(sys, "frozen", False):
-        report("a frozen app cannot start the uploader: events stay local")
-        return
     if running_uploader(paths.uploader_pid) is not None:
         return  # it picks up the new events itself
     if not should_spawn(paths.uploader_stamp, time.time()):
@@ -134,7 +138,7 @@ def running_uploader(pid_file: str) -> int | None:
         return None
     try:
         with open(f"{PROC}/{pid}/cmdline", "rb") as f:
-            return pid if b"cli_telemetry._uploader" in f.read(65536) else None
+            return pid if UPLOADER_MODULE.encode() in f.read(65536) else None
     except FileNotFoundError:
         if os.path.isdir(f"{PROC}/self"):
             return None  # Linux, and no such process
@@ -182,28 +186,92 @@ def next_spawn_at(stamp: str, when: float) -> None:
 
 def uploader_argv() -> list[str]:
     """The tool's own interpreter, with ``-P``: ``-m`` would otherwise put the current
-    directory first on sys.path, and a ``filelock.py`` in an untrusted checkout would run."""
-    return [sys.executable, "-P", "-m", "cli_telemetry._uploader"]
+    directory first on sys.path, and a ``filelock.py`` in an untrusted checkout would run.
+
+    A frozen app's ``sys.executable`` is the app itself (for a onefile build, the file the
+    user ran, not the unpacked copy), and it has no ``-m``: it is run with the module's
+    name as its argument, which only `run_if_frozen_uploader` gives a meaning to."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, UPLOADER_MODULE]
+    return [sys.executable, "-P", "-m", UPLOADER_MODULE]
 
 
 def spawn(argv: list[str], options_json: str) -> int | None:
     """Start ``argv`` detached; returns its pid on POSIX (for `reap`), None on Windows.
 
     The child gets the tool's sys.path as PYTHONPATH, so that it finds cli_telemetry where
-    the tool did even when that path was built at run time (zipapp, pex, shiv).
+    the tool did even when that path was built at run time (zipapp, pex, shiv). A frozen
+    app's child gets `frozen_environment` instead: a frozen interpreter ignores PYTHONPATH,
+    and the tool's path lies inside the tool's own bundle.
     """
-    cwd = os.getcwd()
-    env = {
-        **os.environ,
-        OPTIONS_VARIABLE: options_json,
+    env = {**os.environ, OPTIONS_VARIABLE: options_json}
+    if getattr(sys, "frozen", False):
+        env = frozen_environment(env)
+    else:
+        cwd = os.getcwd()
         # Not the current directory, which `python -m tool` put on the tool's path: the
         # uploader must not import a stray module from an untrusted checkout.
-        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p and p != cwd),
-    }
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and p != cwd)
     if os.name == "nt":
         _spawn_windows(argv, env)
         return None
     return _spawn_posix(argv, env)
+
+
+def frozen_environment(env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a frozen app's uploader: a new instance of the app, as the user would
+    start it, not a worker of the running one.
+
+    PyInstaller's bootloader (6.10 and later) takes a child started from ``sys.executable``
+    for a worker that shares its parent's unpacked bundle, and a onefile parent deletes
+    that bundle when it exits: the uploader, which outlives the command, would lose its
+    files. ``PYINSTALLER_RESET_ENVIRONMENT=1`` asks for a new instance, which unpacks a
+    bundle of its own and deletes it when it ends. The bootloader's own variables are not
+    passed on either (``_PYI_*``, and ``_MEIPASS2`` before 6.10): without them every
+    version starts a new instance.
+
+    On Linux and the other non-macOS POSIX systems the bootloader put the bundle first on
+    ``LD_LIBRARY_PATH`` and kept the user's value in ``LD_LIBRARY_PATH_ORIG``; the child
+    gets the user's value back, or none. Its own bootloader puts its own bundle first, and
+    the parent's directory, gone once the command ends (and free to be made again by
+    anyone in a shared /tmp), is never on the path the uploader loads libraries from.
+    """
+    env = {k: v for k, v in env.items() if not k.startswith("_PYI_") and k != "_MEIPASS2"}
+    env["PYINSTALLER_RESET_ENVIRONMENT"] = "1"
+    if os.name == "posix" and sys.platform != "darwin":
+        original = env.pop("LD_LIBRARY_PATH_ORIG", None)
+        if original is None:
+            env.pop("LD_LIBRARY_PATH", None)
+        else:
+            env["LD_LIBRARY_PATH"] = original
+    return env
+
+
+def run_if_frozen_uploader() -> None:
+    """In a frozen app that `spawn` started as its uploader, run the uploader and exit:
+    the tool's command never runs. Returns in every other run.
+
+    The instrumented command's ``main`` calls it first, so a tool needs no code of its own
+    (the entry point of a frozen click tool is the command), and only when the app is
+    frozen and the options variable is set: every other run pays two dict look-ups, not
+    the import of this module. Both marks are needed, the argument that no user types and
+    the options in the environment: a variable left exported in a shell does not turn a
+    user's command into an uploader, and outside a frozen app neither mark means anything.
+    The uploader's output is /dev/null and its exit code nobody's: whatever fails in it
+    ends the process, and never runs the tool's command instead.
+    """
+    if not getattr(sys, "frozen", False):
+        return
+    if sys.argv[1:] != [UPLOADER_MODULE] or OPTIONS_VARIABLE not in os.environ:
+        return
+    code = 1
+    try:
+        from ._uploader import main
+
+        code = main()
+    except Exception:
+        pass  # options that are not JSON, a bundle without the sinks: nothing to say
+    raise SystemExit(code)
 
 
 def _spawn_posix(argv: list[str], env: dict[str, str]) -> int:

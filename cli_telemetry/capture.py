@@ -5,6 +5,9 @@ Everything here reads; nothing writes. Privacy is decided here, by construction:
 the options the author named (``record_values``), and only when they belong to a closed set
 written in code; exceptions only by class name. Every value is fitted to the schema's rule
 (`cli_telemetry.events`), so nothing captured can be refused by the collector.
+
+The command may be built on the real click or on Typer's copy: nothing here imports either
+(see `cli_telemetry.instrument`, which says why and how).
 """
 
 from __future__ import annotations
@@ -15,10 +18,7 @@ import os
 import sys
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from typing import TYPE_CHECKING, Final
-
-import click
-from click.core import ParameterSource
+from typing import TYPE_CHECKING, Final, cast
 
 from ._values import (
     CHOICE,
@@ -31,11 +31,25 @@ from ._values import (
     fit_error_type,
     fit_os_version,
 )
+from .instrument import (
+    ABORT,
+    BOOL_TYPE,
+    CHOICE_TYPE,
+    CLICK_EXCEPTION,
+    EXIT,
+    OPTION,
+    OWN_PACKAGES,
+    USAGE_ERROR,
+    loaded,
+)
 
 if TYPE_CHECKING:
+    import click
+
     from .events import ClosedValue, Outcome
 
-_GIVEN_BY_USER: Final = frozenset({ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT})
+_GIVEN_BY_USER: Final = frozenset({"COMMANDLINE", "ENVIRONMENT"})
+"""The ``ParameterSource`` members (each click has its own enum) of a user's options."""
 
 
 def option_name(param: click.Option, value: object = None) -> str:
@@ -62,11 +76,14 @@ def flags_and_values(
     """
     flags: list[str] = []
     values: dict[str, ClosedValue] = {}
+    options = loaded(OPTION)
     for ctx in contexts:
-        for param in ctx.command.params:
-            if not isinstance(param, click.Option) or param.name is None:
+        for parameter in ctx.command.params:
+            if not isinstance(parameter, options) or parameter.name is None:
                 continue
-            if ctx.get_parameter_source(param.name) not in _GIVEN_BY_USER:
+            param = cast("click.Option", parameter)
+            source = ctx.get_parameter_source(param.name)
+            if getattr(source, "name", None) not in _GIVEN_BY_USER:
                 continue
             if _other_switch_was_given(ctx, param):
                 continue
@@ -108,11 +125,12 @@ def _closed_value(param: click.Option, value: object) -> tuple[ClosedValue] | No
     """
     if param.count:
         return None
-    if isinstance(param.type, click.Choice):
-        choices = list(param.type.choices)
+    choices = _choices(param)
+    if choices is not None:
         many = isinstance(value, (list, tuple))
         items: list[str | int | float | bool | None] = []
         for item in value if isinstance(value, (list, tuple)) else [value]:
+            item = _typed_value(param, item)
             recorded = _choice_value(item) if item in choices else None
             if recorded is None:
                 return None
@@ -120,9 +138,7 @@ def _closed_value(param: click.Option, value: object) -> tuple[ClosedValue] | No
         return (items[:MAX_LIST],) if many else (items[0],)
     if param.is_flag and not param.is_bool_flag:
         return (True,)  # a switch such as --upper: its name says which; its value is not ours
-    if isinstance(value, bool) and (
-        param.is_flag or isinstance(param.type, click.types.BoolParamType)
-    ):
+    if isinstance(value, bool) and (param.is_flag or _is_bool(param)):
         return (value,)
     return None
 
@@ -133,15 +149,57 @@ def recordable_values(param: click.Option) -> tuple[list[ClosedValue], bool]:
     many = bool(param.multiple or param.nargs != 1)
     if param.count:
         return [], many
-    if isinstance(param.type, click.Choice):
-        values = [_choice_value(choice) for choice in param.type.choices]
+    choices = _choices(param)
+    if choices is not None:
+        values = [_choice_value(choice) for choice in choices]
         unique = {(type(v), v): v for v in values if v is not None}  # True is not 1
         return list(unique.values()), many
     if param.is_flag and not param.is_bool_flag:
         return [True], many
-    if param.is_flag or isinstance(param.type, click.types.BoolParamType):
+    if param.is_flag or _is_bool(param):
         return [True, False], many
     return [], many
+
+
+def _choices(param: object) -> list[object] | None:
+    """The choices of ``param`` written in code, as its values hold them, or None when it
+    has none: a ``click.Choice``'s (an enum's members, on click 8.2 and later), or, on
+    Typer >= 0.26, the values of the ``Enum`` or ``Literal`` it is annotated with (an
+    option's values are then given by `_typed_value`)."""
+    kind = getattr(param, "type", None)
+    if kind is not None:
+        return list(kind.choices) if isinstance(kind, loaded(CHOICE_TYPE)) else None  # type: ignore[attr-defined]
+    declared = getattr(_descriptor(param), "choices", None)
+    if isinstance(declared, tuple):
+        return [_typed_value(param, choice) for choice in declared]
+    return None
+
+
+def _typed_value(param: object, value: object) -> object:
+    """``value`` as the user typed it, for a Typer >= 0.26 option: an ``Enum`` member by
+    its value, as on the earlier Typer line, whose ``Choice`` holds the values (so both
+    lines record the same). A click parameter's value is returned as it is."""
+    if _descriptor(param) is not None:
+        import enum
+
+        if isinstance(value, enum.Enum):
+            return value.value
+    return value
+
+
+def _is_bool(param: object) -> bool:
+    """``param`` takes a boolean value (click's ``BOOL`` type, or a ``bool`` annotation)."""
+    kind = getattr(param, "type", None)
+    if kind is not None:
+        return isinstance(kind, loaded(BOOL_TYPE))
+    return getattr(_descriptor(param), "annotation", None) is bool
+
+
+def _descriptor(param: object) -> object | None:
+    """What Typer >= 0.26 knows of an option's type (its options have no click type)."""
+    if getattr(param, "type", None) is not None:
+        return None
+    return getattr(param, "type_descriptor", None)
 
 
 def _choice_value(item: object) -> str | int | float | bool | None:
@@ -164,23 +222,26 @@ def classify(exc: BaseException | None, exit_code: int) -> tuple[Outcome, str | 
     """Outcome and error type (a class name, never a message) of an invocation.
 
     ``exc`` is the first exception seen leaving the command, before click turns
-    KeyboardInterrupt into Abort and everything into SystemExit.
+    KeyboardInterrupt into Abort (Typer: into an exit with 130) and everything into
+    SystemExit.
     """
+    if exc is None:
+        return ("success" if exit_code == 0 else "error"), None
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", None
-    if isinstance(exc, (click.Abort, EOFError)):
+    if isinstance(exc, (*loaded(ABORT), EOFError)):
         return "aborted", None
-    if isinstance(exc, click.UsageError):
+    if isinstance(exc, loaded(USAGE_ERROR)):
         return "usage_error", fit_error_type(type(exc).__name__)
-    if isinstance(exc, (click.exceptions.Exit, SystemExit)) or exc is None:
+    if isinstance(exc, (*loaded(EXIT), SystemExit)):
         return ("success" if exit_code == 0 else "error"), None
     return "error", fit_error_type(type(exc).__name__)
 
 
 def is_clicks(exc: BaseException | None) -> bool:
-    """``exc`` is one of click's own exceptions (a usage error, an abort): its class name is
-    click's, whatever command raised it."""
-    return exc is not None and type(exc).__module__.split(".", 1)[0] == "click"
+    """``exc`` is one of click's or Typer's own exceptions (a usage error, an abort): its
+    class name is the framework's, whatever command raised it."""
+    return exc is not None and type(exc).__module__.split(".", 1)[0] in OWN_PACKAGES
 
 
 def exit_code_of(exc: BaseException | None) -> int:
@@ -194,10 +255,10 @@ def _exit_code_of(exc: BaseException | None) -> int:
         return 0
     if isinstance(exc, SystemExit):
         return _status(exc.code)
-    if isinstance(exc, (click.exceptions.Exit, click.ClickException)):
+    if isinstance(exc, loaded(EXIT) + loaded(CLICK_EXCEPTION)):
         # click exits with this code (sys.exit), so it becomes what sys.exit makes of it;
         # an author's subclass may hold anything there.
-        return _status(exc.exit_code)
+        return _status(getattr(exc, "exit_code", 1))
     return 1
 
 

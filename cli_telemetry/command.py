@@ -1,4 +1,9 @@
-"""``<tool> telemetry status|enable|disable``: the end user's controls.
+"""``<tool> telemetry status|enable|disable``: the subcommands and what they do, built only
+in the runs that use them.
+
+The group that holds them is made in `cli_telemetry.telemetry` (`Telemetry.command` for
+click, `Telemetry.typer_app` for Typer): every run of the host tool registers it, and a
+module of its own would cost every run about 0.2 ms to import.
 
 These commands are the user's explicit request, so unlike the recording path they do report
 their own failures (on stderr, one line, with exit code 1; never a traceback): a ``disable``
@@ -9,112 +14,189 @@ delete nothing, in a directory another user could have planted something in or c
 (`_paths.untrusted`): root with another user's HOME would otherwise write root's files there,
 and ``disable``'s purge could be led by a link to delete files elsewhere.
 
-Every run of the host tool registers a `cli_telemetry.telemetry.TelemetryGroup`, but only
-the runs that use it import this module, which builds the subcommands.
+Both frameworks' subcommands (`click_commands`, `typer_commands`) run the same actions
+(`show_status`, `turn_on`, `turn_off`), which write through the framework's own ``echo``
+and say why they cannot in a `Refusal`: a tool on Typer 0.26 or later has no click to
+import, and the library must not bring it in.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-import click
+from typing import TYPE_CHECKING, Any
 
 from .instrument import INTERNAL
 
 if TYPE_CHECKING:
+    import click
+
     from . import _paths
     from ._settings import Config, ToolConfig
 
+    Echo = Callable[..., None]
+    """The framework's ``echo(message, err=False)``."""
 
-def telemetry_commands(config_of: Callable[[], ToolConfig]) -> dict[str, click.Command]:
-    """The subcommands, by name, each marked as the library's own (never recorded)."""
+STATUS_HELP = "Say whether telemetry is on, why, and what is stored."
+JSON_HELP = "Print a JSON object instead."
+ENABLE_HELP = "Turn telemetry on."
+DISABLE_HELP = (
+    "Turn telemetry off, delete every pending event and the install id, and ask for what was"
+    " sent with that id to be deleted."
+)
+
+
+class Refusal(Exception):
+    """What a subcommand could not do, and why: one line, shown as ``Error: <line>`` with
+    exit code 1 (click's own way of showing a ``ClickException``)."""
+
+
+# -- the subcommands, for each framework ----------------------------------------------------
+
+
+def click_commands(config_of: Callable[[], ToolConfig]) -> dict[str, click.Command]:
+    """The subcommands for click, by name, each marked as the library's own (never
+    recorded)."""
+    import click
+
+    def run(action: Callable[[], None]) -> None:
+        try:
+            action()
+        except Refusal as exc:
+            raise click.ClickException(str(exc)) from None
+
+    @click.command(help=STATUS_HELP)
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+    def status(as_json: bool) -> None:
+        run(lambda: show_status(config_of, as_json, click.echo))
+
+    @click.command(help=ENABLE_HELP)
+    def enable() -> None:
+        run(lambda: turn_on(config_of, click.echo))
+
+    @click.command(help=DISABLE_HELP)
+    def disable() -> None:
+        run(lambda: turn_off(config_of, click.echo))
+
+    commands: dict[str, click.Command] = {"disable": disable, "enable": enable, "status": status}
+    for command in commands.values():
+        setattr(command, INTERNAL, True)
+    return commands
+
+
+def typer_commands(config_of: Callable[[], ToolConfig]) -> dict[str, Any]:
+    """The subcommands for Typer, built by Typer from the same actions, each marked as the
+    library's own. A refusal is shown as click shows it (`Refusal`), not in a Rich panel:
+    one line, whatever Typer would draw."""
+    import typer
+    from typer.main import get_command
+
+    def run(action: Callable[[], None]) -> None:
+        try:
+            action()
+        except Refusal as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+    app = typer.Typer(add_completion=False)
+
+    # Defaults, not Annotated: Typer reads these annotations by name, from this module's
+    # globals, where typer is not imported.
+    @app.command(help=STATUS_HELP)
+    def status(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+        run(lambda: show_status(config_of, as_json, typer.echo))
+
+    @app.command(help=ENABLE_HELP)
+    def enable() -> None:
+        run(lambda: turn_on(config_of, typer.echo))
+
+    @app.command(help=DISABLE_HELP)
+    def disable() -> None:
+        run(lambda: turn_off(config_of, typer.echo))
+
+    commands: dict[str, Any] = dict(getattr(get_command(app), "commands", {}))
+    for command in commands.values():
+        setattr(command, INTERNAL, True)
+    return commands
+
+
+# -- the actions ----------------------------------------------------------------------------
+
+
+def show_status(config_of: Callable[[], ToolConfig], as_json: bool, echo: Echo) -> None:
     import json
 
-    from . import _paths
     from .status import read_status
 
-    config = config_of()
-    tool = config.tool
-    group = click.Group()
+    tool = config_of().tool
+    state = read_status(config_of())
+    if state.deletions_waiting:  # under DO_NOT_TRACK, nothing else would try again
+        from . import _paths, deletion
 
-    @group.command(help="Say whether telemetry is on, why, and what is stored.")
-    @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead.")
-    def status(as_json: bool) -> None:
-        state = read_status(config_of())
-        if state.deletions_waiting:  # under DO_NOT_TRACK, nothing else would try again
-            from . import deletion
-
-            deletion.start_uploader(config_of(), _paths.resolve(tool))
-        if as_json:
-            click.echo(json.dumps(state.as_dict(), indent=2))
-            return
-        click.echo(f"Telemetry for {tool} is {'on' if state.enabled else 'off'}: {state.reason}.")
-        click.echo(
-            f"Install id:  {state.install_id or '(none: created with the first recorded event)'}"
+        deletion.start_uploader(config_of(), _paths.resolve(tool))
+    if as_json:
+        echo(json.dumps(state.as_dict(), indent=2))
+        return
+    echo(f"Telemetry for {tool} is {'on' if state.enabled else 'off'}: {state.reason}.")
+    echo(f"Install id:  {state.install_id or '(none: created with the first recorded event)'}")
+    echo(f"Config file: {state.config_file}")
+    echo(f"Spool:       {state.spool_dir}")
+    echo(f"Waiting:     {state.pending} event(s)")
+    echo(f"Dropped:     {state.dropped} (spool full), {state.rejected} (refused for good)")
+    echo(f"Last upload: {state.last_upload or 'never'}")
+    if state.last_error:
+        echo(f"Last error:  {state.last_error}")
+    if state.deletions_waiting:
+        echo(
+            f"Deletion:    {state.deletions_waiting} request(s) from `disable` waiting"
+            f" for {', '.join(state.deletions_waiting_for)}"
         )
-        click.echo(f"Config file: {state.config_file}")
-        click.echo(f"Spool:       {state.spool_dir}")
-        click.echo(f"Waiting:     {state.pending} event(s)")
-        click.echo(
-            f"Dropped:     {state.dropped} (spool full), {state.rejected} (refused for good)"
-        )
-        click.echo(f"Last upload: {state.last_upload or 'never'}")
-        if state.last_error:
-            click.echo(f"Last error:  {state.last_error}")
-        if state.deletions_waiting:
-            click.echo(
-                f"Deletion:    {state.deletions_waiting} request(s) from `disable` waiting"
-                f" for {', '.join(state.deletions_waiting_for)}"
-            )
-        if state.enabled:
-            click.echo(f"Turn it off with `{tool} telemetry disable` or DO_NOT_TRACK=1.")
+    if state.enabled:
+        echo(f"Turn it off with `{tool} telemetry disable` or DO_NOT_TRACK=1.")
 
-    @group.command(help="Turn telemetry on.")
-    def enable() -> None:
-        paths = _paths.resolve(tool)
-        _refuse_untrusted(paths, f"not writing {paths.config_file}")
-        before = _explicit_choice(paths.config_file)
-        choices = _config_or_empty(paths.config_file)
-        _write(paths.config_file, choices.with_choice(True, config_of().policy_version), tool)
-        word = "was already" if before is True else "is now"
-        click.echo(f"Telemetry for {tool} {word} enabled (in {paths.config_file}).")
-        _warn_overrides(config_of())
-        why = _paths.untrusted(paths, config=False)
-        if why is not None:
-            click.echo(f"Note: telemetry stays off while {why}.", err=True)
 
-    @group.command(
-        help="Turn telemetry off, delete every pending event and the install id, and ask"
-        " for what was sent with that id to be deleted."
+def turn_on(config_of: Callable[[], ToolConfig], echo: Echo) -> None:
+    from . import _paths
+
+    tool = config_of().tool
+    paths = _paths.resolve(tool)
+    _refuse_untrusted(paths, f"not writing {paths.config_file}")
+    before = _explicit_choice(paths.config_file)
+    choices = _config_or_empty(paths.config_file)
+    _write(paths.config_file, choices.with_choice(True, config_of().policy_version), tool)
+    word = "was already" if before is True else "is now"
+    echo(f"Telemetry for {tool} {word} enabled (in {paths.config_file}).")
+    _warn_overrides(config_of(), echo)
+    why = _paths.untrusted(paths, config=False)
+    if why is not None:
+        echo(f"Note: telemetry stays off while {why}.", err=True)
+
+
+def turn_off(config_of: Callable[[], ToolConfig], echo: Echo) -> None:
+    from . import _paths
+
+    tool = config_of().tool
+    paths = _paths.resolve(tool)
+    _refuse_untrusted(
+        paths,
+        f"not writing {paths.config_file}",
+        "; set DO_NOT_TRACK=1 to turn telemetry off without it",
     )
-    def disable() -> None:
-        paths = _paths.resolve(tool)
-        _refuse_untrusted(
-            paths,
-            f"not writing {paths.config_file}",
-            "; set DO_NOT_TRACK=1 to turn telemetry off without it",
-        )
-        choices = _config_or_empty(paths.config_file)
-        _write(paths.config_file, choices.with_choice(False, config_of().policy_version), tool)
-        deleted = _delete_state(config_of(), paths)
-        click.echo(
-            f"Telemetry for {tool} is now disabled; deleted {deleted} pending event(s)"
-            " and the anonymous install id."
-        )
-        if os.path.exists(paths.deletion_file):
-            from . import deletion
+    choices = _config_or_empty(paths.config_file)
+    _write(paths.config_file, choices.with_choice(False, config_of().policy_version), tool)
+    deleted = _delete_state(config_of(), paths, echo)
+    echo(
+        f"Telemetry for {tool} is now disabled; deleted {deleted} pending event(s)"
+        " and the anonymous install id."
+    )
+    if os.path.exists(paths.deletion_file):
+        from . import deletion
 
-            deletion.start_uploader(config_of(), paths)
-            click.echo(
-                "A request to delete what was sent with that id is on its way to where it"
-                f" went; `{tool} telemetry status` says until it has arrived."
-            )
-
-    for command in (status, enable, disable):
-        setattr(command, INTERNAL, True)
-    return dict(group.commands)
+        deletion.start_uploader(config_of(), paths)
+        echo(
+            "A request to delete what was sent with that id is on its way to where it"
+            f" went; `{tool} telemetry status` says until it has arrived."
+        )
 
 
 def _refuse_untrusted(paths: _paths.Paths, what: str, advice: str = "") -> None:
@@ -123,7 +205,7 @@ def _refuse_untrusted(paths: _paths.Paths, what: str, advice: str = "") -> None:
 
     why = _paths.untrusted(paths, state=False)
     if why is not None:
-        raise click.ClickException(f"{what}: {why}{advice}")
+        raise Refusal(f"{what}: {why}{advice}")
 
 
 def _explicit_choice(path: str) -> bool | None:
@@ -151,13 +233,13 @@ def _write(path: str, config: Config, tool: str) -> None:
     try:
         save_config(path, config, tool)
     except OSError as exc:
-        raise click.ClickException(
+        raise Refusal(
             f"could not write {path} ({exc.strerror or type(exc).__name__});"
             " set DO_NOT_TRACK=1 to turn telemetry off without it"
         ) from None
 
 
-def _delete_state(config: ToolConfig, paths: _paths.Paths) -> int:
+def _delete_state(config: ToolConfig, paths: _paths.Paths, echo: Echo) -> int:
     """Stop a running uploader, then delete the spool, its counters, the ids and the
     uploader's files: leave no file of ours behind, and nothing sent after we return.
 
@@ -169,17 +251,17 @@ def _delete_state(config: ToolConfig, paths: _paths.Paths) -> int:
     done = f"telemetry for {config.tool} is now disabled, but"
     why = _paths.untrusted(paths, config=False)
     if why is not None:
-        raise click.ClickException(f"{done} nothing under {paths.state_dir} was deleted: {why}")
+        raise Refusal(f"{done} nothing under {paths.state_dir} was deleted: {why}")
     try:
-        return _delete_files(paths, config)
+        return _delete_files(paths, config, echo)
     except OSError as exc:
         where = exc.filename or paths.state_dir
-        raise click.ClickException(
+        raise Refusal(
             f"{done} {where} could not be deleted ({exc.strerror or type(exc).__name__})"
         ) from None
 
 
-def _delete_files(paths: _paths.Paths, config: ToolConfig) -> int:
+def _delete_files(paths: _paths.Paths, config: ToolConfig, echo: Echo) -> int:
     import time
 
     from filelock import FileLock, Timeout
@@ -196,7 +278,7 @@ def _delete_files(paths: _paths.Paths, config: ToolConfig) -> int:
         try:
             uploader.acquire(timeout=10)
         except Timeout:
-            raise click.ClickException(
+            raise Refusal(
                 "the uploader did not stop; telemetry is off now and it will send nothing"
                 " more once it notices: run this again to delete the waiting events"
             ) from None
@@ -205,7 +287,7 @@ def _delete_files(paths: _paths.Paths, config: ToolConfig) -> int:
         try:
             deletion.leave(config, paths, time.time())  # before the id it names is deleted
         except OSError as exc:
-            click.echo(
+            echo(
                 f"Note: could not write {paths.deletion_file}"
                 f" ({exc.strerror or type(exc).__name__}): what was sent with the install id"
                 " stays where it went.",
@@ -220,7 +302,7 @@ def _delete_files(paths: _paths.Paths, config: ToolConfig) -> int:
         except OSError:
             pass
     except SpoolBusyError:
-        raise click.ClickException(
+        raise Refusal(
             "the spool is busy (another process is using it); telemetry is off now,"
             " run this again to delete the waiting events"
         ) from None
@@ -253,16 +335,14 @@ def _unlink(path: str) -> None:
     except FileNotFoundError:
         pass
     except OSError as exc:
-        raise click.ClickException(
-            f"could not delete {path} ({exc.strerror or type(exc).__name__})"
-        ) from None
+        raise Refusal(f"could not delete {path} ({exc.strerror or type(exc).__name__})") from None
 
 
-def _warn_overrides(config: ToolConfig) -> None:
+def _warn_overrides(config: ToolConfig, echo: Echo) -> None:
     from ._settings import EnvSettings
 
     env = EnvSettings.read(config.env_prefix)
     if env.do_not_track:
-        click.echo("Note: DO_NOT_TRACK is set, and it still turns telemetry off.", err=True)
+        echo("Note: DO_NOT_TRACK is set, and it still turns telemetry off.", err=True)
     elif env.disabled:
-        click.echo(f"Note: {env.disabled_var} is set, and it still turns telemetry off.", err=True)
+        echo(f"Note: {env.disabled_var} is set, and it still turns telemetry off.", err=True)

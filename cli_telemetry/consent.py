@@ -25,10 +25,9 @@ def settle(
     recorded on the run that shows the notice; a run interrupted by Ctrl-C (``exception``)
     is never asked.
     """
-    import click
-
     from . import _paths, capture
     from ._settings import Config, Decision, save_config
+    from .instrument import ABORT, loaded
 
     config_file = paths.config_file
     choices = decision.config or Config()
@@ -38,7 +37,7 @@ def settle(
             show_notice(config.tool, config.privacy_url)
         return decision
     if (
-        isinstance(exception, (KeyboardInterrupt, click.Abort, EOFError))
+        isinstance(exception, (KeyboardInterrupt, EOFError, *loaded(ABORT)))
         or not capture.is_interactive()
         or not capture.in_foreground()
         or capture.detect_ci() is not None

@@ -165,4 +165,4 @@ def start_uploader(config: ToolConfig, paths: Paths) -> None:
     env = EnvSettings.read(config.env_prefix)
     sinks = config.sink_specs(env)
     if sinks:
-        _spawn.start_uploader(config, sinks, paths, [], env.report)
+        _spawn.start_uploader(config, sinks, paths, [])

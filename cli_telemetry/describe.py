@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Final
-
-import click
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from ._values import COMMAND_EVENT, DELETION_EVENT, MAX_LIST, SCHEMA_VERSION
 from .capture import option_name, recordable_values
@@ -25,8 +23,12 @@ from .events import (
     ClosedValue,
     privacy_table,
 )
+from .instrument import GROUP, OPTION, TYPER, loaded
 
 if TYPE_CHECKING:
+    import click
+    import typer
+
     from .telemetry import Telemetry
 
 JSON_SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
@@ -68,11 +70,13 @@ def recorded_options(telemetry: Telemetry) -> tuple[dict[str, RecordedOption], l
     wanted = telemetry.config.record_values
     found: dict[str, RecordedOption] = {}
     seen: set[str] = set()
+    options = loaded(OPTION)
     for command in _commands(telemetry.commands):
-        for param in command.params:
-            if not isinstance(param, click.Option) or wanted.isdisjoint(
-                param.opts + param.secondary_opts
-            ):
+        for parameter in command.params:
+            if not isinstance(parameter, options):
+                continue
+            param = cast("click.Option", parameter)
+            if wanted.isdisjoint(param.opts + param.secondary_opts):
                 continue
             seen.update(wanted.intersection(param.opts + param.secondary_opts))
             values, many = recordable_values(param)
@@ -88,20 +92,30 @@ def recorded_options(telemetry: Telemetry) -> tuple[dict[str, RecordedOption], l
     return dict(sorted(found.items())), sorted(wanted - seen)
 
 
-def _commands(roots: tuple[click.Command, ...]) -> Iterator[click.Command]:
-    """Every command registered under ``roots``, each once, in the order registered."""
+def _commands(roots: tuple[click.Command | typer.Typer, ...]) -> Iterator[click.Command]:
+    """Every command registered under ``roots``, each once, in the order registered (a
+    Typer app's, as Typer builds them when it runs)."""
     from collections import deque
 
     seen: set[int] = set()
-    queue = deque(roots)
+    queue = deque(_built(root) for root in roots)
     while queue:
         command = queue.popleft()
         if id(command) in seen:
             continue
         seen.add(id(command))
         yield command
-        if isinstance(command, click.Group):
-            queue.extend(command.commands.values())
+        if isinstance(command, loaded(GROUP)):
+            queue.extend(cast("click.Group", command).commands.values())
+
+
+def _built(root: click.Command | typer.Typer) -> click.Command:
+    """``root``'s command: a Typer app's, built as ``app()`` builds it."""
+    if isinstance(root, loaded(TYPER)):
+        from typer.main import get_command
+
+        return cast("click.Command", get_command(root))  # type: ignore[arg-type]
+    return cast("click.Command", root)
 
 
 def json_schema(telemetry: Telemetry) -> dict[str, Any]:

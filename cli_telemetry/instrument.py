@@ -15,19 +15,37 @@ therefore instance attributes on the instrumented objects only (no global patchi
 
 The current `Run` travels in ``ctx.meta``, which click shares across a context tree, so a
 subcommand object shared with another, uninstrumented tool records nothing there.
+
+The same hooks serve a command built on the copy of click that Typer bundles since 0.26, as
+``typer._click`` (no ``Group`` or ``Option`` classes: Typer's ``TyperGroup`` and
+``TyperOption`` take their place). Such a tool never imports the real click, whose import
+costs tens of milliseconds, and this library must not bring it back: nothing here, nor in
+the modules that read what the hooks collect, imports either click. They ask `loaded` for
+the classes of a kind in the modules this process has already imported: a class whose
+module was never imported has no instances, so ``isinstance`` against those alone is exact,
+and costs a few dictionary look-ups. Both clicks share the attributes this library reads
+(``ctx.params``, ``param.opts``, ``exc.exit_code``...), so the code is written, and
+type-checked, against the real click's API. (This lives here rather than in a module of its
+own because every run imports this one: a module more costs each run about 0.1 ms.)
+
+A Typer app is not a command but what builds one on every call: `cli_telemetry._typer` has
+every command it builds hooked here.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-import click
-
+from ._settings import UPLOADER_OPTIONS_VARIABLE
 from ._values import UNLISTED
 
 if TYPE_CHECKING:
+    import click
+
     from .events import Scalar
 
 RUN_KEY: Final = "cli_telemetry.run"
@@ -37,6 +55,37 @@ _HOOKED: Final = "_cli_telemetry_hooked"
 _GROUP_HOOKED: Final = "_cli_telemetry_group_hooked"
 _CONTEXT_HOOKED: Final = "_cli_telemetry_context_hooked"
 _DECLARED: Final = "_cli_telemetry_declared_commands"
+
+# -- which click: each kind of class, by module and class name, in the real click and in
+# Typer's copy (for `loaded`)
+COMMAND: Final = (("click.core", "Command"), ("typer._click.core", "Command"))
+GROUP: Final = (("click.core", "Group"), ("typer.core", "TyperGroup"))
+OPTION: Final = (("click.core", "Option"), ("typer.core", "TyperOption"))
+CHOICE_TYPE: Final = (("click.types", "Choice"),)
+"""Typer >= 0.26 has no parameter types (`cli_telemetry.capture` reads its choices)."""
+BOOL_TYPE: Final = (("click.types", "BoolParamType"),)
+USAGE_ERROR: Final = (("click.exceptions", "UsageError"), ("typer._click.exceptions", "UsageError"))
+CLICK_EXCEPTION: Final = (
+    ("click.exceptions", "ClickException"),
+    ("typer._click.exceptions", "ClickException"),
+)
+ABORT: Final = (("click.exceptions", "Abort"), ("typer.exceptions", "Abort"))
+EXIT: Final = (("click.exceptions", "Exit"), ("typer.exceptions", "Exit"))
+TYPER: Final = (("typer.main", "Typer"),)
+"""A Typer app: not a command, but what builds one on every call."""
+OWN_PACKAGES: Final = frozenset({"click", "typer"})
+"""Where the frameworks' own exceptions (a usage error, an abort) are defined."""
+
+
+def loaded(kind: tuple[tuple[str, str], ...]) -> tuple[type, ...]:
+    """The classes of ``kind`` (module and class names) whose modules are imported."""
+    found = []
+    for module_name, name in kind:
+        module = sys.modules.get(module_name)
+        cls = getattr(module, name, None) if module is not None else None
+        if isinstance(cls, type):
+            found.append(cls)
+    return tuple(found)
 
 
 class Run:
@@ -76,24 +125,36 @@ class Run:
 
     def contexts_with(self, exc: BaseException | None) -> list[click.Context]:
         """The parsed contexts, plus the one a usage error was raised in (partly parsed)."""
+        partial: click.Context | None = getattr(exc, "ctx", None)
         if (
             not self.unlisted
-            and isinstance(exc, click.UsageError)
-            and exc.ctx is not None
-            and all(ctx is not exc.ctx for ctx in self.contexts)
+            and isinstance(exc, loaded(USAGE_ERROR))
+            and partial is not None
+            and all(ctx is not partial for ctx in self.contexts)
         ):
-            return [*self.contexts, exc.ctx]
+            return [*self.contexts, partial]
         return self.contexts
 
 
-def instrument(command: click.Command, runs: list[Run], finish: Callable[[Run], None]) -> None:
-    """Hook ``command``: each invocation pushes a `Run` on ``runs`` (where custom events
-    recorded meanwhile find it) and hands it to ``finish`` once the command has ended."""
-    if not isinstance(command, click.Command):
+def instrument(command: object, runs: list[Run], finish: Callable[[Run], None]) -> None:
+    """Hook ``command`` (a click command or group, on either click, or a Typer app): each
+    invocation pushes a `Run` on ``runs`` (where custom events recorded meanwhile find it)
+    and hands it to ``finish`` once the command has ended."""
+    if isinstance(command, loaded(TYPER)):
+        from ._typer import instrument_app
+
+        instrument_app(command, lambda built: instrument(built, runs, finish))  # type: ignore[arg-type]
+        return
+    if not isinstance(command, loaded(COMMAND)):
         raise TypeError(
-            f"instrument() takes a click command or group, not {type(command).__name__};"
-            " put @telemetry.instrument above @click.group()/@click.command()"
+            f"instrument() takes a click command or group or a Typer app, not"
+            f" {type(command).__name__}; put @telemetry.instrument above"
+            " @click.group()/@click.command()"
         )
+    _hook(command, runs, finish)  # type: ignore[arg-type]
+
+
+def _hook(command: click.Command, runs: list[Run], finish: Callable[[Run], None]) -> None:
     if getattr(command, _HOOKED, False):
         return
     original_main = command.main
@@ -101,6 +162,10 @@ def instrument(command: click.Command, runs: list[Run], finish: Callable[[Run], 
     original_invoke = command.invoke
 
     def main(*args: Any, **kwargs: Any) -> Any:
+        if getattr(sys, "frozen", False) and UPLOADER_OPTIONS_VARIABLE in os.environ:
+            from ._spawn import run_if_frozen_uploader  # PyInstaller: its own uploader
+
+            run_if_frozen_uploader()
         run = Run(started=time.perf_counter(), started_at=time.time())
         runs.append(run)
         try:
@@ -150,8 +215,8 @@ def instrument(command: click.Command, runs: list[Run], finish: Callable[[Run], 
     command.make_context = make_context  # type: ignore[method-assign]
     command.invoke = invoke  # type: ignore[method-assign]
     setattr(command, _HOOKED, True)
-    if isinstance(command, click.Group):
-        _hook_group(command)
+    if isinstance(command, loaded(GROUP)):
+        _hook_group(command)  # type: ignore[arg-type]
 
 
 def _hide_own_frames(exc: BaseException) -> None:
@@ -243,5 +308,5 @@ def _hook_subcommand(command: click.Command) -> None:
 
         command.make_context = make_context  # type: ignore[method-assign]
         setattr(command, _CONTEXT_HOOKED, True)
-    if isinstance(command, click.Group):
-        _hook_group(command)
+    if isinstance(command, loaded(GROUP)):
+        _hook_group(command)  # type: ignore[arg-type]

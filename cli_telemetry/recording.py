@@ -64,9 +64,8 @@ def record_custom(config: ToolConfig, custom: CustomEvent, uploaders: list[int])
 def _record_run(
     config: ToolConfig, run: Run, env: EnvSettings, duration_ms: int, uploaders: list[int]
 ) -> None:
-    import click
-
     from . import _paths
+    from .instrument import EXIT, loaded
 
     paths = _paths.resolve(config.tool)
     decision = decide(config, env, paths)
@@ -89,7 +88,7 @@ def _record_run(
     )
 
     final = run.final
-    if final is None and isinstance(run.exception, click.exceptions.Exit):
+    if final is None and isinstance(run.exception, loaded(EXIT)):
         final = run.exception  # standalone_mode=False returns ctx.exit()'s code
     exc = run.exception or run.final
     exit_code = capture.exit_code_of(final)
@@ -132,7 +131,7 @@ def _deliver_deletions(
     if sinks:
         from . import _spawn
 
-        _spawn.start_uploader(config, sinks, paths, uploaders, env.report)
+        _spawn.start_uploader(config, sinks, paths, uploaders)
 
 
 def decide(config: ToolConfig, env: EnvSettings, paths: Paths) -> Decision:
@@ -244,7 +243,7 @@ def _store(
     if sinks and not paths.testing:  # a test's events stay where the test reads them
         from . import _spawn
 
-        _spawn.start_uploader(config, sinks, paths, uploaders, env.report)
+        _spawn.start_uploader(config, sinks, paths, uploaders)
 
 
 def _show(env: EnvSettings, paths: Paths, decision: Decision, events: list[Event]) -> None:

@@ -9,15 +9,16 @@ almost nothing at the top.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, is_typeddict
-
-import click
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, is_typeddict
 
 from ._settings import COLLECTOR, ToolConfig
 from ._values import COMMAND_EVENT, DELETION_EVENT, EVENT_NAME, OPTION, TOOL, fit_version
 from ._values import IDENTIFY_EVENT as IDENTIFY
 
 if TYPE_CHECKING:
+    import click
+    import typer
+
     from ._settings import ConsentMode
     from .catalog import EventSpec
     from .errors import ConfigurationError
@@ -27,14 +28,17 @@ if TYPE_CHECKING:
     from .spool import Spool
     from .status import Status
 
-C = TypeVar("C", bound=click.Command)
+C = TypeVar("C", bound="click.Command | typer.Typer")
+"""What `Telemetry.instrument` takes: a command or group of either click (the real one, or
+the copy Typer 0.26 and later bundle as ``typer._click``), or a Typer app. The run-time
+check is `cli_telemetry.instrument.instrument`'s; click is never imported for it."""
 P = TypeVar("P", bound=Mapping[str, object])
 _RESERVED = (COMMAND_EVENT, DELETION_EVENT)
 """Names of records the library makes itself, which no custom event may take."""
 
 
 class Telemetry:
-    """Usage telemetry for one click tool.
+    """Usage telemetry for one click tool or Typer app.
 
     ``tool`` names the tool's directories and its environment prefix (``acme`` →
     ``ACME_TELEMETRY_DISABLED``, ``ACME_TELEMETRY_DEBUG``). ``version`` is recorded as
@@ -45,9 +49,10 @@ class Telemetry:
     author's test suite) makes `track` raise on bad properties instead of dropping them.
 
     ``record_values`` names the options (``["--format"]``) whose values are recorded, and
-    then only when the value is one of the option's ``click.Choice`` (or a boolean): every
-    other option is recorded by name only. Never name an option whose choices are built
-    from the user's data (their profiles, contexts, files or plugins).
+    then only when the value is one of the option's ``click.Choice`` (for Typer, the
+    ``Enum`` or ``Literal`` it is annotated with) or a boolean: every other option is
+    recorded by name only. Never name an option whose choices are built from the user's
+    data (their profiles, contexts, files or plugins).
     """
 
     def __init__(
@@ -101,7 +106,7 @@ class Telemetry:
         )
         self._declared: dict[str, tuple[type[Any], str | None]] = {}  # custom events
         self._specs: dict[str, EventSpec] = {}  # those of them checked (see catalog)
-        self._commands: list[click.Command] = []  # what instrument() was given
+        self._commands: list[click.Command | typer.Typer] = []  # what instrument() was given
         self._runs: list[Run] = []  # the invocations in progress, innermost last
         self._uploaders: list[int] = []  # pids this process spawned, reaped later
         for sink in sinks:
@@ -123,7 +128,9 @@ class Telemetry:
     # -- the author's API --------------------------------------------------------------
 
     def instrument(self, command: C) -> C:
-        """Record every invocation of ``command`` (a click command or group); returns it."""
+        """Record every invocation of ``command`` (a click command or group, or a Typer
+        app, however it is run: ``app()``, a console script, Typer's ``CliRunner``);
+        returns it."""
         from .instrument import instrument
 
         instrument(command, self._runs, self._finish)
@@ -187,9 +194,9 @@ class Telemetry:
         return self._config.strict or EnvSettings.read(self._config.env_prefix).strict
 
     @property
-    def commands(self) -> tuple[click.Command, ...]:
-        """The commands instrumented with this object (what ``click-telemetry schema`` walks
-        to list the recorded option values)."""
+    def commands(self) -> tuple[click.Command | typer.Typer, ...]:
+        """The commands and Typer apps instrumented with this object (what ``click-telemetry
+        schema`` walks to list the recorded option values)."""
         return tuple(self._commands)
 
     def declare_commands(self, group: click.Group, names: Iterable[str]) -> None:
@@ -209,10 +216,68 @@ class Telemetry:
                 raise _configuration_error(f"command name {name!r} must be {WORD.what}")
         declare_commands(group, names)
 
-    def command(self, name: str = "telemetry") -> TelemetryGroup:
-        """The ``telemetry status|enable|disable`` group, to add to the tool's group."""
+    def command(self, name: str = "telemetry") -> click.Group:
+        """The ``telemetry status|enable|disable`` group, to add to the tool's click group
+        (``cli.add_command(telemetry.command())``).
 
-        return TelemetryGroup(lambda: self._config, name)
+        Every run registers it, and only the runs that use it build its subcommands
+        (`cli_telemetry.command`). ``config`` is read when they run: `add_sink` may
+        change it after the group was made."""
+        import click
+
+        from .instrument import INTERNAL
+
+        config = self._config_now
+
+        class TelemetryGroup(click.Group):
+            built: dict[str, click.Command] | None = None
+
+            def list_commands(self, ctx: click.Context) -> list[str]:
+                return list(_SUBCOMMANDS)
+
+            def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+                if self.built is None:
+                    from .command import click_commands
+
+                    self.built = click_commands(config)
+                return self.built.get(cmd_name)
+
+        group = TelemetryGroup(name, help=_group_help(self.tool))
+        setattr(group, INTERNAL, True)
+        return group
+
+    def typer_app(self, name: str = "telemetry") -> typer.Typer:
+        """The same group for a Typer app: ``app.add_typer(telemetry.typer_app(),
+        name="telemetry")``.
+
+        Typer builds the group from this app on every run, as an instance of the class it
+        names: that class builds the subcommands when the group is used, and is marked as
+        the library's own, so nothing of its use is recorded."""
+        import typer
+        from typer.core import TyperGroup
+
+        from .instrument import INTERNAL
+
+        config = self._config_now
+
+        class TelemetryGroup(TyperGroup):
+            built: dict[str, Any] | None = None
+
+            def list_commands(self, ctx: Any) -> list[str]:
+                return list(_SUBCOMMANDS)
+
+            def get_command(self, ctx: Any, cmd_name: str) -> Any:
+                if self.built is None:
+                    from .command import typer_commands
+
+                    self.built = typer_commands(config)
+                return self.built.get(cmd_name)
+
+        setattr(TelemetryGroup, INTERNAL, True)
+        return typer.Typer(name=name, cls=TelemetryGroup, help=_group_help(self.tool))
+
+    def _config_now(self) -> ToolConfig:
+        return self._config
 
     def add_sink(self, sink: Provider | str) -> None:
         """Send events to ``sink`` too: a `cli_telemetry.providers` description, or the
@@ -328,34 +393,6 @@ class Telemetry:
         record_custom(self._config, (event, checked, time.time()), self._uploaders)
 
 
-class TelemetryGroup(click.Group):
-    """The ``telemetry`` group, whose subcommands are built only when it is used: every run
-    of the host tool registers it, and only the runs that use it import `command`.
-
-    ``config`` returns the tool's current configuration (`Telemetry.add_sink` may change
-    it after the group was made).
-    """
-
-    def __init__(self, config: Callable[[], ToolConfig], name: str) -> None:
-        from .instrument import INTERNAL
-
-        tool = config().tool
-        super().__init__(name, help=f"Show or change what {tool} records about its use.")
-        self._config = config
-        self._built: dict[str, click.Command] | None = None
-        setattr(self, INTERNAL, True)
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return ["disable", "enable", "status"]
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if self._built is None:
-            from .command import telemetry_commands
-
-            self._built = telemetry_commands(self._config)
-        return self._built.get(cmd_name)
-
-
 class CustomEvent(Generic[P]):
     """A declared custom event (`Telemetry.event`): ``track`` records it, and mypy checks
     its properties against the event's ``TypedDict``."""
@@ -369,6 +406,13 @@ class CustomEvent(Generic[P]):
     def track(self, properties: P) -> None:
         """Record this event with ``properties`` (see `Telemetry.track`)."""
         self._track(self.name, properties)
+
+
+_SUBCOMMANDS: Final = ("disable", "enable", "status")
+
+
+def _group_help(tool: str) -> str:
+    return f"Show or change what {tool} records about its use."
 
 
 def _configuration_error(message: str) -> ConfigurationError:

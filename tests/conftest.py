@@ -41,13 +41,14 @@ def clean_environ(home: Path) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("XDG_", "CLI_APP_", "PYTEST_"))
+        if not k.startswith(("XDG_", "CLI_APP_", "TYPER_APP_", "PYTEST_"))
         and k not in ci_vars
         and k != "DO_NOT_TRACK"
     }
     env["HOME"] = str(home)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["CLI_APP_ENDPOINT"] = ""  # no uploads, unless a test sets CLI_APP_TELEMETRY_ENDPOINT
+    env["TYPER_APP_ENDPOINT"] = ""  # the same for the Typer example (tests/test_typer_e2e.py)
     return env
 
 

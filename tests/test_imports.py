@@ -3,7 +3,8 @@
 A running CLI pays for every module cli_telemetry imports, on every invocation: urllib3
 (~65 ms), filelock (~17-30 ms) and platformdirs (~7-20 ms) would each cost more than the
 whole overhead budget. So `import cli_telemetry`, and an instrumented command's run, may
-only add the modules below to what click itself imports.
+only add the modules below to what click itself imports. A Typer app on Typer 0.26 or later
+(``.venv`` has one) never imports click, and telemetry must not bring it back (tens of ms).
 """
 
 from __future__ import annotations
@@ -36,6 +37,16 @@ OURS = {
     "cli_telemetry.spool",
     "cli_telemetry.telemetry",
 }
+DO_NOT_TRACK_RUN = {
+    "cli_telemetry._record",
+    "cli_telemetry._settings",
+    "cli_telemetry._values",
+    "cli_telemetry.instrument",
+    "cli_telemetry.telemetry",
+}
+"""All of ours that a DO_NOT_TRACK=1 run imports (beyond the package, which the stand-in
+has too), as before Typer support: it decides from the environment alone, so
+nothing of the recording path, nor of the telemetry subcommands that every run registers."""
 STDLIB: set[str] = set()  # json (~1 ms) is kept off the hot path, see events.encode
 # Imported by recent click versions already; allowed in case an older click does not.
 CLICK_MAY_HAVE = {"uuid", "_uuid", "platform", "contextlib", "enum", "re"}
@@ -67,12 +78,15 @@ NEVER = {
 }
 
 
-def new_modules(code: str, cwd: Path, env: dict[str, str] | None = None) -> set[str]:
-    """Modules that ``code`` imports on top of ``import click``, in a fresh interpreter."""
+def new_modules(
+    code: str, cwd: Path, env: dict[str, str] | None = None, framework: str = "click"
+) -> set[str]:
+    """Modules that ``code`` imports on top of ``import <framework>``, in a fresh
+    interpreter (``sys``: every module it imports)."""
     driver = textwrap.dedent(
-        """
+        f"""
         import atexit, sys
-        import click
+        import {framework}
         _before = set(sys.modules)
         def _dump():
             sys.__stdout__.write("\\nMODULES:" + " ".join(sorted(set(sys.modules) - _before)))
@@ -125,7 +139,10 @@ def test_an_instrumented_run_adds_only_allowed_modules(tool: Tool) -> None:
 def test_a_disabled_or_undecided_run_adds_only_allowed_modules(
     tool: Tool, env: dict[str, str]
 ) -> None:
-    assert added_by_telemetry(tool, env) - ALLOWED == set()
+    added = added_by_telemetry(tool, env)
+    assert added - ALLOWED == set()
+    if env:
+        assert {m for m in added if m.startswith("cli_telemetry")} == DO_NOT_TRACK_RUN
     assert tool.files() == []
 
 
@@ -201,3 +218,73 @@ def test_a_tool_with_every_provider_imports_none_of_them(tmp_path: Path) -> None
     assert added - allowed == set()
     assert not added & NEVER
     assert not {m for m in added if m.startswith("cli_telemetry.sinks")}
+
+
+TYPER_HELLO = "import sys; sys.argv = ['typer-app', 'hello']; from typer_app.cli import app; app()"
+TYPER_OURS = {"cli_telemetry._typer"}
+
+
+def typer_tool(home: Path) -> Tool:
+    import typer
+
+    assert hasattr(typer, "_click"), "this test needs Typer 0.26 or later in .venv"
+    return Tool(home, "typer-app", [sys.executable, "-m", "typer_app"])
+
+
+def clicks(modules: set[str]) -> set[str]:
+    """The real click's modules among ``modules`` (Typer's copy is ``typer._click``)."""
+    return {m for m in modules if m == "click" or m.startswith("click.")}
+
+
+def added_to_typer(tool: Tool, env: dict[str, str] | None = None) -> set[str]:
+    """What the Typer example's ``hello`` imports with telemetry beyond the same run with
+    the stand-in; and that neither process imports click, in any form, at any point."""
+    with_telemetry = new_modules(TYPER_HELLO, tool.home, {**tool.env, **(env or {})}, "sys")
+    without = new_modules(TYPER_HELLO, tool.home, {**tool.env, "PYTHONPATH": BASELINE}, "sys")
+    assert "cli_telemetry.telemetry" not in without and "typer_app.cli" in without
+    assert "typer._click.core" in with_telemetry  # the measurement sees Typer's own modules
+    assert clicks(with_telemetry) == clicks(without) == set()
+    return with_telemetry - without
+
+
+def test_the_typer_example_on_typer_without_click_never_imports_click(tool: Tool) -> None:
+    typer_app = typer_tool(tool.home)
+    assert added_to_typer(typer_app) - ALLOWED - TYPER_OURS == set()  # undecided
+    assert typer_app.files() == []
+    assert typer_app.run("telemetry", "enable").returncode == 0
+    first = added_to_typer(typer_app)
+    assert first - ALLOWED - TYPER_OURS - FIRST_RUN_ONLY == set()
+    steady = added_to_typer(typer_app)
+    assert {"cli_telemetry.instrument", "cli_telemetry._typer"} <= steady
+    assert steady - ALLOWED - TYPER_OURS == set()
+    assert not steady & NEVER
+    assert len(typer_app.events()) == 2  # it did record
+    dnt = added_to_typer(typer_app, {"DO_NOT_TRACK": "1"})
+    assert dnt - ALLOWED - TYPER_OURS == set()
+    assert {m for m in dnt if m.startswith("cli_telemetry")} == DO_NOT_TRACK_RUN | TYPER_OURS
+    assert len(typer_app.events()) == 2
+
+
+def test_the_typer_example_starting_its_uploader_never_imports_click(tool: Tool) -> None:
+    from loopback import closed_port
+
+    typer_app = typer_tool(tool.home)
+    assert typer_app.run("telemetry", "enable").returncode == 0
+    typer_app.env["TYPER_APP_TELEMETRY_ENDPOINT"] = closed_port()
+    added = added_to_typer(typer_app)
+    assert "cli_telemetry._spawn" in added  # it did spawn
+    assert added - ALLOWED - TYPER_OURS - FIRST_RUN_ONLY - {"signal"} == set()
+    assert not added & NEVER
+
+
+@pytest.mark.parametrize(
+    "subcommand", [["status"], ["status", "--json"], ["enable"], ["disable"], ["--help"]]
+)
+def test_the_typer_telemetry_command_never_imports_click(tool: Tool, subcommand: list[str]) -> None:
+    typer_app = typer_tool(tool.home)
+    argv = repr(["typer-app", "telemetry", *subcommand])
+    code = TYPER_HELLO.replace("['typer-app', 'hello']", argv)
+    modules = new_modules(code, tool.home, typer_app.env, "sys")
+    assert "cli_telemetry.command" in modules or subcommand == ["--help"]
+    assert "typer._click.core" in modules
+    assert clicks(modules) == set()

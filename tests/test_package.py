@@ -90,6 +90,9 @@ def test_the_wheel_holds_the_package_its_license_and_its_command(dist: Path) -> 
     assert license_text == (ROOT / "LICENSE").read_bytes()
     assert set(metadata.get_all("Provides-Extra") or ()) >= {"collector", "postgres"}
     assert f"{DISTRIBUTION} = cli_telemetry.collector.cli:main" in entry_points
+    # PyInstaller finds the library's hook through it (tests/test_frozen_e2e.py builds with it).
+    assert "hook-dirs = cli_telemetry._pyinstaller:get_hook_dirs" in entry_points
+    assert "cli_telemetry/_pyinstaller/hook-cli_telemetry.py" in names
 
 
 def test_the_sdist_holds_the_package_and_its_documents_and_nothing_else(dist: Path) -> None:

@@ -9,6 +9,7 @@ subprocess, with and without the plugin.
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import runpy
@@ -18,13 +19,15 @@ import textwrap
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 import click
 import pytest
+import typer
 from click.testing import CliRunner
 from conftest import clean_environ, poll
 from loopback import Endpoint
+from typer.testing import CliRunner as TyperRunner
 
 from cli_telemetry import Telemetry, _paths, _spawn, capture
 from cli_telemetry.pytest_plugin import TelemetryEvents
@@ -237,6 +240,55 @@ def test_custom_events_and_events_outside_any_command_are_recorded(
     assert (custom["command"], custom["properties"]) == ("plugtool", {"env": "prod"})
     assert telemetry_events.last(event="identify")["properties"] == {"plan": "pro"}
     assert len(telemetry_events.custom()) == 2
+
+
+class Format(enum.Enum):
+    text = "text"
+    json = "json"
+
+
+def test_a_typer_app_run_by_typers_clirunner_is_recorded(
+    telemetry_events: TelemetryEvents,
+) -> None:
+    """In process, with Typer's own CliRunner (on the Typer of this suite, 0.26 or later,
+    built on its copy of click; tests/test_typer_e2e.py runs an author's project with the
+    fixture on both Typer lines): what a run records, and the telemetry sub-app's answer.
+    (typer is imported at the top: Typer reads the annotations from the module's globals.)"""
+    telemetry = Telemetry("typertool", version="1.0", record_values=["--format"])
+    app = telemetry.instrument(typer.Typer())
+
+    @app.command()
+    def hello(loud: Annotated[bool, typer.Option("--loud")] = False) -> None:
+        typer.echo("HELLO" if loud else "hello")
+
+    @app.command()
+    def show(fmt: Annotated[Format, typer.Option("--format")] = Format.text) -> None:
+        typer.echo(fmt.value)
+
+    @app.command()
+    def fail() -> None:
+        raise typer.Exit(3)
+
+    app.add_typer(telemetry.typer_app(), name="telemetry")
+    runner = TyperRunner()
+
+    assert runner.invoke(app, ["hello", "--loud"]).output == "HELLO\n"
+    assert runner.invoke(app, ["show", "--format", "json"]).output == "json\n"
+    assert runner.invoke(app, ["fail"]).exit_code == 3
+    assert runner.invoke(app, ["hello", "--bogus"]).exit_code == 2
+    status = runner.invoke(app, ["telemetry", "status", "--json"])
+
+    assert [
+        (e["command"], e["flags"], e["values"], e["exit_code"], e["outcome"], e["error_type"])
+        for e in telemetry_events
+    ] == [
+        ("typertool hello", ["--loud"], {}, 0, "success", None),
+        ("typertool show", ["--format"], {"--format": "json"}, 0, "success", None),
+        ("typertool fail", [], {}, 3, "error", None),
+        ("typertool hello", [], {}, 2, "usage_error", "NoSuchOption"),
+    ]  # and nothing of the telemetry sub-app's own use
+    assert json.loads(status.output)["enabled"] is True
+    assert "CLI_TELEMETRY_TEST_DIR is set (a test)" in json.loads(status.output)["reason"]
 
 
 # -- nothing is sent -------------------------------------------------------------------------

@@ -355,3 +355,149 @@ def test_the_stamp_is_set_by_name_where_utime_takes_no_descriptor(
     _spawn.next_spawn_at(str(stamp), 1_000_000_000)
     assert targets == [str(stamp)]
     assert stamp.stat().st_mtime == 1_000_000_000
+
+
+# -- a frozen app (PyInstaller) is its own uploader -----------------------------------------
+# The real thing is tests/test_frozen_e2e.py, with the example built by PyInstaller; these
+# pin each rule where a build cannot reach it (other platforms, older bootloaders, misuse).
+
+
+@pytest.fixture
+def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process as a frozen app: PyInstaller sets sys.frozen."""
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+
+
+@pytest.mark.usefixtures("frozen")
+def test_a_frozen_app_runs_itself_with_the_uploaders_name_as_its_argument() -> None:
+    assert _spawn.uploader_argv() == [sys.executable, "cli_telemetry._uploader"]
+
+
+@pytest.mark.parametrize("platform", ["linux", "darwin"])
+def test_a_frozen_apps_uploader_is_a_new_instance_with_the_users_library_path(
+    monkeypatch: pytest.MonkeyPatch, platform: str
+) -> None:
+    monkeypatch.setattr(sys, "platform", platform)
+    parent = {
+        "HOME": "/home/u",
+        "_PYI_ARCHIVE_FILE": "/opt/acme",  # 6.10 and later: the same archive means a worker
+        "_PYI_APPLICATION_HOME_DIR": "/tmp/_MEIabc",
+        "_PYI_PARENT_PROCESS_LEVEL": "1",
+        "_MEIPASS2": "/tmp/_MEIabc",  # before 6.10
+        "LD_LIBRARY_PATH": "/tmp/_MEIabc:/opt/lib",
+        "LD_LIBRARY_PATH_ORIG": "/opt/lib",
+    }
+    child = _spawn.frozen_environment(parent)
+    users_path = {"LD_LIBRARY_PATH": "/opt/lib"} if platform == "linux" else {}
+    if platform == "darwin":  # the bootloader does not touch it there: neither do we
+        users_path = {k: v for k, v in parent.items() if k.startswith("LD_")}
+    assert child == {"HOME": "/home/u", "PYINSTALLER_RESET_ENVIRONMENT": "1", **users_path}
+    assert parent["_PYI_ARCHIVE_FILE"] == "/opt/acme"  # the tool's own is left alone
+
+    # The user had no library path: the child gets none, not the bundle's.
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert "LD_LIBRARY_PATH" not in _spawn.frozen_environment({"LD_LIBRARY_PATH": "/tmp/_MEIabc"})
+
+
+@pytest.mark.usefixtures("frozen")
+def test_a_frozen_app_spawns_with_its_environment_reset_and_no_python_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[Any, ...]] = []
+
+    def fake_posix_spawn(*args: Any, **kwargs: Any) -> int:
+        calls.append(args)
+        return 4242
+
+    monkeypatch.setattr(os, "posix_spawn", fake_posix_spawn)
+    monkeypatch.setenv("_PYI_ARCHIVE_FILE", "/opt/acme")
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    assert _spawn.spawn(_spawn.uploader_argv(), '{"tool":"acme"}') == 4242
+    [(path, argv, env)] = calls
+    assert (path, argv) == (sys.executable, [sys.executable, "cli_telemetry._uploader"])
+    assert env[_spawn.OPTIONS_VARIABLE] == '{"tool":"acme"}'
+    assert env["PYINSTALLER_RESET_ENVIRONMENT"] == "1"
+    assert "_PYI_ARCHIVE_FILE" not in env
+    assert "PYTHONPATH" not in env  # the tool's path is inside its bundle
+
+
+def uploader_marks(monkeypatch: pytest.MonkeyPatch, argv: list[str], options: str | None) -> None:
+    monkeypatch.setattr(sys, "argv", argv)
+    if options is None:
+        monkeypatch.delenv(_spawn.OPTIONS_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(_spawn.OPTIONS_VARIABLE, options)
+
+
+def test_a_frozen_app_started_as_its_uploader_runs_it_and_exits_with_its_code(
+    monkeypatch: pytest.MonkeyPatch, frozen: None
+) -> None:
+    from cli_telemetry import _uploader
+
+    monkeypatch.setattr(_uploader, "main", lambda: 3)
+    uploader_marks(monkeypatch, ["/opt/acme", "cli_telemetry._uploader"], "{}")
+    with pytest.raises(SystemExit) as exit_:
+        _spawn.run_if_frozen_uploader()
+    assert exit_.value.code == 3
+
+    def broken() -> int:
+        raise ValueError("the options are not JSON")
+
+    monkeypatch.setattr(_uploader, "main", broken)
+    with pytest.raises(SystemExit) as exit_:
+        _spawn.run_if_frozen_uploader()
+    assert exit_.value.code == 1  # it still never runs the tool's command
+
+
+@pytest.mark.parametrize(
+    ("is_frozen", "argv", "options"),
+    [
+        (False, ["acme", "cli_telemetry._uploader"], "{}"),  # not frozen: no meaning
+        (True, ["/opt/acme", "cli_telemetry._uploader"], None),  # a user typed the word
+        (True, ["/opt/acme", "deploy"], "{}"),  # a variable left exported in a shell
+        (True, ["/opt/acme", "cli_telemetry._uploader", "x"], "{}"),
+    ],
+)
+def test_without_both_marks_in_a_frozen_app_the_command_runs(
+    monkeypatch: pytest.MonkeyPatch, is_frozen: bool, argv: list[str], options: str | None
+) -> None:
+    from cli_telemetry import _uploader
+
+    monkeypatch.setattr(sys, "frozen", is_frozen, raising=False)
+    monkeypatch.setattr(_uploader, "main", lambda: pytest.fail("the uploader ran"))
+    uploader_marks(monkeypatch, argv, options)
+    _spawn.run_if_frozen_uploader()  # returns: the command runs
+
+
+def test_an_instrumented_command_in_a_frozen_uploader_never_runs(
+    monkeypatch: pytest.MonkeyPatch, frozen: None, tmp_path: Path
+) -> None:
+    """The hook is the instrumented command's ``main``: the author adds nothing. The
+    uploader's run neither runs the command nor records it; the user's next run does both."""
+    import click
+    from click.testing import CliRunner
+
+    from cli_telemetry import Telemetry, _uploader
+
+    monkeypatch.setattr(_uploader, "main", lambda: 0)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "DO_NOT_TRACK"):
+        monkeypatch.delenv(var, raising=False)
+    (tmp_path / ".config" / "acme").mkdir(parents=True)
+    (tmp_path / ".config" / "acme" / "telemetry.conf").write_text(
+        "enabled = true\nconsent_policy = 1\n"
+    )
+    telemetry = Telemetry("acme", version="1")  # no endpoint: the events stay in the spool
+    ran: list[str] = []
+
+    @telemetry.instrument
+    @click.command()
+    def cli() -> None:
+        ran.append("cli")
+
+    uploader_marks(monkeypatch, ["/opt/acme", "cli_telemetry._uploader"], "{}")
+    result = CliRunner().invoke(cli, [])
+    assert (result.exit_code, result.output, ran, telemetry.status().pending) == (0, "", [], 0)
+    uploader_marks(monkeypatch, ["/opt/acme"], None)
+    assert CliRunner().invoke(cli, []).exit_code == 0
+    assert (ran, telemetry.status().pending) == (["cli"], 1)

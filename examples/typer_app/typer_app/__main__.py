@@ -1,0 +1,3 @@
+from typer_app.cli import app
+
+app()
