@@ -153,9 +153,14 @@ def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
 
 def provide(script: str, variable: str, what: str) -> dict[str, str]:
     """Run scripts/<script> (it installs, as root, and starts what some tests need, and
-    prints where it is); without it, those tests skip and say why. The scripts install
-    Debian's packages: elsewhere (macOS, Windows) they are not run, and a URL or path the
-    environment gives (CLI_TELEMETRY_TEST_POSTGRES, say) is used as it is."""
+    prints where it is); without it, those tests skip and say why. A URL or path the
+    environment already gives (CLI_TELEMETRY_TEST_POSTGRES, say) is used as it is, and the
+    script is not run: several checkouts on one machine each test on a database of their
+    own, as the tests empty it at will. The scripts install Debian's packages: elsewhere
+    (macOS, Windows) they are not run."""
+    if os.environ.get(variable):
+        print(f"{what}: {variable} is set, used as it is", flush=True)
+        return {}
     if not sys.platform.startswith("linux"):
         print(f"{what}: scripts/{script} is for Debian, not {sys.platform}", flush=True)
         return {}
