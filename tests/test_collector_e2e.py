@@ -139,13 +139,17 @@ def custom(**changes: Any) -> dict[str, Any]:
 
 
 def answer(
-    stored: int, duplicates: int = 0, rejected: list[dict[str, Any]] | None = None
+    stored: int,
+    duplicates: int = 0,
+    rejected: list[dict[str, Any]] | None = None,
+    forgotten: int = 0,
 ) -> dict[str, Any]:
     """The collector's answer to a well-formed batch."""
     return {
-        "accepted": stored + duplicates,
+        "accepted": stored + duplicates + forgotten,
         "stored": stored,
         "duplicates": duplicates,
+        "forgotten": forgotten,
         "rejected": rejected or [],
     }
 

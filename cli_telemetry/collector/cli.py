@@ -136,7 +136,9 @@ def serve(
     What is stored is forwarded to every provider whose variables are set: POSTHOG_API_KEY,
     SEGMENT_WRITE_KEY, MIXPANEL_TOKEN, AMPLITUDE_API_KEY, RUDDERSTACK_WRITE_KEY with
     RUDDERSTACK_DATA_PLANE_URL, TELEMETRY_WEBHOOK_URL, OTEL_EXPORTER_OTLP_ENDPOINT, and
-    TELEMETRY_PROVIDERS (custom providers' import paths); see the README.
+    TELEMETRY_PROVIDERS (custom providers' import paths); see the README. A deletion
+    request (sent by a tool's `telemetry disable`) deletes what the collector holds of that
+    install, and is passed on to each of those providers that has an eraser.
 
     Tokens come from the environment or files, never the command line (where `ps` shows
     them): write tokens from CLI_TELEMETRY_COLLECTOR_TOKENS and --token-file, the read
@@ -148,6 +150,7 @@ def serve(
     from ..providers import from_environ
     from .access import Access
     from .app import create_app
+    from .erasure import erasers_of
     from .server import run
     from .storage import connect, default_url
     from .validation import Catalog, SchemaError
@@ -199,18 +202,16 @@ def serve(
         if catalog.tool in catalogs:
             raise click.BadParameter(f"two schemas for {catalog.tool}", param_hint="--schema")
         catalogs[catalog.tool] = catalog
-    backoff = os.environ.get("CLI_TELEMETRY_FORWARD_BACKOFF", "30")
-    try:
-        forward_backoff = float(backoff)
-    except ValueError:
-        raise click.UsageError(
-            f"CLI_TELEMETRY_FORWARD_BACKOFF={backoff!r} is not seconds"
-        ) from None
+    forward_backoff = seconds_variable("CLI_TELEMETRY_FORWARD_BACKOFF", "30")
     engine = connect(url or default_url())
     click.echo(f"collector: storing in {engine.url.render_as_string(hide_password=True)}", err=True)
     if providers:
         names = ", ".join(provider.name for provider in providers)
         click.echo(f"collector: forwarding to {names}", err=True)
+    erasers = erasers_of(providers)
+    if erasers:
+        names = ", ".join(eraser.name for eraser in erasers)
+        click.echo(f"collector: passing deletion requests on to {names}", err=True)
     for tool in catalogs:
         click.echo(f"collector: checking {tool}'s custom events against its schema", err=True)
     if secrets:
@@ -222,6 +223,7 @@ def serve(
     app = create_app(
         engine,
         providers=providers,
+        erasers=erasers,
         forward_backoff=forward_backoff,
         catalogs=catalogs,
         access=access,
@@ -232,6 +234,21 @@ def serve(
 
 TOKENS_VARIABLE = "CLI_TELEMETRY_COLLECTOR_TOKENS"
 READ_TOKEN_VARIABLE = "CLI_TELEMETRY_COLLECTOR_READ_TOKEN"  # noqa: S105 - a name
+
+
+def seconds_variable(name: str, default: str) -> float:
+    """A positive number of seconds from the environment variable ``name``."""
+    import math
+    import os
+
+    text = os.environ.get(name, default)
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise click.UsageError(f"{name}={text!r} is not seconds")
+    return seconds
 
 
 def read_lines(path: str, option: str) -> list[str]:
