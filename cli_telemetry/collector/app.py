@@ -56,6 +56,7 @@ from ..sinks.base import Eraser
 from . import storage
 from .access import Access
 from .body import MAX_BODY_BYTES, BodyError, read
+from .retention import EVERY
 from .server import REQUEST_TIMEOUT
 from .validation import Catalog, InvalidBatch, check_batch
 
@@ -179,6 +180,8 @@ def create_app(
     catalogs: dict[str, Catalog] | None = None,
     access: Access | None = None,
     request_timeout: float = REQUEST_TIMEOUT,
+    retain: float | None = None,
+    prune_every: float = EVERY,
 ) -> Starlette:
     """The app over ``engine``. ``access`` says who may write and read and which Host
     names it answers (`Access`); ``tokens`` (tool -> write token) is a shorthand for
@@ -186,7 +189,9 @@ def create_app(
     `forward`), and each deletion request it gets is passed on to each of ``erasers`` (see
     `erasure`; the app closes them when it stops). A tool with a catalog in ``catalogs``
     (``--schema``) has its custom events checked against it. A body must arrive within
-    ``request_timeout`` seconds of its request's head (408 otherwise)."""
+    ``request_timeout`` seconds of its request's head (408 otherwise). With ``retain``,
+    events older than that many seconds are pruned at start and every ``prune_every``
+    seconds (see `retention`); without, they are kept."""
     access = access or Access.build(tokens)
     writer = Writer(
         engine, [provider.name for provider in providers], [eraser.name for eraser in erasers]
@@ -197,6 +202,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         from .erasure import ErasureForwarder, waiting
         from .forward import Forwarder
+        from .retention import Pruner
 
         task = asyncio.create_task(writer.run())
         erasing = {eraser.name for eraser in erasers}
@@ -210,11 +216,13 @@ def create_app(
         for name, owed in sorted((await run_in_threadpool(waiting, engine)).items()):
             if name not in erasing:
                 log.warning("%d deletion requests wait for %s, which has no eraser", owed, name)
-        workers: list[Forwarder | ErasureForwarder] = []
+        workers: list[Forwarder | ErasureForwarder | Pruner] = []
         if providers:
             workers.append(Forwarder(engine, providers, backoff_base=forward_backoff))
         if erasers:
             workers.append(ErasureForwarder(engine, erasers, backoff_base=forward_backoff))
+        if retain is not None:
+            workers.append(Pruner(engine, retain, every=prune_every))
         for worker in workers:
             worker.start()
         try:

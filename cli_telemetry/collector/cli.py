@@ -118,6 +118,15 @@ def collector() -> None:
     help="A tool's JSON Schema (`click-telemetry schema MODULE:ATTR --format json`): its"
     " custom events must be declared there and match it (repeatable, one per tool).",
 )
+@click.option(
+    "--retain",
+    default="400d",
+    show_default=True,
+    metavar="AGE",
+    help="Delete events older than AGE (Nd or Nh) when starting and then every hour, or"
+    " 'never'. 400 days, about 13 months, is enough to compare a month with the same month"
+    " a year before.",
+)
 def serve(
     url: str | None,
     host: str,
@@ -130,6 +139,7 @@ def serve(
     request_timeout: float,
     argv_tokens: tuple[str, ...],
     schemas: tuple[str, ...],
+    retain: str,
 ) -> None:
     """Accept events on POST /v1/events and store them.
 
@@ -148,6 +158,7 @@ def serve(
 
     from ..errors import ConfigurationError
     from ..providers import from_environ
+    from . import retention
     from .access import Access
     from .app import create_app
     from .erasure import erasers_of
@@ -202,7 +213,12 @@ def serve(
         if catalog.tool in catalogs:
             raise click.BadParameter(f"two schemas for {catalog.tool}", param_hint="--schema")
         catalogs[catalog.tool] = catalog
+    try:
+        keep = retention.parse(retain)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--retain") from None
     forward_backoff = seconds_variable("CLI_TELEMETRY_FORWARD_BACKOFF", "30")
+    prune_every = seconds_variable("CLI_TELEMETRY_PRUNE_EVERY", str(retention.EVERY))
     engine = connect(url or default_url())
     click.echo(f"collector: storing in {engine.url.render_as_string(hide_password=True)}", err=True)
     if providers:
@@ -212,6 +228,8 @@ def serve(
     if erasers:
         names = ", ".join(eraser.name for eraser in erasers)
         click.echo(f"collector: passing deletion requests on to {names}", err=True)
+    kept = f"events older than {retain}" if keep is not None else "no events (--retain never)"
+    click.echo(f"collector: pruning {kept}", err=True)
     for tool in catalogs:
         click.echo(f"collector: checking {tool}'s custom events against its schema", err=True)
     if secrets:
@@ -228,6 +246,8 @@ def serve(
         catalogs=catalogs,
         access=access,
         request_timeout=request_timeout,
+        retain=keep,
+        prune_every=prune_every,
     )
     run(app, host, port, limit_concurrency=limit_concurrency, request_timeout=request_timeout)
 
@@ -276,8 +296,10 @@ def parse_token(entry: str, where: str) -> tuple[str, str]:
 @click.option("--db", "url", help="SQLAlchemy URL; default: a SQLite file in your data dir.")
 @click.option("--older-than", "age", default="90d", show_default=True, help="e.g. 90d, 12h.")
 def prune(url: str | None, age: str) -> None:
-    """Delete events older than an age (retention)."""
-    from . import storage
+    """Delete events older than an age, now (`collector serve --retain` does it every
+    hour). It deletes in chunks, so a collector on the same database goes on storing
+    meanwhile; on PostgreSQL it waits for a prune that another process is running."""
+    from . import retention, storage
     from .report import iso_ago, parse_age
 
     try:
@@ -285,7 +307,7 @@ def prune(url: str | None, age: str) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--older-than") from None
     engine = storage.connect(url or storage.default_url())
-    deleted = storage.prune(engine, iso_ago(seconds))
+    deleted = retention.prune(engine, iso_ago(seconds))
     click.echo(f"deleted {deleted} event(s) older than {age}")
 
 

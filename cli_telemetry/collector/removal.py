@@ -1,8 +1,9 @@
 """Deleting stored events, and everything the collector derived from them.
 
-A deletion request forgets every event of an install (`forget`) through `remove`, in the
-caller's transaction, so that what leaves the events table leaves the rest with it: the
-rollups lose exactly the deleted events (`rollups.subtract`, from the rows the DELETE
+Two things delete events: a deletion request forgets every event of an install (`forget`),
+and retention prunes those older than its limit (`retention`). Both go through `remove`,
+in the caller's transaction, so that what leaves the events table leaves the rest with
+it: the rollups lose exactly the deleted events (`rollups.subtract`, from the rows the DELETE
 returned: an event stored meanwhile by another transaction is neither deleted nor
 subtracted), and nothing more is owed to a provider for them (their ``outbox`` rows go).
 """

@@ -11,8 +11,8 @@ consistency test holds them equal:
   report and for the day ``prune`` cuts through;
 - `of_tables`: read back from the rollup tables, for whole days.
 
-Events leave by `subtract`: a deletion request forgets an install's events (`removal`),
-and the rollup of exactly the events deleted (`of_stored`,
+Events leave by `subtract`: a deletion request forgets an install's events, retention
+prunes old ones (`removal`), and the rollup of exactly the events deleted (`of_stored`,
 from the rows the DELETE returned) is taken off the tables in the same transaction. A row
 that reaches zero goes, so the tables hold what adding the remaining events would.
 

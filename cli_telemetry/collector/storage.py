@@ -11,7 +11,8 @@ a batch is stored whole or not at all, rollups included, and a resent event is n
 counted twice.
 
 A batch's deletion requests are applied in that transaction too, after its events
-(`forget`).
+(`forget`); retention deletes old events in chunks of transactions of their own
+(`retention`).
 """
 
 from __future__ import annotations
@@ -26,19 +27,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..events import DELETION_EVENT
-from . import forward, rollups
+from . import forward, retention, rollups
 from .forget import forget
-from .tables import (
-    COLUMNS,
-    create,
-    daily_flags,
-    daily_installs,
-    daily_usage,
-    events,
-    insert_rows,
-    metadata,
-    outbox,
-)
+from .tables import COLUMNS, create, events, insert_rows, metadata
 
 __all__ = ["connect", "count", "default_url", "metadata", "prune", "store"]
 
@@ -180,21 +171,9 @@ def store(
 
 
 def prune(engine: Engine, before: str) -> int:
-    """Delete events whose timestamp is before ``before`` (ISO 8601 UTC); returns how many.
-
-    Rollups of the days before go too; the day ``before`` falls in is counted again from the
-    events it keeps, so the rollups always agree with the events."""
-    day = before[:10]
-    with engine.begin() as connection:
-        deleted = connection.execute(sa.delete(events).where(events.c.timestamp < before))
-        for table in (daily_usage, daily_flags, daily_installs):
-            connection.execute(sa.delete(table).where(table.c.day <= day))
-        rollups.add(connection, rollups.of_rows(connection, since=day, until=rollups.next_day(day)))
-        # Nothing is owed to a provider of an event that is gone (whether or not that
-        # provider is still configured: rows of one that was removed wait until here).
-        stored = sa.select(events.c.event_id).where(events.c.event_id == outbox.c.event_id)
-        connection.execute(sa.delete(outbox).where(~stored.exists()))
-        return int(deleted.rowcount)
+    """Delete events whose timestamp is before ``before`` (ISO 8601 UTC), with their rollups
+    and outbox rows, in chunks (`retention.prune`); returns how many."""
+    return retention.prune(engine, before) or 0  # None only when told not to wait
 
 
 def count(engine: Engine) -> int:

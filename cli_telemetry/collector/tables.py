@@ -1,7 +1,7 @@
 """The collector's database schema: every table, in one metadata, and bulk inserts.
 
-Storing (`storage`), the rollups (`rollups`), forwarding (`forward`) and forgetting
-(`forget`, `erasure`) all read and write these tables; keeping their
+Storing (`storage`), the rollups (`rollups`), forwarding (`forward`), forgetting (`forget`,
+`erasure`) and retention (`retention`) all read and write these tables; keeping their
 definitions here lets each of those modules import the schema without importing the
 others.
 """
