@@ -284,12 +284,14 @@ def subtract(connection: Connection, rollup: Rollup) -> None:
             [{k: v for k, v in row.items() if k != "n"} for row in rows],
         )
     if rollup.installs:
+        # The day as text, not a range of timestamps: with a range, SQLite's planner reads
+        # the whole day through events_tool_timestamp for each install (a prune chunk took
+        # seconds) instead of the install's few events through events_tool_install.
         left = sa.select(events.c.event_id).where(
             events.c.tool == sa.bindparam("k_tool"),
             events.c.install_id == sa.bindparam("k_install"),
             events.c.event == COMMAND_EVENT,
-            events.c.timestamp >= sa.bindparam("k_day"),
-            events.c.timestamp < sa.bindparam("k_next"),
+            sa.func.substr(events.c.timestamp, 1, 10) == sa.bindparam("k_day"),
         )
         connection.execute(
             sa.delete(installs).where(
@@ -299,7 +301,7 @@ def subtract(connection: Connection, rollup: Rollup) -> None:
                 ~left.exists(),
             ),
             [
-                {"k_tool": tool, "k_day": day, "k_install": install, "k_next": next_day(day)}
+                {"k_tool": tool, "k_day": day, "k_install": install}
                 for tool, day, install in sorted(rollup.installs)
             ],
         )
