@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import poll
 from loopback import Endpoint
-from test_collector_e2e import Collector, answer, custom, event, fresh_postgres
+from test_collector_e2e import Collector, answer, cli, custom, event, fresh_postgres
 
 from cli_telemetry.collector import erasure, forward, report, storage, tables
 from cli_telemetry.sinks import Delivery
@@ -199,6 +199,10 @@ def test_a_batch_holding_events_and_their_deletion_leaves_nothing_of_the_install
             assert figures == report.build(engine, since=SINCE, rollups=False)
         finally:
             engine.dispose()
+        text = cli("report", "--db", db_url, "--since", "3650d")
+        assert text.returncode == 0, text.stderr
+        assert "installs 1, " in text.stdout and "deletion requests 1" in text.stdout
+        assert "Deletion requests\n  tool  requests\n  acme         1" in text.stdout
         # A bad deletion request is refused alone, by its field, and forgets nothing.
         status, body = server.send([deletion(kept, command="acme deploy"), event()])
         assert (status, body["accepted"], body["rejected"][0]["field"]) == (200, 1, "command")

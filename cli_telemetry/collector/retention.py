@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from .removal import remove
+from .report import MAX_AGE_DAYS, iso_ago
 from .tables import SCHEMA_LOCK, deletions, events
 
 log = logging.getLogger("cli_telemetry.collector")
@@ -52,7 +53,6 @@ tries for the lock (100 ms), so a waiting writer gets one in."""
 EVERY: Final = 3600.0
 PRUNE_LOCK: Final = SCHEMA_LOCK + 1
 """The PostgreSQL advisory lock a prune holds (next to `tables.SCHEMA_LOCK`)."""
-MAX_DAYS: Final = 36500
 
 
 def parse(text: str) -> float | None:
@@ -63,17 +63,13 @@ def parse(text: str) -> float | None:
         return None
     match = re.fullmatch(r"([0-9]{1,6})([dh])", text)
     seconds = int(match.group(1)) * (86400 if match.group(2) == "d" else 3600) if match else 0
-    if not 0 < seconds <= MAX_DAYS * 86400:
+    if not 0 < seconds <= MAX_AGE_DAYS * 86400:
         shown = text if len(text) <= 40 else text[:40] + "..."
         raise ValueError(
             f"{shown!r} is not a retention such as 400d or 48h (at least 1h, at most"
-            f" {MAX_DAYS} days), nor 'never'"
+            f" {MAX_AGE_DAYS} days), nor 'never'"
         )
     return seconds
-
-
-def iso_ago(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - seconds))
 
 
 @contextlib.contextmanager
