@@ -112,15 +112,6 @@ def test_forget_reads_the_answer_as_send_does() -> None:
         endpoint.close()
 
 
-COLLECTOR_SIDE = pytest.mark.xfail(
-    strict=True,
-    reason="the collector stores no deletion request on this branch (its events table wants"
-    " the usage fields); the collector side of issue 11 (branch forget) takes them: then"
-    " this passes, and the marker goes",
-)
-
-
-@COLLECTOR_SIDE
 def test_the_collector_takes_deletion_requests_as_it_takes_events(collector: Collector) -> None:
     sink = HttpSink(collector.url + "/v1/events")
     try:
@@ -131,7 +122,6 @@ def test_the_collector_takes_deletion_requests_as_it_takes_events(collector: Col
         sink.close()
 
 
-@COLLECTOR_SIDE
 def test_the_collector_refuses_a_malformed_request_alone(collector: Collector) -> None:
     """A request carrying usage data is not a deletion request: the collector names it,
     and its neighbour is taken."""
