@@ -304,9 +304,10 @@ def erasers_from_environ(environ: Mapping[str, str]) -> tuple[list[Eraser], list
     itself; ``MIXPANEL_HOST``, ``AMPLITUDE_HOST``: their data residency) or set with
     ``POSTHOG_DELETION_HOST``, ``MIXPANEL_DELETION_HOST``, ``AMPLITUDE_DELETION_HOST``.
     Segment and RudderStack delete by ``userId`` only, and our events carry an
-    ``anonymousId``: no eraser, a note. A webhook is passed deletion requests instead
-    (`cli_telemetry.sinks.base.Forgetting`); OTLP and custom providers have no deletion
-    API here. Notes name variables, never their values.
+    ``anonymousId``: no eraser, a note. A tool's own webhook sink is passed deletion
+    requests (`cli_telemetry.sinks.base.Forgetting`), but the collector passes none on to
+    one; OTLP and custom providers have no deletion API here. Notes name variables, never
+    their values.
     """
 
     def get(name: str) -> str | None:
@@ -342,8 +343,8 @@ _NO_ERASER: Final = {
     " (its regulations), and our events carry only an anonymousId",
     "cli_telemetry.sinks.rudderstack:RudderStackSink": "no eraser: RudderStack deletes by"
     " userId only (its User Suppression API), and our events carry only an anonymousId",
-    "cli_telemetry.sinks.webhook:WebhookSink": "no eraser: deletion requests are passed on"
-    " to the webhook as records of their own",
+    "cli_telemetry.sinks.webhook:WebhookSink": "no eraser: the collector passes no deletion"
+    " request on to a webhook (a tool's own webhook sink is sent them)",
     "cli_telemetry.sinks.otlp:OtlpSink": "no eraser: OTLP has no deletion API; delete at the"
     " backend that stores the logs",
 }

@@ -176,6 +176,7 @@ def test_a_deletion_request_forgets_the_install_in_the_collector_and_at_the_prov
         provider.close()
         webhook.close()
     assert stderr.count("deletion requests are not forwarded to webhook") == 1, stderr
+    assert "the collector passes no deletion request on to a webhook" in stderr
     assert "forwarded to loopbackprovider" not in stderr
     assert gone not in stderr
 

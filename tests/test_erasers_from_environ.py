@@ -64,8 +64,8 @@ def test_without_their_secrets_no_provider_has_an_eraser_and_each_says_why() -> 
         "amplitude: no eraser until AMPLITUDE_SECRET_KEY is set",
         "rudderstack: no eraser: RudderStack deletes by userId only (its User Suppression"
         " API), and our events carry only an anonymousId",
-        "webhook: no eraser: deletion requests are passed on to the webhook as records of"
-        " their own",
+        "webhook: no eraser: the collector passes no deletion request on to a webhook (a"
+        " tool's own webhook sink is sent them)",
         "otlp: no eraser: OTLP has no deletion API; delete at the backend that stores the logs",
         "myprovider: no eraser: cli-telemetry knows no deletion API for a custom provider",
     ]
