@@ -82,8 +82,10 @@ def well_formed(event: dict[str, Any]) -> bool:
 
 def run(options: UploaderOptions, sinks: Sequence[Sink], *, deadline: float) -> str:
     """One uploader run; returns why it stopped: "busy", "disabled", "empty", "deadline",
-    "retry" (a sink is backing off: what it lacks waits in the spool) or "untrusted" (the
-    directories changed hands since the command looked, see `_paths.untrusted`)."""
+    "forgotten" (the last deletion request of a ``disable`` reached every sink, and nothing
+    of ours is left), "retry" (a sink is backing off: what it lacks waits in the spool) or
+    "untrusted" (the directories changed hands since the command looked, see
+    `_paths.untrusted`)."""
 
     paths = _paths.resolve(options["tool"])
     if paths.testing:
@@ -109,16 +111,35 @@ def run(options: UploaderOptions, sinks: Sequence[Sink], *, deadline: float) -> 
         lock.acquire()
     except Timeout:
         return "busy"
+    result = "crashed"
     try:
         _paths.write_private(paths.uploader_pid, str(os.getpid()))
         # upload.json is read again under the lock: a run that ended meanwhile rewrote it.
-        return _Run(options, sinks, paths, deadline).run()
+        result = _Run(options, sinks, paths, deadline).run()
+        return result
     finally:
         try:
             os.unlink(paths.uploader_pid)  # a stale pid must never be signalled
         except OSError:
             pass
+        if result == "forgotten":
+            _leave_nothing(paths)
         lock.release()
+
+
+def _leave_nothing(paths: _paths.Paths) -> None:
+    """After the last deletion request of a ``disable`` has reached every sink (and nothing
+    was enabled since): delete what the runs that sent it left, as ``disable`` deleted the
+    rest, so that no file of ours stays behind. Holding the lock: no other run is here."""
+    for path in (paths.upload_state, paths.uploader_stamp, paths.uploader_lock):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    try:
+        os.rmdir(paths.state_dir)  # only if empty: a file someone else put there stays
+    except OSError:
+        pass
 
 
 class _Run:
@@ -145,6 +166,10 @@ class _Run:
         _paths.remove_stale_temporaries(self.paths.state_dir, time.time())
         if os.path.exists(self.paths.deletion_file):
             self._forget()  # first, and whatever the consent: see `cli_telemetry.deletion`
+            if not os.path.exists(self.paths.deletion_file) and not os.path.isdir(
+                self.paths.spool_dir
+            ):
+                return "forgotten"  # every sink has it, and telemetry is still off
         self.spool.release_all_claims()  # whoever claimed them is dead: we hold the lock
         idle_since = time.monotonic()
         freed = False

@@ -134,10 +134,10 @@ def test_the_uploader_sends_it_though_telemetry_is_off_then_deletes_it(
     monkeypatch.setenv("DO_NOT_TRACK", "1")  # it carries no usage data: nothing stops it
     leave(paths)
     collector, webhook = MemorySink("collector"), MemorySink("webhook")
-    assert run([collector, webhook]) == "disabled"  # and nothing else is sent
+    assert run([collector, webhook]) == "forgotten"  # and nothing else is sent
     assert [r["install_id"] for r in collector.deletions] == [INSTALL_ID]
     assert collector.deletions == webhook.deletions and collector.events == []
-    assert not os.path.exists(paths.deletion_file)
+    assert not os.path.exists(paths.state_dir)  # as disable left it: nothing of ours
 
 
 def test_a_sink_that_cannot_forget_is_done_with_it_at_once(paths: _paths.Paths) -> None:
@@ -171,7 +171,7 @@ def test_a_sink_that_fails_gets_it_again_after_its_backoff_and_the_others_once(
     run([collector, webhook])
     assert [r["install_id"] for r in collector.deletions] == [INSTALL_ID]
     assert len(webhook.deletions) == 1
-    assert not os.path.exists(paths.deletion_file)
+    assert not os.path.exists(paths.state_dir)
 
 
 def test_a_refusal_for_good_ends_it_for_that_sink(paths: _paths.Paths) -> None:
@@ -231,9 +231,11 @@ def test_nothing_is_sent_from_a_tests_directory(
 
 def test_the_events_of_the_deleted_id_never_follow_it(paths: _paths.Paths) -> None:
     """``disable`` purged the spool before leaving the request; should an event of the old
-    id still be there (a spool restored from a backup), telemetry is off: it is not sent."""
+    id still be there (a spool restored from a backup), telemetry is off: it is not sent,
+    and the spool is not the uploader's to delete."""
     record(paths, 3)
     leave(paths)
     sink = MemorySink("collector")
     assert run([sink]) == "disabled"
     assert sink.events == [] and len(sink.deletions) == 1
+    assert os.path.isdir(paths.spool_dir) and not os.path.exists(paths.deletion_file)
