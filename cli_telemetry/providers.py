@@ -129,27 +129,54 @@ def PostHog(
 
 
 def Segment(
-    write_key: str, *, host: str = "https://api.segment.io", name: str = "segment"
+    write_key: str,
+    *,
+    host: str = "https://api.segment.io",
+    user_id: str | None = None,
+    name: str = "segment",
 ) -> Provider:
     """Segment's ``POST /v1/batch`` with the write key as basic auth user. ``host``:
-    ``https://events.eu1.segmentapis.com`` for the EU workspace region."""
+    ``https://events.eu1.segmentapis.com`` for the EU workspace region. ``user_id="install"``
+    also sends the install id as ``userId``, so that Segment's regulations, which delete by
+    ``userId`` only, can delete it; destinations then treat each install as a known user
+    (`cli_telemetry.sinks.segment`). Without it, events are anonymous and Segment cannot
+    be asked to delete them."""
     return Provider(
         "cli_telemetry.sinks.segment:SegmentSink",
         name=name,
         write_key=_required(write_key, "Segment write_key"),
         host=_url(host, "Segment host"),
+        **_user_id(user_id, "Segment"),
     )
 
 
-def RudderStack(write_key: str, data_plane_url: str, *, name: str = "rudderstack") -> Provider:
+def RudderStack(
+    write_key: str,
+    data_plane_url: str,
+    *,
+    user_id: str | None = None,
+    name: str = "rudderstack",
+) -> Provider:
     """RudderStack's ``POST /v1/batch`` on your data plane, gzip, basic auth with the
-    write key."""
+    write key. ``user_id="install"``: as for `Segment`, for RudderStack's User Suppression
+    API, which names users by ``userId`` only."""
     return Provider(
         "cli_telemetry.sinks.rudderstack:RudderStackSink",
         name=name,
         write_key=_required(write_key, "RudderStack write_key"),
         data_plane_url=_url(data_plane_url, "RudderStack data_plane_url"),
+        **_user_id(user_id, "RudderStack"),
     )
+
+
+def _user_id(value: object, provider: str) -> dict[str, Option]:
+    """The sink's ``user_id`` option: absent by default, so that an anonymous provider's
+    description (and what a tool's uploader is given) is what it was before the opt-in."""
+    if value is None:
+        return {}
+    if value != "install":
+        raise ConfigurationError(f"{provider} user_id must be 'install' or None, not {value!r}")
+    return {"user_id": "install"}
 
 
 def Mixpanel(
@@ -231,9 +258,10 @@ def from_environ(environ: Mapping[str, str]) -> list[Provider]:
     release of the tool.
 
     ``POSTHOG_API_KEY`` [``POSTHOG_HOST``, ``POSTHOG_API``], ``SEGMENT_WRITE_KEY``
-    [``SEGMENT_HOST``], ``MIXPANEL_TOKEN`` [``MIXPANEL_HOST``, ``MIXPANEL_SERVICE_ACCOUNT``
-    and ``MIXPANEL_PROJECT_ID``], ``AMPLITUDE_API_KEY`` [``AMPLITUDE_HOST``,
-    ``AMPLITUDE_API``], ``RUDDERSTACK_WRITE_KEY`` and ``RUDDERSTACK_DATA_PLANE_URL``,
+    [``SEGMENT_HOST``, ``SEGMENT_USER_ID=install``], ``MIXPANEL_TOKEN`` [``MIXPANEL_HOST``,
+    ``MIXPANEL_SERVICE_ACCOUNT`` and ``MIXPANEL_PROJECT_ID``], ``AMPLITUDE_API_KEY``
+    [``AMPLITUDE_HOST``, ``AMPLITUDE_API``], ``RUDDERSTACK_WRITE_KEY`` and
+    ``RUDDERSTACK_DATA_PLANE_URL`` [``RUDDERSTACK_USER_ID=install``],
     ``TELEMETRY_WEBHOOK_URL`` [``TELEMETRY_WEBHOOK_SECRET``],
     ``OTEL_EXPORTER_OTLP_ENDPOINT`` [``OTEL_EXPORTER_OTLP_HEADERS``], and
     ``TELEMETRY_PROVIDERS``: custom providers' import paths, comma-separated. An empty
@@ -254,7 +282,8 @@ def from_environ(environ: Mapping[str, str]) -> list[Provider]:
             )
         )
     if key := get("SEGMENT_WRITE_KEY"):
-        found.append(Segment(key, host=get("SEGMENT_HOST") or "https://api.segment.io"))
+        host = get("SEGMENT_HOST") or "https://api.segment.io"
+        found.append(Segment(key, host=host, user_id=get("SEGMENT_USER_ID")))
     if token := get("MIXPANEL_TOKEN"):
         found.append(
             Mixpanel(
@@ -278,7 +307,7 @@ def from_environ(environ: Mapping[str, str]) -> list[Provider]:
             raise ConfigurationError(
                 "RudderStack needs both RUDDERSTACK_WRITE_KEY and RUDDERSTACK_DATA_PLANE_URL"
             )
-        found.append(RudderStack(rudder_key, data_plane))
+        found.append(RudderStack(rudder_key, data_plane, user_id=get("RUDDERSTACK_USER_ID")))
     if url := get("TELEMETRY_WEBHOOK_URL"):
         found.append(Webhook(url, secret=get("TELEMETRY_WEBHOOK_SECRET")))
     if endpoint := get("OTEL_EXPORTER_OTLP_ENDPOINT"):
