@@ -328,14 +328,21 @@ def erasers_from_environ(environ: Mapping[str, str]) -> tuple[list[Eraser], list
 
     ``POSTHOG_PERSONAL_API_KEY`` (scope ``person:write``) and ``POSTHOG_PROJECT_ID``;
     ``MIXPANEL_GDPR_TOKEN`` (Mixpanel's GDPR API takes no service account);
-    ``AMPLITUDE_SECRET_KEY``. Each eraser calls its provider's API host, found from the
-    sink's host (``POSTHOG_HOST``: PostHog Cloud's region, or the self-hosted instance
-    itself; ``MIXPANEL_HOST``, ``AMPLITUDE_HOST``: their data residency) or set with
-    ``POSTHOG_DELETION_HOST``, ``MIXPANEL_DELETION_HOST``, ``AMPLITUDE_DELETION_HOST``.
-    Segment and RudderStack delete by ``userId`` only, and our events carry an
-    ``anonymousId``: no eraser, a note. A tool's own webhook sink is passed deletion
-    requests (`cli_telemetry.sinks.base.Forgetting`), but the collector passes none on to
-    one; OTLP and custom providers have no deletion API here. Notes name variables, never
+    ``AMPLITUDE_SECRET_KEY``; ``SEGMENT_PUBLIC_API_TOKEN`` (a Public API token of the
+    workspace); ``RUDDERSTACK_ACCESS_TOKEN`` (a service or personal access token) and
+    ``RUDDERSTACK_DELETION_DESTINATIONS`` (the ids of the destinations to delete from,
+    comma-separated). Each eraser calls its provider's API host, found from the sink's
+    host (``POSTHOG_HOST``: PostHog Cloud's region, or the self-hosted instance itself;
+    ``MIXPANEL_HOST``, ``AMPLITUDE_HOST``, ``SEGMENT_HOST``: their data residency;
+    RudderStack's US host whatever the data plane) or set with ``POSTHOG_DELETION_HOST``,
+    ``MIXPANEL_DELETION_HOST``, ``AMPLITUDE_DELETION_HOST``, ``SEGMENT_DELETION_HOST``,
+    ``RUDDERSTACK_DELETION_HOST`` (``https://api.eu.rudderstack.com`` for the EU).
+    Segment and RudderStack delete by ``userId`` only: their erasers exist only with the
+    opt-in that makes the install id the ``userId`` (``SEGMENT_USER_ID=install``,
+    ``RUDDERSTACK_USER_ID=install``), and without it the note names that variable. A
+    tool's own webhook sink is passed deletion requests
+    (`cli_telemetry.sinks.base.Forgetting`), but the collector passes none on to one; OTLP
+    and custom providers have no deletion API here. Notes name variables, never
     their values.
     """
 
@@ -363,15 +370,17 @@ _ERASER_ONLY: Final = (
     ("POSTHOG_PERSONAL_API_KEY", "cli_telemetry.sinks.posthog:PostHogSink", "POSTHOG_API_KEY"),
     ("MIXPANEL_GDPR_TOKEN", "cli_telemetry.sinks.mixpanel:MixpanelSink", "MIXPANEL_TOKEN"),
     ("AMPLITUDE_SECRET_KEY", "cli_telemetry.sinks.amplitude:AmplitudeSink", "AMPLITUDE_API_KEY"),
+    ("SEGMENT_PUBLIC_API_TOKEN", "cli_telemetry.sinks.segment:SegmentSink", "SEGMENT_WRITE_KEY"),
+    (
+        "RUDDERSTACK_ACCESS_TOKEN",
+        "cli_telemetry.sinks.rudderstack:RudderStackSink",
+        "RUDDERSTACK_WRITE_KEY",
+    ),
 )
 """An eraser's secret, its provider, and the variable that configures that provider: an
 eraser exists only beside its provider's sink (its name is the sink's)."""
 
 _NO_ERASER: Final = {
-    "cli_telemetry.sinks.segment:SegmentSink": "no eraser: Segment deletes by userId only"
-    " (its regulations), and our events carry only an anonymousId",
-    "cli_telemetry.sinks.rudderstack:RudderStackSink": "no eraser: RudderStack deletes by"
-    " userId only (its User Suppression API), and our events carry only an anonymousId",
     "cli_telemetry.sinks.webhook:WebhookSink": "no eraser: the collector passes no deletion"
     " request on to a webhook (a tool's own webhook sink is sent them)",
     "cli_telemetry.sinks.otlp:OtlpSink": "no eraser: OTLP has no deletion API; delete at the"
@@ -426,10 +435,49 @@ def _amplitude_eraser(provider: Provider, get: Getter) -> Eraser | str:
     return AmplitudeEraser(name=provider.name, api_key=api_key, secret_key=secret, host=host)
 
 
+def _segment_eraser(provider: Provider, get: Getter) -> Eraser | str:
+    from .erasers.segment import SegmentEraser, api_host
+
+    if provider.options.get("user_id") != "install":
+        return (
+            "no eraser until SEGMENT_USER_ID=install: Segment deletes by userId only, and"
+            " without it our events carry only an anonymousId"
+        )
+    token = get("SEGMENT_PUBLIC_API_TOKEN")
+    if not token:
+        return "no eraser until SEGMENT_PUBLIC_API_TOKEN is set"
+    host = _deletion_host(get, "SEGMENT_DELETION_HOST") or api_host(str(provider.options["host"]))
+    if host is None:
+        return "no eraser until SEGMENT_DELETION_HOST is set (SEGMENT_HOST is not Segment's)"
+    return SegmentEraser(name=provider.name, public_api_token=token, host=host)
+
+
+def _rudderstack_eraser(provider: Provider, get: Getter) -> Eraser | str:
+    from .erasers.rudderstack import RudderStackEraser
+
+    if provider.options.get("user_id") != "install":
+        return (
+            "no eraser until RUDDERSTACK_USER_ID=install: RudderStack deletes by userId only,"
+            " and without it our events carry only an anonymousId"
+        )
+    token = get("RUDDERSTACK_ACCESS_TOKEN")
+    destinations = [d.strip() for d in (get("RUDDERSTACK_DELETION_DESTINATIONS") or "").split(",")]
+    destinations = [d for d in destinations if d]
+    if not token or not destinations:
+        missing = "RUDDERSTACK_DELETION_DESTINATIONS" if token else "RUDDERSTACK_ACCESS_TOKEN"
+        return f"no eraser until {missing} is set"
+    host = _deletion_host(get, "RUDDERSTACK_DELETION_HOST") or "https://api.rudderstack.com"
+    return RudderStackEraser(
+        name=provider.name, access_token=token, destination_ids=destinations, host=host
+    )
+
+
 _ERASERS: Final[dict[str, Callable[[Provider, Getter], Eraser | str]]] = {
     "cli_telemetry.sinks.posthog:PostHogSink": _posthog_eraser,
+    "cli_telemetry.sinks.segment:SegmentSink": _segment_eraser,
     "cli_telemetry.sinks.mixpanel:MixpanelSink": _mixpanel_eraser,
     "cli_telemetry.sinks.amplitude:AmplitudeSink": _amplitude_eraser,
+    "cli_telemetry.sinks.rudderstack:RudderStackSink": _rudderstack_eraser,
 }
 
 
