@@ -16,12 +16,13 @@ Mapping (see `mapping`), in the Segment Spec's message model that RudderStack sh
 - unless the author opts in with ``user_id="install"``: then the install id is the
   ``userId`` as well, as the SDK sends a call made with both ``user_id=`` and
   ``anonymous_id=``. That is what makes the install deletable: Segment's regulations and
-  RudderStack's User Suppression API name users by ``userId`` only (`cli_telemetry.erasers.
-  segment`, `cli_telemetry.erasers.rudderstack`), and an event without one cannot be
-  deleted through them. The price is the Spec's meaning of ``userId``: destinations treat
-  the install as a known user (a CRM makes a contact or a person record of it, an email or
-  ads tool a profile). The id names no one, it is random and per tool, but those records
-  exist, and each counts where a destination bills per user; so the default stays anonymous;
+  RudderStack's User Suppression API name users by ``userId`` only (the erasers
+  `cli_telemetry.erasers.segment`, `cli_telemetry.erasers.rudderstack`), and an event
+  without one cannot be deleted through them. The price is the Spec's meaning of
+  ``userId``: destinations treat the install as a known user (a CRM makes a contact or a
+  person record of it, an email or ads tool a profile). The id names no one, it is random
+  and per tool, but those records exist, and each counts where a destination bills per
+  user; so the default stays anonymous;
 - ``messageId`` is the ``event_id``: Segment de-duplicates on it, so a retried batch is
   stored once;
 - ``timestamp`` is ours, with ``+00:00`` for ``Z`` and milliseconds, as the SDK writes it;
