@@ -6,14 +6,25 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from eraser_checks import INSTALL_ID, soon
 from fake_amplitude import API_KEY, SECRET_KEY, FakeAmplitude
 from fake_mixpanel import GDPR_TOKEN, TOKEN, FakeMixpanel
 from fake_posthog import PERSONAL_KEY, PROJECT_ID, TEST_KEY, FakePostHog
+from fake_regulations import (
+    ACCESS_TOKEN,
+    DESTINATIONS,
+    PUBLIC_API_TOKEN,
+    FakeRudderStackApi,
+    FakeSegmentPublicApi,
+)
 
 from cli_telemetry.erasers.amplitude import AmplitudeEraser
 from cli_telemetry.erasers.mixpanel import MixpanelEraser
 from cli_telemetry.erasers.posthog import PostHogEraser
+from cli_telemetry.erasers.rudderstack import RudderStackEraser
+from cli_telemetry.erasers.segment import SegmentEraser
+from cli_telemetry.errors import ConfigurationError
 from cli_telemetry.providers import erasers_from_environ
 from cli_telemetry.sinks.base import Delivery, Eraser
 
@@ -36,7 +47,11 @@ SECRETS = {
     "POSTHOG_PROJECT_ID": "77",
     "MIXPANEL_GDPR_TOKEN": "SECRET_GDPR_TOKEN",
     "AMPLITUDE_SECRET_KEY": "SECRET_AMPLITUDE_KEY",
+    "SEGMENT_PUBLIC_API_TOKEN": "SECRET_SEGMENT_TOKEN",
+    "RUDDERSTACK_ACCESS_TOKEN": "SECRET_RUDDER_TOKEN",
+    "RUDDERSTACK_DELETION_DESTINATIONS": "dest1, dest2",
 }
+OPTED_IN = {"SEGMENT_USER_ID": "install", "RUDDERSTACK_USER_ID": "install"}
 
 
 def by_name(erasers: list[Eraser]) -> dict[str, Any]:
@@ -58,12 +73,12 @@ def test_without_their_secrets_no_provider_has_an_eraser_and_each_says_why() -> 
     assert erasers == []
     assert notes == [
         "posthog: no eraser until POSTHOG_PERSONAL_API_KEY is set",
-        "segment: no eraser: Segment deletes by userId only (its regulations), and our"
-        " events carry only an anonymousId",
+        "segment: no eraser until SEGMENT_USER_ID=install: Segment deletes by userId only,"
+        " and without it our events carry only an anonymousId",
         "mixpanel: no eraser until MIXPANEL_GDPR_TOKEN is set",
         "amplitude: no eraser until AMPLITUDE_SECRET_KEY is set",
-        "rudderstack: no eraser: RudderStack deletes by userId only (its User Suppression"
-        " API), and our events carry only an anonymousId",
+        "rudderstack: no eraser until RUDDERSTACK_USER_ID=install: RudderStack deletes by"
+        " userId only, and without it our events carry only an anonymousId",
         "webhook: no eraser: the collector passes no deletion request on to a webhook (a"
         " tool's own webhook sink is sent them)",
         "otlp: no eraser: OTLP has no deletion API; delete at the backend that stores the logs",
@@ -86,6 +101,66 @@ def test_with_their_secrets_posthog_mixpanel_and_amplitude_have_erasers() -> Non
     assert [note.split(":")[0] for note in notes] == [
         "segment", "rudderstack", "webhook", "otlp", "myprovider"
     ]  # fmt: skip
+
+
+def test_with_the_user_id_opt_in_and_their_secrets_segment_and_rudderstack_have_erasers() -> None:
+    erasers, notes = erasers_from_environ({**EVERY_PROVIDER, **SECRETS, **OPTED_IN})
+    found = by_name(closed(erasers))
+    assert set(found) == {"posthog", "segment", "mixpanel", "amplitude", "rudderstack"}
+    assert isinstance(found["segment"], SegmentEraser)
+    assert found["segment"].url == "https://api.segmentapis.com/regulations"
+    assert isinstance(found["rudderstack"], RudderStackEraser)
+    assert found["rudderstack"].url == "https://api.rudderstack.com/v2/regulations"
+    assert found["rudderstack"].destination_ids == ["dest1", "dest2"]
+    assert [note.split(":")[0] for note in notes] == ["webhook", "otlp", "myprovider"]
+
+
+def test_the_opt_in_without_the_secrets_names_them() -> None:
+    environ = {**EVERY_PROVIDER, **OPTED_IN, "RUDDERSTACK_ACCESS_TOKEN": "t"}
+    notes = erasers_from_environ(environ)[1]
+    assert notes[1] == "segment: no eraser until SEGMENT_PUBLIC_API_TOKEN is set"
+    assert notes[4] == "rudderstack: no eraser until RUDDERSTACK_DELETION_DESTINATIONS is set"
+    environ = {**EVERY_PROVIDER, **OPTED_IN, "RUDDERSTACK_DELETION_DESTINATIONS": "d"}
+    assert erasers_from_environ(environ)[1][4] == (
+        "rudderstack: no eraser until RUDDERSTACK_ACCESS_TOKEN is set"
+    )
+
+
+def test_a_secret_without_the_opt_in_makes_no_eraser() -> None:
+    """A token alone deletes nothing: without ``userId`` the regulation would name no
+    event of ours, so the note asks for the opt-in, not the token."""
+    erasers, notes = erasers_from_environ({**EVERY_PROVIDER, **SECRETS})
+    assert {eraser.name for eraser in closed(erasers)} == {"posthog", "mixpanel", "amplitude"}
+    assert [n for n in notes if n.startswith(("segment", "rudderstack"))] == [
+        "segment: no eraser until SEGMENT_USER_ID=install: Segment deletes by userId only,"
+        " and without it our events carry only an anonymousId",
+        "rudderstack: no eraser until RUDDERSTACK_USER_ID=install: RudderStack deletes by"
+        " userId only, and without it our events carry only an anonymousId",
+    ]
+
+
+def test_the_user_id_opt_in_takes_only_install() -> None:
+    with pytest.raises(ConfigurationError, match="user_id"):
+        erasers_from_environ({"SEGMENT_WRITE_KEY": "w", "SEGMENT_USER_ID": "email"})
+    with pytest.raises(ConfigurationError, match="user_id"):
+        erasers_from_environ({**EVERY_PROVIDER, "RUDDERSTACK_USER_ID": "yes"})
+
+
+def test_segment_is_asked_in_its_region_or_at_the_deletion_host() -> None:
+    eu = {"SEGMENT_WRITE_KEY": "w", "SEGMENT_HOST": "https://events.eu1.segmentapis.com",
+          "SEGMENT_PUBLIC_API_TOKEN": "t", **OPTED_IN}  # fmt: skip
+    [eraser] = closed(erasers_from_environ(eu)[0])
+    assert isinstance(eraser, SegmentEraser)
+    assert eraser.url == "https://eu1.api.segmentapis.com/regulations"
+    proxy = {**eu, "SEGMENT_HOST": "https://segment-proxy.example.com"}
+    assert erasers_from_environ(proxy) == (
+        [],
+        ["segment: no eraser until SEGMENT_DELETION_HOST is set (SEGMENT_HOST is not Segment's)"],
+    )
+    proxy["SEGMENT_DELETION_HOST"] = "https://eu1.api.segmentapis.com/"
+    [eraser] = closed(erasers_from_environ(proxy)[0])
+    assert isinstance(eraser, SegmentEraser)
+    assert eraser.url == "https://eu1.api.segmentapis.com/regulations"
 
 
 def test_each_missing_variable_is_named() -> None:
@@ -146,15 +221,18 @@ def test_a_secret_without_its_provider_is_noted() -> None:
         "POSTHOG_PERSONAL_API_KEY is set, but not POSTHOG_API_KEY: no eraser uses it",
         "MIXPANEL_GDPR_TOKEN is set, but not MIXPANEL_TOKEN: no eraser uses it",
         "AMPLITUDE_SECRET_KEY is set, but not AMPLITUDE_API_KEY: no eraser uses it",
+        "SEGMENT_PUBLIC_API_TOKEN is set, but not SEGMENT_WRITE_KEY: no eraser uses it",
+        "RUDDERSTACK_ACCESS_TOKEN is set, but not RUDDERSTACK_WRITE_KEY: no eraser uses it",
     ]
 
 
 def test_no_secret_in_a_note_or_an_erasers_repr() -> None:
-    for environ in ({**EVERY_PROVIDER, **SECRETS}, SECRETS, EVERY_PROVIDER):
+    every = {**EVERY_PROVIDER, **SECRETS, **OPTED_IN}
+    for environ in ({**EVERY_PROVIDER, **SECRETS}, SECRETS, EVERY_PROVIDER, every):
         erasers, notes = erasers_from_environ(environ)
         shown = notes + [repr(eraser) for eraser in closed(erasers)]
         for secret in (*SECRETS.values(), "phc_x", "mp_token", "amp_key"):
-            if secret == "77":  # the project id names no secret; it is in the URL
+            if secret in ("77", "dest1, dest2"):  # ids, no secrets: in the URL, the repr
                 continue
             assert not [text for text in shown if secret in text], secret
 
@@ -187,3 +265,31 @@ def test_the_erasers_from_the_environment_erase_at_the_providers() -> None:
         assert posthog.deletions[0]["distinct_ids"] == [INSTALL_ID]
         assert mixpanel.deletions[0]["distinct_ids"] == [INSTALL_ID]
         assert [r.path for r in amplitude.requests] == ["/api/2/usersearch"]
+
+
+def test_the_opted_in_erasers_from_the_environment_erase_at_the_providers() -> None:
+    """With the opt-in, the variables reach Segment's and RudderStack's erasers, and each
+    creates its regulation for the install at its fake API."""
+    with FakeSegmentPublicApi() as segment, FakeRudderStackApi() as rudderstack:
+        environ = {
+            "SEGMENT_WRITE_KEY": "w",
+            "SEGMENT_USER_ID": "install",
+            "SEGMENT_PUBLIC_API_TOKEN": PUBLIC_API_TOKEN,
+            "SEGMENT_DELETION_HOST": segment.url,
+            "RUDDERSTACK_WRITE_KEY": "r",
+            "RUDDERSTACK_DATA_PLANE_URL": "https://acme.dataplane.rudderstack.com",
+            "RUDDERSTACK_USER_ID": "install",
+            "RUDDERSTACK_ACCESS_TOKEN": ACCESS_TOKEN,
+            "RUDDERSTACK_DELETION_DESTINATIONS": DESTINATIONS[0],
+            "RUDDERSTACK_DELETION_HOST": rudderstack.url,
+        }
+        erasers, notes = erasers_from_environ(environ)
+        assert notes == []
+        try:
+            results = {eraser.name: eraser.erase([INSTALL_ID], soon()) for eraser in erasers}
+        finally:
+            closed(erasers)
+        assert results == {"segment": Delivery("delivered"), "rudderstack": Delivery("delivered")}
+        assert segment.regulations[0]["subjectIds"] == [INSTALL_ID]
+        assert rudderstack.regulations[0]["users"] == [{"userId": INSTALL_ID}]
+        assert rudderstack.regulations[0]["destinationIds"] == [DESTINATIONS[0]]
