@@ -6,6 +6,13 @@
    stored per second, for SQLite and, when CLI_TELEMETRY_TEST_POSTGRES is set (dev.py test
    and scripts/postgres.sh provide one), for PostgreSQL.
 2. Report: 1,000,000 events inserted directly, then the time of `report.build` over them.
+3. Retention: the events of those older than 15 days (about half) pruned in chunks
+   (`retention.prune`), while a writer stores batches of 10 events one after another: how
+   long the prune took, and how long a store waited meanwhile (the chunks hold ingest for
+   that long at most).
+
+PostgreSQL runs in its own database, ``cli_telemetry_bench`` beside the test database, or
+the one CLI_TELEMETRY_BENCH_POSTGRES names.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from typing import Any
 
 import urllib3
 
-from cli_telemetry.collector import report, storage
+from cli_telemetry.collector import report, retention, storage
 
 CLI = os.path.join(os.path.dirname(sys.executable), "click-telemetry")
 COMMANDS = ["acme deploy start", "acme deploy status", "acme hello", "acme check", "acme init"]
@@ -144,6 +151,31 @@ def report_time(url: str, events: int) -> float:
     return statistics.median(times)
 
 
+def prune_while_storing(url: str, days: int = 15) -> tuple[int, float, list[float]]:
+    """Prune the events older than ``days`` while a writer stores batches of 10: how many
+    were pruned, in how many seconds, and each store's time meanwhile."""
+    engine, writer = storage.connect(url), storage.connect(url)
+    waits: list[float] = []
+    done = threading.Event()
+
+    def store() -> None:
+        while not done.is_set():
+            begin = time.perf_counter()
+            storage.store(writer, [[make_event() for _ in range(10)]])
+            waits.append(time.perf_counter() - begin)
+
+    thread = threading.Thread(target=store)
+    thread.start()
+    begin = time.perf_counter()
+    pruned = retention.prune(engine, report.iso_ago(days * 86400)) or 0
+    seconds = time.perf_counter() - begin
+    done.set()
+    thread.join()
+    engine.dispose()
+    writer.dispose()
+    return pruned, seconds, waits
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
@@ -156,7 +188,9 @@ def main() -> None:
             # Its own database (scripts/postgres.sh makes it): tests running meanwhile
             # empty the test database at will.
             test_url = os.environ["CLI_TELEMETRY_TEST_POSTGRES"]
-            databases["postgresql"] = test_url.rsplit("/", 1)[0] + "/cli_telemetry_bench"
+            databases["postgresql"] = os.environ.get(
+                "CLI_TELEMETRY_BENCH_POSTGRES", test_url.rsplit("/", 1)[0] + "/cli_telemetry_bench"
+            )
         for name, url in databases.items():
             if name == "postgresql":
                 engine = storage.connect(url)
@@ -175,6 +209,15 @@ def main() -> None:
             engine.dispose()
             seconds = report_time(url, args.events)
             print(f"{name}: report over {args.events:,} events: {seconds:.2f} s (median of 3)")
+            pruned, seconds, waits = prune_while_storing(url)
+            waits.sort()
+            print(
+                f"{name}: pruned {pruned:,} events in {seconds:.1f} s"
+                f" ({pruned / seconds:,.0f}/s, chunks of {retention.CHUNK:,}); meanwhile"
+                f" {len(waits)} stores of 10 events took {statistics.median(waits) * 1e3:.0f} ms"
+                f" (median), {waits[int(len(waits) * 0.99)] * 1e3:.0f} ms (p99),"
+                f" {waits[-1] * 1e3:.0f} ms at most"
+            )
 
 
 if __name__ == "__main__":

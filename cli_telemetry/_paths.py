@@ -58,7 +58,8 @@ class Paths(Record):
     """The files of one tool's telemetry.
 
     ``state_dir`` (``<user state dir>/<tool>/telemetry``) holds everything that
-    ``telemetry disable`` deletes: the ids, the spool and its counters.
+    ``telemetry disable`` deletes: the ids, the spool and its counters; and, until it
+    reaches every sink, the deletion request ``disable`` leaves (`deletion_file`).
 
     ``testing`` says the files are a test's (`TEST_DIR_VARIABLE`): the run then records as if
     its user had consented (`cli_telemetry._settings.decide`), and nothing is ever sent from
@@ -99,6 +100,11 @@ class Paths(Record):
     def upload_state(self) -> str:
         """The last upload, the last error's kind, consecutive failures (JSON)."""
         return os.path.join(self.state_dir, "upload.json")
+
+    @property
+    def deletion_file(self) -> str:
+        """The deletion requests ``disable`` left, until every sink has them (`deletion`)."""
+        return os.path.join(self.state_dir, "deletion.json")
 
 
 def resolve(tool: str, environ: Mapping[str, str] | None = None) -> Paths:

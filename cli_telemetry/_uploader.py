@@ -43,7 +43,7 @@ from . import _paths
 from ._settings import EnvSettings, decide, load_config
 from ._spawn import UploaderOptions, next_spawn_at, running_uploader
 from .delivery import UploadState, deliver
-from .sinks.base import PARTIAL, Delivery, Sink
+from .sinks.base import PARTIAL, Delivery, Forgetting, Sink
 from .spool import Batch, Spool
 
 DEADLINE: Final = 30.0
@@ -82,13 +82,15 @@ def well_formed(event: dict[str, Any]) -> bool:
 
 def run(options: UploaderOptions, sinks: Sequence[Sink], *, deadline: float) -> str:
     """One uploader run; returns why it stopped: "busy", "disabled", "empty", "deadline",
-    "retry" (a sink is backing off: what it lacks waits in the spool) or "untrusted" (the
-    directories changed hands since the command looked, see `_paths.untrusted`)."""
+    "forgotten" (the last deletion request of a ``disable`` reached every sink, and nothing
+    of ours is left), "retry" (a sink is backing off: what it lacks waits in the spool) or
+    "untrusted" (the directories changed hands since the command looked, see
+    `_paths.untrusted`)."""
 
     paths = _paths.resolve(options["tool"])
     if paths.testing:
         return "disabled"  # a test's events are for the test to read, never sent
-    if not os.path.isdir(paths.spool_dir):
+    if not os.path.isdir(paths.spool_dir) and not os.path.exists(paths.deletion_file):
         return "empty"
     if _paths.untrusted(paths) is not None:
         return "untrusted"
@@ -109,16 +111,35 @@ def run(options: UploaderOptions, sinks: Sequence[Sink], *, deadline: float) -> 
         lock.acquire()
     except Timeout:
         return "busy"
+    result = "crashed"
     try:
         _paths.write_private(paths.uploader_pid, str(os.getpid()))
         # upload.json is read again under the lock: a run that ended meanwhile rewrote it.
-        return _Run(options, sinks, paths, deadline).run()
+        result = _Run(options, sinks, paths, deadline).run()
+        return result
     finally:
         try:
             os.unlink(paths.uploader_pid)  # a stale pid must never be signalled
         except OSError:
             pass
+        if result == "forgotten":
+            _leave_nothing(paths)
         lock.release()
+
+
+def _leave_nothing(paths: _paths.Paths) -> None:
+    """After the last deletion request of a ``disable`` has reached every sink (and nothing
+    was enabled since): delete what the runs that sent it left, as ``disable`` deleted the
+    rest, so that no file of ours stays behind. Holding the lock: no other run is here."""
+    for path in (paths.upload_state, paths.uploader_stamp, paths.uploader_lock):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    try:
+        os.rmdir(paths.state_dir)  # only if empty: a file someone else put there stays
+    except OSError:
+        pass
 
 
 class _Run:
@@ -142,8 +163,14 @@ class _Run:
         self.rng = random.Random()
 
     def run(self) -> str:
-        self.spool.release_all_claims()  # whoever claimed them is dead: we hold the lock
         _paths.remove_stale_temporaries(self.paths.state_dir, time.time())
+        if os.path.exists(self.paths.deletion_file):
+            self._forget()  # first, and whatever the consent: see `cli_telemetry.deletion`
+            if not os.path.exists(self.paths.deletion_file) and not os.path.isdir(
+                self.paths.spool_dir
+            ):
+                return "forgotten"  # every sink has it, and telemetry is still off
+        self.spool.release_all_claims()  # whoever claimed them is dead: we hold the lock
         idle_since = time.monotonic()
         freed = False
         seen: set[str] = set()  # events this run handled: those still here wait for others
@@ -178,6 +205,56 @@ class _Run:
             seen.update(batch.names)
             retry_names = self._send(batch, ready)
             seen.difference_update(retry_names)
+
+    def _forget(self) -> None:
+        """Hand the waiting deletion requests to the ready sinks that lack them; a sink
+        that cannot take deletions (no ``forget``) is done with them at once. Requests past
+        their lifetime go unsent."""
+        from . import deletion
+
+        now = time.time()
+        pending = [p for p in deletion.read(self.paths.deletion_file) if not p.expired(now)]
+        ready = self._ready()
+        forgetting = {
+            sink.name: forgetter for sink in ready if (forgetter := _forgetting(sink)) is not None
+        }
+        unable = {sink.name for sink in ready} - set(forgetting)
+        work: list[tuple[Sink, list[dict[str, Any]]]] = []
+        for name, forgetter in forgetting.items():
+            requests = [dict(p.request) for p in pending if name not in p.done]
+            if requests:
+                work.append((_Forgetter(forgetter), requests))
+        before = {sink.name: self.state.snapshot(sink.name) for sink, _ in work}
+        for sink, _ in work:
+            failures = self.state.failures(sink.name) + 1
+            self.state.record_failure(sink.name, failures, "interrupted", None, self.rng)
+        if work:
+            self._save()
+        results = deliver(work, min(self.deadline, time.monotonic() + SEND_TIMEOUT))
+        done = set(unable)
+        for sink, _ in work:
+            result = results[sink.name]
+            if result.outcome == "delivered":
+                done.add(sink.name)  # taken (or refused in its answer: never taken)
+                self.state.record_delivery(sink.name, error=None)
+            elif result.outcome == "rejected":
+                done.add(sink.name)
+                self.state.record_refusal(sink.name, before[sink.name], result.error)
+            else:
+                failures = self.state.failures(sink.name)
+                self.state.record_failure(
+                    sink.name, failures, result.error, result.retry_after, self.rng
+                )
+                if sink.name in results.unanswered:
+                    self.hung.add(sink.name)
+        pending = [p.with_done(done) for p in pending]
+        waiting = [p for p in pending if p.waiting_for(self.names)]
+        deletion.write(self.paths.deletion_file, waiting)
+        if work:
+            self._save()
+        if waiting:  # the next spawn: when the first sink that lacks one may try again
+            lacking = sorted({name for p in waiting for name in p.waiting_for(self.names)})
+            next_spawn_at(self.paths.uploader_stamp, self.state.next_attempt(lacking, now))
 
     def _ready(self) -> list[Sink]:
         """The sinks not backing off (and not hung in this run)."""
@@ -315,7 +392,7 @@ def _close(sinks: Sequence[Sink]) -> None:
 
 
 class _LazySink:
-    """A sink built on its first send: an uploader that finds the lock taken (most of a
+    """A sink built on its first use: an uploader that finds the lock taken (most of a
     burst's) exits without importing urllib3 (~65 ms of CPU on a machine the user is
     using), and a custom provider that cannot be imported is that sink's failure alone."""
 
@@ -323,16 +400,30 @@ class _LazySink:
         self.spec = spec
         self.name = str(spec["name"])
         self._sink: Sink | None = None
+        self._error: Delivery | None = None
 
-    def send(self, events: Sequence[dict[str, Any]], deadline: float) -> Delivery:
-        if self._sink is None:
+    def built(self) -> Sink | Delivery:
+        """The sink, or the failure to build it (tried once per run)."""
+        if self._sink is None and self._error is None:
             from .providers import Provider
 
             try:
                 self._sink = Provider.from_json(self.spec).build()
             except Exception as exc:
-                return Delivery("retry", f"load_error:{type(exc).__name__}")
-        return self._sink.send(events, deadline)
+                self._error = Delivery("retry", f"load_error:{type(exc).__name__}")
+        return self._sink if self._sink is not None else self._error  # type: ignore[return-value]
+
+    def send(self, events: Sequence[dict[str, Any]], deadline: float) -> Delivery:
+        sink = self.built()
+        return sink if isinstance(sink, Delivery) else sink.send(events, deadline)
+
+    def forget(self, requests: Sequence[dict[str, Any]], deadline: float) -> Delivery:
+        sink = self.built()
+        if isinstance(sink, Delivery):
+            return sink
+        if not isinstance(sink, Forgetting):  # `_forgetting` never hands one over
+            return Delivery("rejected", "no_deletions")
+        return sink.forget(requests, deadline)
 
     def close(self) -> None:
         if self._sink is not None:
@@ -340,6 +431,29 @@ class _LazySink:
                 self._sink.close()
             except Exception:
                 pass
+
+
+def _forgetting(sink: Sink) -> Forgetting | None:
+    """``sink``, if it passes deletion requests on (`Forgetting`), else None. A lazy sink
+    is built to know; one that cannot be built is kept, and fails as a send would."""
+    if isinstance(sink, _LazySink):
+        inner = sink.built()
+        return sink if isinstance(inner, (Delivery, Forgetting)) else None
+    return sink if isinstance(sink, Forgetting) else None
+
+
+class _Forgetter:
+    """A sink's ``forget`` in the shape `deliver` calls (``send``)."""
+
+    def __init__(self, sink: Forgetting) -> None:
+        self.name = sink.name
+        self._sink = sink
+
+    def send(self, requests: Sequence[dict[str, Any]], deadline: float) -> Delivery:
+        return self._sink.forget(requests, deadline)
+
+    def close(self) -> None:
+        pass
 
 
 def _watchdog(seconds: float) -> None:

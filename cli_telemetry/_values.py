@@ -41,6 +41,10 @@ COMMAND_EVENT: Final = "command"
 IDENTIFY_EVENT: Final = "identify"
 """A custom event of anonymous traits (`Telemetry.identify`), mapped to each provider's
 identify call; no `track` may use the name."""
+DELETION_EVENT: Final = "deletion_request"
+"""The record ``telemetry disable`` leaves behind: "forget this install id". It carries only
+the fields every record has (`cli_telemetry.events.DELETION_FIELDS`), no usage data, and no
+custom event may use the name."""
 
 LOWER: Final = "abcdefghijklmnopqrstuvwxyz"
 UPPER: Final = LOWER.upper()

@@ -8,7 +8,8 @@ module of its own would cost every run about 0.2 ms to import.
 These commands are the user's explicit request, so unlike the recording path they do report
 their own failures (on stderr, one line, with exit code 1; never a traceback): a ``disable``
 that silently failed to write its setting would be a broken promise. ``status`` only reads,
-and answers whatever state the files are in. ``enable`` and ``disable`` write nothing, and
+and answers whatever state the files are in (but for starting the uploader while a
+deletion request waits, `cli_telemetry.deletion`). ``enable`` and ``disable`` write nothing, and
 delete nothing, in a directory another user could have planted something in or could change
 (`_paths.untrusted`): root with another user's HOME would otherwise write root's files there,
 and ``disable``'s purge could be led by a link to delete files elsewhere.
@@ -39,7 +40,10 @@ if TYPE_CHECKING:
 STATUS_HELP = "Say whether telemetry is on, why, and what is stored."
 JSON_HELP = "Print a JSON object instead."
 ENABLE_HELP = "Turn telemetry on."
-DISABLE_HELP = "Turn telemetry off and delete every pending event and the install id."
+DISABLE_HELP = (
+    "Turn telemetry off, delete every pending event and the install id, and ask for what was"
+    " sent with that id to be deleted."
+)
 
 
 class Refusal(Exception):
@@ -126,6 +130,10 @@ def show_status(config_of: Callable[[], ToolConfig], as_json: bool, echo: Echo) 
 
     tool = config_of().tool
     state = read_status(config_of())
+    if state.deletions_waiting:  # under DO_NOT_TRACK, nothing else would try again
+        from . import _paths, deletion
+
+        deletion.start_uploader(config_of(), _paths.resolve(tool))
     if as_json:
         echo(json.dumps(state.as_dict(), indent=2))
         return
@@ -138,6 +146,11 @@ def show_status(config_of: Callable[[], ToolConfig], as_json: bool, echo: Echo) 
     echo(f"Last upload: {state.last_upload or 'never'}")
     if state.last_error:
         echo(f"Last error:  {state.last_error}")
+    if state.deletions_waiting:
+        echo(
+            f"Deletion:    {state.deletions_waiting} request(s) from `disable` waiting"
+            f" for {', '.join(state.deletions_waiting_for)}"
+        )
     if state.enabled:
         echo(f"Turn it off with `{tool} telemetry disable` or DO_NOT_TRACK=1.")
 
@@ -171,11 +184,19 @@ def turn_off(config_of: Callable[[], ToolConfig], echo: Echo) -> None:
     )
     choices = _config_or_empty(paths.config_file)
     _write(paths.config_file, choices.with_choice(False, config_of().policy_version), tool)
-    deleted = _delete_state(config_of(), paths)
+    deleted = _delete_state(config_of(), paths, echo)
     echo(
         f"Telemetry for {tool} is now disabled; deleted {deleted} pending event(s)"
         " and the anonymous install id."
     )
+    if os.path.exists(paths.deletion_file):
+        from . import deletion
+
+        deletion.start_uploader(config_of(), paths)
+        echo(
+            "A request to delete what was sent with that id is on its way to where it"
+            f" went; `{tool} telemetry status` says until it has arrived."
+        )
 
 
 def _refuse_untrusted(paths: _paths.Paths, what: str, advice: str = "") -> None:
@@ -218,7 +239,7 @@ def _write(path: str, config: Config, tool: str) -> None:
         ) from None
 
 
-def _delete_state(config: ToolConfig, paths: _paths.Paths) -> int:
+def _delete_state(config: ToolConfig, paths: _paths.Paths, echo: Echo) -> int:
     """Stop a running uploader, then delete the spool, its counters, the ids and the
     uploader's files: leave no file of ours behind, and nothing sent after we return.
 
@@ -232,7 +253,7 @@ def _delete_state(config: ToolConfig, paths: _paths.Paths) -> int:
     if why is not None:
         raise Refusal(f"{done} nothing under {paths.state_dir} was deleted: {why}")
     try:
-        return _delete_files(paths, config)
+        return _delete_files(paths, config, echo)
     except OSError as exc:
         where = exc.filename or paths.state_dir
         raise Refusal(
@@ -240,9 +261,12 @@ def _delete_state(config: ToolConfig, paths: _paths.Paths) -> int:
         ) from None
 
 
-def _delete_files(paths: _paths.Paths, config: ToolConfig) -> int:
+def _delete_files(paths: _paths.Paths, config: ToolConfig, echo: Echo) -> int:
+    import time
+
     from filelock import FileLock, Timeout
 
+    from . import deletion
     from .errors import SpoolBusyError
     from .recording import open_spool
 
@@ -260,6 +284,15 @@ def _delete_files(paths: _paths.Paths, config: ToolConfig) -> int:
             ) from None
     try:
         deleted = open_spool(config, paths).purge(remove=True)
+        try:
+            deletion.leave(config, paths, time.time())  # before the id it names is deleted
+        except OSError as exc:
+            echo(
+                f"Note: could not write {paths.deletion_file}"
+                f" ({exc.strerror or type(exc).__name__}): what was sent with the install id"
+                " stays where it went.",
+                err=True,
+            )
         for path in (paths.ids_file, paths.uploader_pid, paths.uploader_stamp, paths.upload_state):
             _unlink(path)
         try:

@@ -13,9 +13,16 @@ import importlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from ._values import COMMAND_EVENT, MAX_LIST, SCHEMA_VERSION
+from ._values import COMMAND_EVENT, DELETION_EVENT, MAX_LIST, SCHEMA_VERSION
 from .capture import option_name, recordable_values
-from .events import COMMAND_ONLY_FIELDS, CUSTOM_ONLY_FIELDS, FIELDS, ClosedValue, privacy_table
+from .events import (
+    COMMAND_ONLY_FIELDS,
+    CUSTOM_ONLY_FIELDS,
+    DELETION_FIELDS,
+    FIELDS,
+    ClosedValue,
+    privacy_table,
+)
 from .instrument import GROUP, OPTION, TYPER, loaded
 
 if TYPE_CHECKING:
@@ -123,6 +130,10 @@ def json_schema(telemetry: Telemetry) -> dict[str, Any]:
         schema["description"] = spec.description
         schema["properties"]["properties"] = spec.properties_schema()
         defs[spec.name] = schema
+    defs[DELETION_EVENT] = _event_schema(telemetry, DELETION_EVENT)
+    defs[DELETION_EVENT]["description"] = (
+        "Sent once by `telemetry disable`: forget every record of this install."
+    )
     return {
         "$schema": JSON_SCHEMA_DIALECT,
         "$id": f"urn:cli-telemetry:{telemetry.tool}",
@@ -135,8 +146,11 @@ def json_schema(telemetry: Telemetry) -> dict[str, Any]:
 
 
 def _event_schema(telemetry: Telemetry, name: str) -> dict[str, Any]:
-    excluded = CUSTOM_ONLY_FIELDS if name == COMMAND_EVENT else COMMAND_ONLY_FIELDS
-    fields = [field for field in FIELDS if field.name not in excluded]
+    if name == DELETION_EVENT:
+        fields = [field for field in FIELDS if field.name in DELETION_FIELDS]
+    else:
+        excluded = CUSTOM_ONLY_FIELDS if name == COMMAND_EVENT else COMMAND_ONLY_FIELDS
+        fields = [field for field in FIELDS if field.name not in excluded]
     properties = {field.name: field.rule.json_schema() for field in fields}
     properties["event"] = {"const": name}
     properties["tool"] = {"const": telemetry.tool}
@@ -166,7 +180,8 @@ def markdown(telemetry: Telemetry) -> str:
         f"# What {tool} records",
         "",
         f"Each time a command of {tool} runs, it records one `command` record; it may also"
-        " record the custom events listed below. Every record has these fields and no"
+        " record the custom events listed below, and `telemetry disable` sends one"
+        " `deletion_request`. Each record has the fields below marked for it, and no"
         " others:",
         "",
         privacy_table(),

@@ -52,6 +52,7 @@ from ._values import (
     is_uuid,
 )
 from ._values import COMMAND_EVENT as COMMAND_EVENT  # the collector reads them here
+from ._values import DELETION_EVENT as DELETION_EVENT
 from ._values import IDENTIFY_EVENT as IDENTIFY_EVENT
 from ._values import SCHEMA_VERSION as SCHEMA_VERSION
 
@@ -93,6 +94,21 @@ class _EveryEvent(TypedDict):
     python_version: str
     ci: str | None
     interactive: bool
+
+
+class DeletionRequest(TypedDict):
+    """What ``telemetry disable`` sends: forget every record of ``install_id`` for ``tool``.
+
+    Only the fields of every record (`DELETION_FIELDS`): it says which install to forget and
+    nothing about how the tool was used, so it is sent even where usage is not (after
+    ``disable``, under ``DO_NOT_TRACK``)."""
+
+    schema_version: int
+    event_id: str
+    event: str
+    timestamp: str
+    tool: str
+    install_id: str
 
 
 class Event(_EveryEvent, total=False):
@@ -328,16 +344,21 @@ OS_VERSION: Final = _rule(
 )
 
 
+Carriers = Literal["all", "usage", "command", "custom"]
+"""Which records carry a field: ``all`` of them (the deletion request too), the ``usage``
+events (command and custom events), or only ``command`` or ``custom`` events."""
+
+
 class Field:
-    """One field of `Event`: which events carry it (``all``, ``command`` or ``custom``),
-    whether it may be missing, its rule, and what PRIVACY.md says of it."""
+    """One field of `Event`: which records carry it (`Carriers`), whether it may be
+    missing, its rule, and what PRIVACY.md says of it."""
 
     __slots__ = ("description", "events", "name", "optional", "rule")
 
     def __init__(
         self,
         name: str,
-        events: Literal["all", "command", "custom"],
+        events: Carriers,
         rule: Rule,
         description: str,
         *,
@@ -356,20 +377,20 @@ FIELDS: Final = (
     Field("event_id", "all", UUID,
           "A random id for this record, so that a record sent twice is counted once."),
     Field("event", "all", EVENT_NAME,
-          "`command`, or the name of a custom event the author declared, e.g."
-          " `deploy.finished`."),
+          "`command`, the name of a custom event the author declared, e.g."
+          " `deploy.finished`, or `deletion_request` (sent once by `telemetry disable`)."),
     Field("timestamp", "all", TIMESTAMP,
-          "When the command started, or when a custom event was recorded (UTC, to the"
-          " millisecond)."),
+          "When the command started, when a custom event was recorded, or when telemetry"
+          " was disabled (UTC, to the millisecond)."),
     Field("tool", "all", TOOL, "The tool's name, e.g. `acme`."),
-    Field("tool_version", "all", TOOL_VERSION,
+    Field("tool_version", "usage", TOOL_VERSION,
           "The tool's version, as its author declared it (characters other than letters,"
           " digits and `.+_-` become `-`)."),
     Field("install_id", "all", UUID,
           "A random id made once for this tool and your user account, from nothing about"
           " you or your computer; `telemetry disable` deletes it, and a new one is"
           " unrelated."),
-    Field("command", "all", Rule("a command path", _command_problem, _command_schema),
+    Field("command", "usage", Rule("a command path", _command_problem, _command_schema),
           "The command's name as the tool defines it in its code, e.g. `acme deploy start`"
           " (never what you typed if you used an alias; a subcommand the tool only finds"
           f" at run time, such as a plugin, is `{UNLISTED}`)."),
@@ -390,20 +411,20 @@ FIELDS: Final = (
           " `NoSuchOption`; never its message. `null` on success."),
     Field("duration_ms", "command", DURATION_MS,
           "How long the command ran, in milliseconds."),
-    Field("os", "all", PLATFORM_WORD, "`linux`, `macos`, `windows`, ..."),
-    Field("os_version", "all", OS_VERSION,
+    Field("os", "usage", PLATFORM_WORD, "`linux`, `macos`, `windows`, ..."),
+    Field("os_version", "usage", OS_VERSION,
           "The OS kernel's version number only, e.g. `6.1.0` (not its full build string)."),
-    Field("arch", "all", PLATFORM_WORD,
+    Field("arch", "usage", PLATFORM_WORD,
           "The processor architecture, e.g. `x86_64` or `arm64`."),
-    Field("python_version", "all",
+    Field("python_version", "usage",
           _rule("a version such as 3.12.4", lambda value: _dotted(value, (3, 3), 6, False),
                 lambda: _dotted_schema((3, 3), 6, False)),
           "e.g. `3.12.4`."),
-    Field("ci", "all", _nullable(Text("a CI provider name", first=LOWER + DIGITS + "_",
+    Field("ci", "usage", _nullable(Text("a CI provider name", first=LOWER + DIGITS + "_",
                                       rest=LOWER + DIGITS + "_", max_length=32)),
           "The name of the CI service the command ran in (e.g. `github_actions`; `generic`"
           " if only `CI` is set), otherwise `null`."),
-    Field("interactive", "all", _rule("true or false", lambda value: type(value) is bool,
+    Field("interactive", "usage", _rule("true or false", lambda value: type(value) is bool,
                                       lambda: {"type": "boolean"}),
           "Whether stdin and stderr were a terminal (a person) rather than a script."),
     Field("properties", "custom", Rule("properties", _properties_problem, _properties_schema),
@@ -427,7 +448,10 @@ _CUSTOM_FIELDS: Final = (
     frozenset(FIELD_RULES) - COMMAND_ONLY_FIELDS,
     frozenset(FIELD_RULES) - COMMAND_ONLY_FIELDS - _OPTIONAL,
 )
-"""(allowed, required) fields of each kind of event."""
+DELETION_FIELDS: Final = frozenset(f.name for f in FIELDS if f.events == "all")
+"""The fields of a `DeletionRequest`: all required, no others allowed."""
+_DELETION_FIELDS: Final = (DELETION_FIELDS, DELETION_FIELDS)
+"""(allowed, required) fields of each kind of record."""
 _SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 
 
@@ -471,7 +495,10 @@ def check_event(event: Any, valid: set[tuple[str, type, Any]] | None = None) -> 
     if problem:  # first: the kind of event decides which fields belong
         raise InvalidEvent("event", problem)
     command = event["event"] == COMMAND_EVENT
-    allowed, required = _COMMAND_FIELDS if command else _CUSTOM_FIELDS
+    deletion = event["event"] == DELETION_EVENT
+    allowed, required = (
+        _COMMAND_FIELDS if command else _DELETION_FIELDS if deletion else _CUSTOM_FIELDS
+    )
     if not event.keys() <= allowed:  # set operations in C: the common case costs little
         for key in event:
             if key not in allowed:
@@ -491,6 +518,8 @@ def check_event(event: Any, valid: set[tuple[str, type, Any]] | None = None) -> 
             raise InvalidEvent(key, problem)
         if memo is not None:
             valid.add(memo)
+    if deletion:
+        return
     if event["command"].split(" ", 1)[0] != event["tool"]:
         raise InvalidEvent("command", "must start with the tool's name")
     if command:
@@ -501,7 +530,12 @@ def check_event(event: Any, valid: set[tuple[str, type, Any]] | None = None) -> 
 
 def privacy_table() -> str:
     """The field table of PRIVACY.md (and of ``click-telemetry schema``), in Markdown."""
-    rows = ["| Field | Events | What it holds |", "|---|---|---|"]
+    rows = ["| Field | Records | What it holds |", "|---|---|---|"]
     for field in FIELDS:
         rows.append(f"| `{field.name}` | {field.events} | {field.description} |")
+    rows += [
+        "",
+        "*all*: every record, the deletion request included; *usage*: command and custom"
+        " events; *command*, *custom*: those only.",
+    ]
     return "\n".join(rows)

@@ -75,6 +75,7 @@ def _record_run(
 
             decision = settle(config, paths, decision, run.exception)
         if not decision.enabled:
+            _deliver_deletions(config, env, paths, uploaders)
             return
     from . import capture
     from ._values import (
@@ -114,6 +115,23 @@ def _record_run(
         custom["timestamp"] = iso_time(when)
         events.append(_custom(custom, properties))
     _store(config, env, paths, decision, events, uploaders)
+
+
+def _deliver_deletions(
+    config: ToolConfig, env: EnvSettings, paths: Paths, uploaders: list[int]
+) -> None:
+    """While a deletion request that ``telemetry disable`` left waits for a sink (see
+    `cli_telemetry.deletion`), start the uploader (throttled and backing off as for events):
+    it sends nothing else. One stat when none waits."""
+    import os
+
+    if paths.testing or not os.path.exists(paths.deletion_file):
+        return
+    sinks = config.sink_specs(env)
+    if sinks:
+        from . import _spawn
+
+        _spawn.start_uploader(config, sinks, paths, uploaders)
 
 
 def decide(config: ToolConfig, env: EnvSettings, paths: Paths) -> Decision:

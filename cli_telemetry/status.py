@@ -18,11 +18,15 @@ class Status(Record):
     destination took a batch but refused some of its events, ...), ``dropped`` the events
     the spool's bounds pushed out, ``rejected`` those a destination refused for good: a
     whole batch or single events, each event counted once however many destinations
-    refused it (`cli_telemetry.spool.Spool.settle`).
+    refused it (`cli_telemetry.spool.Spool.settle`). ``deletions_waiting`` counts the
+    deletion requests ``disable`` left that have not reached every destination yet,
+    ``deletions_waiting_for`` names those destinations (`cli_telemetry.deletion`).
     """
 
     __slots__ = (
         "config_file",
+        "deletions_waiting",
+        "deletions_waiting_for",
         "dropped",
         "enabled",
         "install_id",
@@ -48,6 +52,8 @@ class Status(Record):
         rejected: int = 0,
         last_upload: str | None = None,
         last_error: str | None = None,
+        deletions_waiting: int = 0,
+        deletions_waiting_for: tuple[str, ...] = (),
     ) -> None:
         self.enabled: Final = enabled
         self.source: Final = source
@@ -60,11 +66,13 @@ class Status(Record):
         self.rejected: Final = rejected
         self.last_upload: Final = last_upload
         self.last_error: Final = last_error
+        self.deletions_waiting: Final = deletions_waiting
+        self.deletions_waiting_for: Final = deletions_waiting_for
 
 
 def read_status(config: ToolConfig) -> Status:
     """The current decision, ids, spool and last upload, read from disk (writes nothing)."""
-    from . import _paths
+    from . import _paths, deletion
     from ._ids import read_ids
     from ._settings import EnvSettings
     from .delivery import UploadState
@@ -76,6 +84,8 @@ def read_status(config: ToolConfig) -> Status:
     ids = read_ids(paths.ids_file)
     stats = open_spool(config, paths, env).stats()
     upload = UploadState.load(paths.upload_state)
+    sinks = [spec["name"] for spec in config.sink_specs(env)]
+    waiting = [p for p in deletion.read(paths.deletion_file, env.report) if p.waiting_for(sinks)]
     return Status(
         enabled=decision.enabled,
         source=decision.source,
@@ -88,4 +98,8 @@ def read_status(config: ToolConfig) -> Status:
         rejected=stats.rejected,
         last_upload=upload.last_upload,
         last_error=upload.last_error,
+        deletions_waiting=len(waiting),
+        deletions_waiting_for=tuple(
+            name for name in sinks if any(name in p.waiting_for(sinks) for p in waiting)
+        ),
     )

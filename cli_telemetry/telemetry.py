@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, is_typeddict
 
 from ._settings import COLLECTOR, ToolConfig
-from ._values import COMMAND_EVENT, EVENT_NAME, OPTION, TOOL, fit_version
+from ._values import COMMAND_EVENT, DELETION_EVENT, EVENT_NAME, OPTION, TOOL, fit_version
 from ._values import IDENTIFY_EVENT as IDENTIFY
 
 if TYPE_CHECKING:
@@ -33,6 +33,8 @@ C = TypeVar("C", bound="click.Command | typer.Typer")
 the copy Typer 0.26 and later bundle as ``typer._click``), or a Typer app. The run-time
 check is `cli_telemetry.instrument.instrument`'s; click is never imported for it."""
 P = TypeVar("P", bound=Mapping[str, object])
+_RESERVED = (COMMAND_EVENT, DELETION_EVENT)
+"""Names of records the library makes itself, which no custom event may take."""
 
 
 class Telemetry:
@@ -151,9 +153,9 @@ class Telemetry:
         ``click-telemetry schema`` and strict mode raise `ConfigurationError` then (strict
         mode checks here already); an end user's run drops the event and says why in the
         debug output."""
-        if not isinstance(name, str) or not EVENT_NAME.fits(name) or name == COMMAND_EVENT:
+        if not isinstance(name, str) or not EVENT_NAME.fits(name) or name in _RESERVED:
             raise _configuration_error(
-                f"event name {name!r} must be {EVENT_NAME.what}, and not {COMMAND_EVENT!r}"
+                f"event name {name!r} must be {EVENT_NAME.what}, and not one of {_RESERVED}"
             )
         if not is_typeddict(properties):
             raise _configuration_error(

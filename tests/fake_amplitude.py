@@ -19,6 +19,21 @@ check them.
   request a 400 too, listing ``silenced_devices`` and the indexes of their
   ``silenced_events`` beside the other faults.
 
+And the deletion of users, with the secret key: the Dashboard REST API's user search
+(``GET /api/2/usersearch?user=<id>``, https://amplitude.com/docs/apis/analytics/dashboard-rest)
+and the User Privacy API (``POST /api/2/deletions/users``,
+https://amplitude.com/docs/apis/analytics/user-privacy), both with the API key and the
+secret key as HTTP basic auth (401 otherwise). A search for a device id or user id the fake
+has events of answers ``{"type": "match_user_or_device_id", "matches": [{"user_id": ...,
+"amplitude_id": ..., "last_device_id": ..., ...}]}``, for an Amplitude ID
+``match_amplitude_id``, otherwise ``{"type": "nomatch", "matches": []}``; without ``user``
+it is a 400. A deletion takes a JSON object with ``amplitude_ids`` (integers) and
+``user_ids``, 1 to 100 in all, and ``requester``; an id the project does not have makes it a
+400 (unless ``ignore_invalid_ids``); it answers 200 with the job: ``day``, ``status``
+(``staging``) and ``amplitude_ids`` (each with its ``requester`` and ``requested_on_day``).
+Each accepted deletion is kept in ``deletions``. (The real APIs live on ``amplitude.com``,
+not on the event hosts: one fake serves both here.)
+
 One check is ours, not Amplitude's (``require_no_geolocation``, on by default): an ``ip``
 field (``"$remote"`` would make Amplitude geolocate the request's address) or location
 fields are refused with 400, because cli-telemetry promises that no location is derived.
@@ -30,13 +45,21 @@ a ``$identify`` is ``{"kind": "identify", "name": "identify", "properties": <its
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any, Final
+from urllib.parse import parse_qs
 
 from fake_service import FakeService, Refusal, Request
 
 API_KEY: Final = "AMPLITUDE_TEST_API_KEY"
+SECRET_KEY: Final = "AMPLITUDE_TEST_SECRET_KEY"
+SEARCH_PATH: Final = "/api/2/usersearch"
+DELETION_PATH: Final = "/api/2/deletions/users"
+MAX_DELETION_IDS: Final = 100
 PATHS: Final = {"/2/httpapi": 1024 * 1024, "/batch": 20 * 1024 * 1024}
 MAX_EVENTS: Final = 2000
 MIN_ID_LENGTH: Final = 5
@@ -68,8 +91,12 @@ EPOCH_2001_MS: Final = 978307200000
 
 
 class FakeAmplitude(FakeService):
-    def __init__(self, api_key: str = API_KEY) -> None:
+    def __init__(self, api_key: str = API_KEY, secret_key: str = SECRET_KEY) -> None:
         self.api_key = api_key
+        self.secret_key = secret_key
+        self.deletions: list[dict[str, Any]] = []
+        self._devices: set[str] = set()
+        self._users: set[str] = set()
         self.require_no_geolocation = True
         self._seen: set[tuple[str, str]] = set()
         self._silenced: dict[str, int] = {}  # device id -> requests before the silence
@@ -81,6 +108,8 @@ class FakeAmplitude(FakeService):
             self._silenced[device_id] = len(self.requests) + after
 
     def check(self, request: Request) -> list[dict[str, Any]]:
+        if request.path in (SEARCH_PATH, DELETION_PATH):
+            return self._privacy(request)
         if request.method != "POST":
             raise Refusal(405, _error(405, "Method not allowed"))
         if request.path not in PATHS:
@@ -141,6 +170,9 @@ class FakeAmplitude(FakeService):
                 answer["silenced_events"] = silenced_events
             raise Refusal(400, json.dumps(answer))
         stored = []
+        with self._lock:
+            self._devices.update(e["device_id"] for e in events if "device_id" in e)
+            self._users.update(e["user_id"] for e in events if "user_id" in e)
         for event in events:
             distinct = event.get("device_id") or event["user_id"]
             insert_id = event.get("insert_id")
@@ -173,6 +205,80 @@ class FakeAmplitude(FakeService):
         }
         self.answer_with(request, json.dumps(answer_body).encode())
         return stored
+
+    # -- user search and deletion ------------------------------------------------------
+
+    def _privacy(self, request: Request) -> list[dict[str, Any]]:
+        expected = base64.b64encode(f"{self.api_key}:{self.secret_key}".encode()).decode()
+        if request.header("Authorization") != f"Basic {expected}":
+            raise Refusal(401, _error(401, "Invalid API key or secret key"))
+        if request.path == SEARCH_PATH:
+            if request.method != "GET":
+                raise Refusal(405, _error(405, "Method not allowed"))
+            searched = parse_qs(request.query).get("user")
+            if not searched:
+                raise Refusal(400, _error(400, "Missing required parameter: user"))
+            self.answer_with(request, json.dumps(self._search(searched[0])).encode())
+            return []
+        if request.method != "POST":
+            raise Refusal(405, _error(405, "Method not allowed"))
+        try:
+            body = json.loads(request.data)
+        except (ValueError, UnicodeDecodeError):
+            raise Refusal(400, _error(400, "Invalid JSON request body")) from None
+        if not isinstance(body, dict):
+            raise Refusal(400, _error(400, "Invalid JSON request body"))
+        amplitude_ids, user_ids = body.get("amplitude_ids", []), body.get("user_ids", [])
+        if (
+            not isinstance(amplitude_ids, list)
+            or not all(type(i) is int for i in amplitude_ids)
+            or not isinstance(user_ids, list)
+            or not 1 <= len(amplitude_ids) + len(user_ids) <= MAX_DELETION_IDS
+        ):
+            raise Refusal(400, _error(400, "Invalid amplitude_ids or user_ids"))
+        with self._lock:
+            known = {amplitude_id(d) for d in self._devices | self._users}
+            users = set(self._users)
+        invalid = [i for i in amplitude_ids if i not in known]
+        invalid += [i for i in user_ids if i not in users]
+        if invalid and not body.get("ignore_invalid_ids"):
+            raise Refusal(400, _error(400, "Users not found in the project"))
+        day = datetime.now(UTC).date().isoformat()
+        requester = body.get("requester")
+        job = {
+            "day": day,
+            "status": "staging",
+            "amplitude_ids": [
+                {"amplitude_id": i, "requester": requester, "requested_on_day": day}
+                for i in amplitude_ids
+                if i not in invalid
+            ],
+            "user_ids": [u for u in user_ids if u not in invalid],
+        }
+        with self._lock:
+            self.deletions.append(body)
+        self.answer_with(request, json.dumps(job).encode())
+        return []
+
+    def _search(self, user: str) -> dict[str, Any]:
+        with self._lock:
+            devices, users = set(self._devices), set(self._users)
+        if user in devices or user in users:
+            match = {
+                "user_id": user if user in users else None,
+                "amplitude_id": amplitude_id(user),
+                "last_device_id": user if user in devices else None,
+                "platform": None,
+                "country": None,
+                "last_seen": datetime.now(UTC).date().isoformat(),
+            }
+            return {"type": "match_user_or_device_id", "matches": [match]}
+        by_amplitude_id = [d for d in devices | users if str(amplitude_id(d)) == user]
+        if by_amplitude_id:
+            [known] = by_amplitude_id
+            match = {"user_id": None, "amplitude_id": amplitude_id(known)}
+            return {"type": "match_amplitude_id", "matches": [match]}
+        return {"type": "nomatch", "matches": []}
 
     def _event_faults(self, event: Any, min_id_length: int) -> list[tuple[str, str]]:
         if not isinstance(event, dict):
@@ -213,6 +319,11 @@ def _is_a(value: object, expected: type) -> bool:
     if expected is float:
         return isinstance(value, (int, float))
     return isinstance(value, expected)
+
+
+def amplitude_id(device_or_user: str) -> int:
+    """The fake's Amplitude ID of a device or user: a number, stable for the id."""
+    return int(hashlib.sha256(device_or_user.encode()).hexdigest()[:10], 16)
 
 
 def _error(code: int, message: str, **extra: Any) -> str:

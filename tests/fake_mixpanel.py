@@ -19,6 +19,16 @@ Mixpanel's documentation says the real one checks them.
   than 255 keys, lists with fewer than 255 items. Events repeating (event, distinct id,
   time, ``$insert_id``) are de-duplicated, as Mixpanel does.
 
+And the GDPR API's deletion task, ``POST /api/app/data-deletions/v3.0/?token=<project
+token>``, as https://docs.mixpanel.com/reference/gdpr-api and Mixpanel's OpenAPI description
+of it (``gdpr.openapi.yaml``) document it: the GDPR OAuth token as ``Authorization: Bearer``
+(401 otherwise; the OpenAPI description takes no other scheme), the project's token in the
+query (403 for another's), a JSON body with ``distinct_ids`` (1 to 1999 strings) and an
+optional ``compliance_type``, ``GDPR`` or ``CCPA`` (400 otherwise); 201 with ``{"status":
+"ok", "results": {"task_id": ...}}``. Errors are ``{"status": "error", "error": ...}``.
+Each task is kept in ``deletions``. (The real API lives on the application host,
+``mixpanel.com``, not ``api.mixpanel.com``: one fake serves both here.)
+
 One check is ours, not Mixpanel's (``require_no_geolocation``, on by default): a request
 without ``ip=0``, or an event with an ``ip``/``$ip`` property, would let Mixpanel derive a
 location from an address, which cli-telemetry promises never to allow: it is refused with 400.
@@ -34,6 +44,7 @@ import base64
 import json
 import re
 import time
+import uuid
 from typing import Any, Final
 from urllib.parse import parse_qs
 
@@ -42,6 +53,10 @@ from fake_service import FakeService, Refusal, Request
 TOKEN: Final = "MIXPANEL_TEST_TOKEN"
 SERVICE_ACCOUNT: Final = "sa-user.test:SA_TEST_SECRET"
 PROJECT_ID: Final = "12345"
+GDPR_TOKEN: Final = "MIXPANEL_TEST_GDPR_OAUTH_TOKEN"
+DELETION_PATH: Final = "/api/app/data-deletions/v3.0/"
+MAX_DELETION_IDS: Final = 1999
+COMPLIANCE_TYPES: Final = frozenset({"GDPR", "CCPA"})
 
 ENVELOPE: Final = frozenset(
     {"token", "distinct_id", "time", "$insert_id", "mp_lib", "$lib_version"}
@@ -77,6 +92,8 @@ class FakeMixpanel(FakeService):
         self.service_account = service_account
         self.project_id = project_id
         self.require_no_geolocation = True
+        self.gdpr_token = GDPR_TOKEN
+        self.deletions: list[dict[str, Any]] = []
         self.path_answers: dict[str, list[tuple[int, bytes]]] = {}
         self._seen: set[tuple[Any, ...]] = set()
         super().__init__()
@@ -97,6 +114,8 @@ class FakeMixpanel(FakeService):
             raise Refusal(*answer)
         if request.method != "POST":
             raise Refusal(405, _error("method not allowed"))
+        if request.path == DELETION_PATH:
+            return self._deletion(request)
         if request.path == "/track":
             return self._track(request)
         if request.path == "/engage":
@@ -104,6 +123,35 @@ class FakeMixpanel(FakeService):
         if request.path == "/import":
             return self._import(request)
         raise Refusal(404, _error("not found"))
+
+    # -- the GDPR API ------------------------------------------------------------------
+
+    def _deletion(self, request: Request) -> list[dict[str, Any]]:
+        if request.header("Authorization") != f"Bearer {self.gdpr_token}":
+            raise Refusal(401, _app_error("Authentication required"))
+        if parse_qs(request.query).get("token") != [self.token]:
+            raise Refusal(403, _app_error("Permission denied"))
+        content_type = (request.header("Content-Type") or "").split(";")[0].strip()
+        if content_type != "application/json":
+            raise Refusal(400, _app_error("request body must be JSON"))
+        try:
+            body = json.loads(request.data)
+        except ValueError:
+            raise Refusal(400, _app_error("request body must be JSON")) from None
+        ids = body.get("distinct_ids") if isinstance(body, dict) else None
+        if (
+            not isinstance(ids, list)
+            or not 1 <= len(ids) <= MAX_DELETION_IDS
+            or not all(isinstance(i, str) and i for i in ids)
+        ):
+            raise Refusal(400, _app_error("distinct_ids: 1 to 1999 distinct ids"))
+        if body.get("compliance_type", "GDPR") not in COMPLIANCE_TYPES:
+            raise Refusal(400, _app_error("compliance_type must be GDPR or CCPA"))
+        task = {"status": "ok", "results": {"task_id": str(uuid.uuid4())}}
+        with self._lock:
+            self.deletions.append(body)
+        self.answer_with(request, json.dumps(task).encode(), status=201)
+        return []
 
     # -- /track and /engage ------------------------------------------------------------
 
@@ -373,6 +421,11 @@ def _field_of(error: str) -> str:
 
 def _error(message: str) -> str:
     return json.dumps({"error": message, "status": 0})
+
+
+def _app_error(message: str) -> str:
+    """An error of Mixpanel's application API (the GDPR API)."""
+    return json.dumps({"status": "error", "error": message})
 
 
 def _import_error(code: int, message: str, status: str) -> str:

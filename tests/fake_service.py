@@ -4,7 +4,8 @@ A provider's fake subclasses `FakeService` and implements `check`, which looks a
 request exactly as the real service does (method, path, auth, content type and encoding,
 body schema) and either accepts it, returning the events it would store, or refuses it with
 the status the real service answers. Tests can force the next answers (429 with a
-Retry-After, 503, 400, 401) to see retries and permanent failures.
+Retry-After, 503, 400, 401) to see retries and permanent failures, or make the service hold
+every request without ever answering (`hold`), to see a client keep its deadline.
 """
 
 from __future__ import annotations
@@ -86,8 +87,10 @@ class FakeService:
         self.stored: list[dict[str, Any]] = []  # what the service would keep
         self.refused: list[tuple[Request, int]] = []
         self.forced: list[tuple[int, str | None]] = []  # next answers: (status, Retry-After)
-        self._special: dict[int, bytes] = {}  # success answers other than success_body
+        self._special: dict[int, tuple[int, bytes]] = {}  # other success answers
         self._lock = threading.Lock()
+        self._holding = False
+        self._released = threading.Event()
         service = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -102,6 +105,10 @@ class FakeService:
                 request = Request(
                     self.command, path, query, dict(self.headers), self.rfile.read(length)
                 )
+                if service._holding:  # read, never answered: until the service closes
+                    service._released.wait(60)
+                    self.close_connection = True
+                    return
                 status, body, extra = service._answer(request)
                 self.send_response(status)
                 for key, value in extra.items():
@@ -114,6 +121,7 @@ class FakeService:
             do_POST = _handle
             do_GET = _handle
             do_PUT = _handle
+            do_DELETE = _handle
 
         self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -125,11 +133,16 @@ class FakeService:
     def check(self, request: Request) -> list[dict[str, Any]]:
         raise NotImplementedError
 
-    def answer_with(self, request: Request, body: bytes) -> None:
-        """From `check`: answer ``request``'s success with ``body`` instead of
-        `success_body` (what a service says when it stored only part of a batch)."""
+    def answer_with(self, request: Request, body: bytes, status: int = 200) -> None:
+        """From `check`: answer ``request``'s success with ``body`` (and ``status``) instead
+        of `success_body` (what a service says when it stored only part of a batch, or a
+        ``202`` of a deletion it queued)."""
         with self._lock:
-            self._special[id(request)] = body
+            self._special[id(request)] = (status, body)
+
+    def hold(self) -> None:
+        """From now on, read each request and never answer it (until `close`)."""
+        self._holding = True
 
     def force(self, status: int, times: int = 1, retry_after: str | None = None) -> None:
         """Answer the next ``times`` requests with ``status`` (storing nothing)."""
@@ -155,8 +168,8 @@ class FakeService:
             return refusal.status, refusal.body, {}
         with self._lock:
             self.stored.extend(items)
-            body = self._special.pop(id(request), self.success_body)
-        return 200, body, {}
+            status, body = self._special.pop(id(request), (200, self.success_body))
+        return status, body, {}
 
     def wait_for(self, condition: Callable[[], bool], timeout: float = 20.0) -> bool:
         from conftest import poll
@@ -164,6 +177,7 @@ class FakeService:
         return poll(condition, timeout)
 
     def close(self) -> None:
+        self._released.set()
         self.server.shutdown()
         self.server.server_close()
         self._thread.join(10)

@@ -8,9 +8,10 @@ header byte every second); ``drip_body`` (a 200 and its headers, then a body byt
 second). ``refused`` is a port where nothing listens, see `closed_port`.
 
 In ``ok`` mode it answers as the collector does: 200 with ``{"accepted": n, "stored": n,
-"duplicates": 0, "rejected": [...]}``, where ``rejected`` names by index each event that
-``refuse`` (if set) refuses; those are not stored. ``answer`` replaces that body with any
-bytes (an empty body, plain text: what another receiver of the wire format may answer).
+"duplicates": 0, "forgotten": 0, "rejected": [...]}``, where ``rejected`` names by index
+each event that ``refuse`` (if set) refuses; those are not stored. ``answer`` replaces that
+body with any bytes (an empty body, plain text: what another receiver of the wire format
+may answer).
 
 `EndpointProcess` runs one in a process of its own (``python tests/loopback.py MODE``), for
 tests that count the threads and sockets of their own process: those are then the
@@ -126,8 +127,9 @@ class Endpoint:
                 if answer is None:
                     rejected = [{"index": i, "field": "event", "error": "refused"} for i in refused]
                     answer = json.dumps(
-                        {"accepted": kept, "stored": kept, "duplicates": 0, "rejected": rejected}
-                    ).encode()
+                        {"accepted": kept, "stored": kept, "duplicates": 0, "forgotten": 0,
+                         "rejected": rejected}
+                    ).encode()  # fmt: skip
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()

@@ -162,6 +162,7 @@ def test_a_declaration_that_could_record_what_it_must_not_is_refused(
         ("deploy.finished", dict, "TypedDict"),
         ("Deploy Finished", DeployFinished, "event name"),
         ("command", DeployFinished, "event name"),
+        ("deletion_request", DeployFinished, "event name"),
         (3, DeployFinished, "event name"),
     ],
 )

@@ -139,13 +139,17 @@ def custom(**changes: Any) -> dict[str, Any]:
 
 
 def answer(
-    stored: int, duplicates: int = 0, rejected: list[dict[str, Any]] | None = None
+    stored: int,
+    duplicates: int = 0,
+    rejected: list[dict[str, Any]] | None = None,
+    forgotten: int = 0,
 ) -> dict[str, Any]:
     """The collector's answer to a well-formed batch."""
     return {
-        "accepted": stored + duplicates,
+        "accepted": stored + duplicates + forgotten,
         "stored": stored,
         "duplicates": duplicates,
+        "forgotten": forgotten,
         "rejected": rejected or [],
     }
 
@@ -389,7 +393,12 @@ def test_report_counts_commands_flags_errors_and_days(collector: Collector) -> N
 
 
 def test_prune_deletes_only_old_events(collector: Collector) -> None:
-    old = [event(timestamp="2020-01-01T00:00:00.000Z") for _ in range(3)]
+    """``collector prune`` beside a running collector, whose own retention (400 days by
+    default) keeps these events: they are 100 days old."""
+    import time
+
+    hundred_days_ago = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 8640000))
+    old = [event(timestamp=hundred_days_ago) for _ in range(3)]
     assert collector.send([*old, event(), event()])[0] == 200
     result = cli("collector", "prune", "--db", collector.db_url, "--older-than", "90d")
     assert (result.returncode, result.stdout) == (0, "deleted 3 event(s) older than 90d\n")

@@ -1,6 +1,7 @@
 """The report read from the daily rollups equals the report counted from the events, on
 SQLite and on PostgreSQL: after resends, for windows that start at midnight or inside a day,
-for one tool or all, and after a prune that cuts through a day."""
+for one tool or all, after a prune that cuts through a day, and after deletion requests
+that forget installs (alone, or in a batch with new events of theirs and of others)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from test_collector_e2e import custom, event, fresh_postgres
+from test_collector_forget import deletion
 
 from cli_telemetry.collector import report, storage
 
@@ -85,3 +88,23 @@ def test_the_rollups_agree_with_the_events(engine: Engine) -> None:
         report.build(engine, since=iso(30 * 86400))["invocations"]
         == report.build(engine, since=iso(30 * 86400), rollups=False)["invocations"]
     )
+
+    # Deletion requests: rollup rows that reach zero go, the others lose exactly the
+    # forgotten installs' share.
+    installs = sorted({str(uuid.UUID(int=n)) for n in rng.sample(range(40), 12)})
+    storage.store(engine, [[deletion(i, tool="acme") for i in installs[:4]]])
+    assert_rollups_agree(engine)
+    storage.store(engine, [[deletion(i, tool="other") for i in installs[:4]]])
+    assert_rollups_agree(engine)
+    mixed = [varied(rng, rng.random() * 4 * 86400) for _ in range(60)]
+    requests = [deletion(i, tool=t) for i in installs[4:] for t in ("acme", "other")]
+    storage.store(engine, [mixed[:30], requests, mixed[30:]])
+    assert_rollups_agree(engine)
+    with engine.connect() as connection:
+        for table in ("events", "daily_installs"):
+            # (the first four installs have new events since their requests: those stay)
+            left = connection.execute(text(f"select install_id from {table}")).scalars()  # noqa: S608
+            assert not set(installs[4:]) & set(left), table
+        for table in ("daily_usage", "daily_flags"):
+            counts = connection.execute(text(f"select * from {table}")).all()  # noqa: S608
+            assert all(row[-1] > 0 for row in counts), table

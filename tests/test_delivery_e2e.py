@@ -165,14 +165,21 @@ def test_disable_stops_a_running_uploader_and_nothing_is_sent_after(
     sending.run("hello")
     assert poll(lambda: endpoint.holding == 1, timeout=20)
     pid = int((sending.state_dir / "uploader.pid").read_text())
+    install_id = (sending.ids_file).read_text().split("=", 1)[1].strip()
+    endpoint.mode = "ok"
     result = sending.run("telemetry", "disable")
     assert result.returncode == 0, result.stderr
     assert dead(pid)  # the uploader is gone: it can send nothing more
-    assert not sending.state_dir.exists()
-    endpoint.mode = "ok"
+    # All that follows is the deletion request for the id disable deleted (see
+    # tests/test_forgetting_e2e.py); once it has arrived, nothing of ours is left.
+    assert poll(lambda: not sending.state_dir.exists(), timeout=30)
+    assert [(e["event"], e["install_id"]) for e in endpoint.events] == [
+        ("deletion_request", install_id)
+    ]
     assert sending.run("hello").returncode == 0
+    assert sending.run("telemetry", "status").returncode == 0
     assert not sending.state_dir.exists()
-    assert endpoint.events == []
+    assert len(endpoint.events) == 1
 
 
 def test_the_uploaders_endpoint_and_token_are_not_in_its_arguments(

@@ -17,6 +17,7 @@ from conftest import Tool
 
 from cli_telemetry import Telemetry
 from cli_telemetry.describe import recorded_options
+from cli_telemetry.events import DELETION_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = os.path.join(os.path.dirname(sys.executable), "click-telemetry")
@@ -67,6 +68,10 @@ def test_the_json_schema_is_one_and_the_example_tools_events_satisfy_it(
     custom = next(e for e in events if e["event"] == "deploy.finished")
     assert not validator.is_valid({**custom, "properties": {"replicas": "2", "dry_run": True}})
     assert not validator.is_valid({**custom, "event": "deploy.started"})
+    # The deletion request `telemetry disable` sends is one of the tool's records too.
+    deletion = {key: status[key] for key in DELETION_FIELDS} | {"event": "deletion_request"}
+    assert list(validator.iter_errors(deletion)) == []
+    assert not validator.is_valid({**deletion, "command": status["command"]})
 
 
 def test_record_values_that_no_command_has_are_named_on_stderr(tmp_path: Path) -> None:

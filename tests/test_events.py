@@ -189,8 +189,63 @@ def test_check_event_names_the_field_at_fault(changes: dict[str, Any], field: st
 
 
 def test_privacy_table_has_a_row_per_field() -> None:
-    rows = events.privacy_table().splitlines()[2:]
+    rows = [row for row in events.privacy_table().splitlines() if row.startswith("| `")]
     assert [row.split("`")[1] for row in rows] == [field.name for field in FIELDS]
+    assert {row.split(" | ")[1] for row in rows} == set(typing.get_args(events.Carriers))
+
+
+# -- the deletion request ----------------------------------------------------------------------
+
+
+def deletion_request(**changes: Any) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "schema_version": 1, "event_id": str(uuid.uuid4()), "event": "deletion_request",
+        "timestamp": "2026-11-23T12:00:00.123Z", "tool": "acme",
+        "install_id": str(uuid.uuid4()),
+    }  # fmt: skip
+    request.update(changes)
+    return request
+
+
+def test_a_deletion_request_has_the_fields_of_every_record_and_no_usage() -> None:
+    check_event(deletion_request())
+    assert set(typing.get_type_hints(events.DeletionRequest)) == events.DELETION_FIELDS
+    assert {f.name for f in FIELDS if f.events == "all"} == events.DELETION_FIELDS
+    assert events.DELETION_FIELDS.isdisjoint({"command", "os", "tool_version", "flags"})
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"command": "acme"}, "command"),  # no usage data rides along
+        ({"os": "linux"}, "os"),
+        ({"properties": {}}, "properties"),
+        ({"install_id": "not-a-uuid"}, "install_id"),
+        ({"install_id": None}, "install_id"),
+        ({"tool": "Acme Tool"}, "tool"),
+    ],
+)
+def test_a_deletion_request_with_more_or_bad_fields_is_refused(
+    changes: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InvalidEvent) as info:
+        check_event(deletion_request(**changes))
+    assert info.value.field == field
+
+
+def test_a_deletion_request_without_its_install_id_is_refused() -> None:
+    request = deletion_request()
+    del request["install_id"]
+    with pytest.raises(InvalidEvent, match="install_id: is missing"):
+        check_event(request)
+
+
+def test_a_command_event_is_not_a_deletion_request() -> None:
+    """The kind is the ``event`` field's: a command event named so is judged as a deletion
+    request, and refused for its usage fields."""
+    with pytest.raises(InvalidEvent) as info:
+        check_event(command_event(event="deletion_request"))
+    assert info.value.field in COMMAND_ONLY_FIELDS | {"tool_version", "command", "os"}
 
 
 # -- encode: the hot path's JSON writer, checked against json itself --------------------------

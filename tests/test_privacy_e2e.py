@@ -117,10 +117,15 @@ def test_after_disable_and_enable_nothing_links_new_events_to_old_ones(
     assert poll(lambda: len(endpoint.events) == 2, timeout=30)
     before = list(endpoint.events)
     assert tool.run("telemetry", "disable").returncode == 0
+    # The one record disable sends names the old id and nothing else of it.
+    assert poll(lambda: len(endpoint.events) == 3, timeout=30)
+    (deletion,) = endpoint.events[2:]
+    assert deletion["event"] == "deletion_request"
+    assert {deletion["install_id"]} == {e["install_id"] for e in before}
     tool.enable()
     tool.run("deploy", "start", "web", "--env", "dev")
-    assert poll(lambda: len(endpoint.events) == 4, timeout=30)
-    after = endpoint.events[2:]
+    assert poll(lambda: len(endpoint.events) == 5, timeout=30)
+    after = endpoint.events[3:]
 
     assert ids(before).isdisjoint(ids(after))
     assert len({e["install_id"] for e in before}) == len({e["install_id"] for e in after}) == 1

@@ -39,8 +39,10 @@ def fake() -> Iterator[FakeRudderStack]:
         yield service
 
 
-def sink_for(fake: FakeRudderStack, write_key: str = RUDDER_KEY) -> RudderStackSink:
-    return RudderStackSink(write_key=write_key, data_plane_url=fake.url)
+def sink_for(
+    fake: FakeRudderStack, write_key: str = RUDDER_KEY, user_id: str | None = None
+) -> RudderStackSink:
+    return RudderStackSink(write_key=write_key, data_plane_url=fake.url, user_id=user_id)
 
 
 def test_the_sink_meets_the_interface() -> None:
@@ -74,6 +76,29 @@ def test_identify_carries_traits_in_context(fake: FakeRudderStack) -> None:
     assert "traits" not in message
     assert message["context"]["traits"] == {"plan": "pro"}
     assert message["anonymousId"] == identify["install_id"]
+
+
+def test_by_default_no_user_id_is_sent(fake: FakeRudderStack) -> None:
+    deliver(sink_for(fake))
+    assert {m["userId"] for m in body(fake.requests[0])["batch"]} == {None}
+    assert "user_id" not in RudderStack("k", "https://x").options
+
+
+def test_the_opt_in_sends_the_install_id_as_user_id_too(fake: FakeRudderStack) -> None:
+    """``user_id="install"``: every message is identified, as rudder-sdk-python sends a call
+    given ``user_id=`` and ``anonymous_id=``, and the data plane takes it."""
+    provider = RudderStack("k", "https://x", user_id="install")
+    assert provider.options["user_id"] == "install"
+    assert deliver(sink_for(fake, user_id="install")) == Delivery("delivered")
+    ours = body(fake.requests[0])
+    [ref] = load("rudderstack.json")
+    assert {m["userId"] for m in ref["body"]["batch"]} == {"anon-123"}  # an identified call
+    compare_segment_messages(ours["batch"], ref["body"]["batch"], identified=True)
+    install_id = sample_events()[0]["install_id"]
+    assert {(m["userId"], m["anonymousId"]) for m in ours["batch"]} == {(install_id, install_id)}
+    identify = ours["batch"][-1]
+    assert identify["type"] == "identify" and identify["context"]["traits"] == {"plan": "pro"}
+    assert fake.refused == [] and len(fake.stored) == 4
 
 
 @ANSWERS
@@ -118,4 +143,7 @@ def test_the_fake_refuses_what_rudderstack_refuses(fake: FakeRudderStack) -> Non
     body_key_only = {"Content-Type": "application/json"}
     assert post(url, {"batch": [good], "writeKey": RUDDER_KEY}, body_key_only) == 401
     assert post(url, {"batch": [{**good, "anonymousId": None}]}, headers) == 400
-    assert len(fake.stored) == 1
+    assert post(url, {"batch": [{**good, "userId": "u"}]}, headers) == 200
+    assert post(url, {"batch": [{**good, "anonymousId": None, "userId": "u"}]}, headers) == 200
+    assert post(url, {"batch": [{**good, "userId": 5}]}, headers) == 400
+    assert len(fake.stored) == 3

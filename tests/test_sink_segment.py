@@ -30,6 +30,7 @@ from wire_reference import (
     shape,
 )
 
+from cli_telemetry.errors import ConfigurationError
 from cli_telemetry.providers import Segment
 from cli_telemetry.sinks import Delivery, Sink
 from cli_telemetry.sinks.segment import SegmentSink
@@ -41,8 +42,10 @@ def fake() -> Iterator[FakeSegment]:
         yield service
 
 
-def sink_for(fake: FakeSegment, write_key: str = SEGMENT_KEY) -> SegmentSink:
-    return SegmentSink(write_key=write_key, host=fake.url)
+def sink_for(
+    fake: FakeSegment, write_key: str = SEGMENT_KEY, user_id: str | None = None
+) -> SegmentSink:
+    return SegmentSink(write_key=write_key, host=fake.url, user_id=user_id)
 
 
 def test_the_sink_meets_the_interface() -> None:
@@ -81,6 +84,36 @@ def test_identify_carries_traits_and_the_anonymous_id(fake: FakeSegment) -> None
     assert message["traits"] == {"plan": "pro"}
     assert (message["anonymousId"], message["userId"]) == (identify["install_id"], None)
     assert message["messageId"] == identify["event_id"]
+
+
+def test_by_default_no_user_id_is_sent(fake: FakeSegment) -> None:
+    deliver(sink_for(fake))
+    assert {m["userId"] for m in body(fake.requests[0])["batch"]} == {None}
+    assert "user_id" not in Segment("w").options
+
+
+def test_the_opt_in_sends_the_install_id_as_user_id_too(fake: FakeSegment) -> None:
+    """``user_id="install"``: every message is identified, as analytics-python sends a call
+    given ``user_id=`` and ``anonymous_id=``, and Segment takes it."""
+    sink = Segment("w", user_id="install").build()
+    assert isinstance(sink, SegmentSink) and sink.identified
+    sink.close()
+    assert deliver(sink_for(fake, user_id="install")) == Delivery("delivered")
+    ours = body(fake.requests[0])
+    [ref] = load("segment.json")
+    assert {m["userId"] for m in ref["body"]["batch"]} == {"anon-123"}  # an identified call
+    compare_segment_messages(ours["batch"], ref["body"]["batch"], identified=True)
+    install_id = sample_events()[0]["install_id"]
+    assert {(m["userId"], m["anonymousId"]) for m in ours["batch"]} == {(install_id, install_id)}
+    assert [item["distinct_id"] for item in fake.stored] == [install_id] * 4
+    assert fake.refused == []
+
+
+def test_user_id_takes_only_install() -> None:
+    with pytest.raises(ConfigurationError, match="user_id"):
+        Segment("w", user_id="email")
+    with pytest.raises(ConfigurationError, match="user_id"):
+        SegmentSink(write_key="w", user_id="yes")
 
 
 @ANSWERS
@@ -137,7 +170,11 @@ def test_the_fake_refuses_what_segment_refuses(fake: FakeSegment) -> None:
         assert post(url, {"batch": [{**good, **broken}]}, headers) == 400
     assert post(url, {"batch": [good]}, {**headers, "Content-Type": "text/plain"}) == 400
     assert post(fake.url + "/v1/track", good, headers) == 404
-    assert len(fake.stored) == 2
+    identified = {**good, "userId": "u", "messageId": "m2"}
+    assert post(url, {"batch": [identified]}, headers) == 200
+    assert post(url, {"batch": [{**identified, "anonymousId": None}]}, headers) == 200
+    assert post(url, {"batch": [{**good, "userId": ["u"]}]}, headers) == 400
+    assert len(fake.stored) == 4
 
 
 def test_a_batch_over_segments_limit_is_split_not_refused_for_good(fake: FakeSegment) -> None:

@@ -72,13 +72,18 @@ def assert_gzipped_like(request: Request, reference: dict[str, Any]) -> None:
     assert request.header("Content-Encoding") == reference["content_encoding"] == "gzip"
 
 
-def compare_segment_messages(ours: list[dict[str, Any]], reference: list[dict[str, Any]]) -> None:
+def compare_segment_messages(
+    ours: list[dict[str, Any]], reference: list[dict[str, Any]], *, identified: bool = False
+) -> None:
     """Each of our Segment Spec messages (Segment, RudderStack) has the shape of the SDK's
     message of the same type, with the identity in ``anonymousId`` where the capture used
-    ``userId`` (both keys are there, the unused one null, as the SDK sends them)."""
+    ``userId`` (both keys are there, the unused one null, as the SDK sends them); with
+    ``identified`` (the author's ``user_id="install"``), in both, as the SDK sends a call
+    given both ``user_id`` and ``anonymous_id``."""
+    user_id = "string" if identified else "null"
     for message in ours:
         ref = next(m for m in reference if m["type"] == message["type"])
-        expected = shape(ref) | {"anonymousId": "string", "userId": "null"}
+        expected = shape(ref) | {"anonymousId": "string", "userId": user_id}
         assert shape(message) == expected
         assert set(message["context"]) - SEGMENT_OURS_ONLY == set(ref["context"])
         assert message["context"]["ip"] == NO_IP

@@ -9,11 +9,14 @@ holding too many JSON values, 408 for a body that does not arrive in time, 400 w
 each event stands alone: the valid ones are stored, in one transaction, and the answer
 (200) names each refused one::
 
-    {"accepted": 3, "stored": 2, "duplicates": 1,
+    {"accepted": 4, "stored": 2, "duplicates": 1, "forgotten": 1,
      "rejected": [{"index": 1, "field": "outcome", "error": "must be one of [...]"}]}
 
-``accepted`` counts the events the collector now has (``stored`` new ones, and
-``duplicates`` it had already: resent events are acknowledged and not stored twice).
+``accepted`` counts the records the collector took: events it now has (``stored`` new ones,
+and ``duplicates`` it had already: resent events are acknowledged and not stored twice),
+and deletion requests it applied (``forgotten``: each leaves nothing of its install in the
+collector, after the batch's events are stored; see `forget`). A resent deletion request
+is applied, and answered, again.
 
 The event loop only moves bytes: a request's token is checked from its headers, before its
 body is read; the body is inflated, counted, parsed and checked in a worker thread
@@ -31,7 +34,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Sequence
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Final
 
 import anyio
@@ -46,12 +50,17 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..events import DELETION_EVENT
 from ..providers import Provider
+from ..sinks.base import Eraser
 from . import storage
 from .access import Access
 from .body import MAX_BODY_BYTES, BodyError, read
+from .retention import EVERY
 from .server import REQUEST_TIMEOUT
 from .validation import Catalog, InvalidBatch, check_batch
+
+log = logging.getLogger("cli_telemetry.collector")
 
 PARSERS: Final = 1
 """Bodies read and checked at once. The work holds the GIL, so more threads would not do
@@ -68,9 +77,12 @@ still goes whole, alone)."""
 class Writer:
     """The process's one writer: `store` queues a batch, `run` commits what is queued."""
 
-    def __init__(self, engine: Engine, forward_to: Sequence[str] = ()) -> None:
+    def __init__(
+        self, engine: Engine, forward_to: Sequence[str] = (), erase_at: Sequence[str] = ()
+    ) -> None:
         self.engine = engine
         self.forward_to = list(forward_to)
+        self.erase_at = list(erase_at)
         self.queue: asyncio.Queue[tuple[list[dict[str, Any]], asyncio.Future[int]]]
         self.queue = asyncio.Queue()
 
@@ -89,7 +101,11 @@ class Writer:
                 size += len(group[-1][0])
             try:
                 stored = await run_in_threadpool(
-                    _store, self.engine, [batch for batch, _ in group], self.forward_to
+                    _store,
+                    self.engine,
+                    [batch for batch, _ in group],
+                    self.forward_to,
+                    self.erase_at,
                 )
             except Exception as exc:  # the database failed: so does every request of the group
                 for _, future in group:
@@ -102,13 +118,16 @@ class Writer:
 
 
 def _store(
-    engine: Engine, batches: Sequence[list[dict[str, Any]]], forward_to: Sequence[str]
+    engine: Engine,
+    batches: Sequence[list[dict[str, Any]]],
+    forward_to: Sequence[str],
+    erase_at: Sequence[str],
 ) -> list[int]:
     """`storage.store`, then the batches emptied, here in the worker thread: freeing
     10,000 events takes tens of milliseconds, which would otherwise fall on the event loop
     when its last reference to them went."""
     try:
-        return storage.store(engine, batches, forward_to)
+        return storage.store(engine, batches, forward_to, erase_at)
     finally:
         for batch in batches:
             batch.clear()
@@ -156,38 +175,65 @@ def create_app(
     tokens: dict[str, str] | None = None,
     providers: Sequence[Provider] = (),
     *,
+    erasers: Sequence[Eraser] = (),
+    why_no_eraser: Mapping[str, str] | None = None,
     forward_backoff: float = 30.0,
     catalogs: dict[str, Catalog] | None = None,
     access: Access | None = None,
     request_timeout: float = REQUEST_TIMEOUT,
+    retain: float | None = None,
+    prune_every: float = EVERY,
 ) -> Starlette:
-    """The app over ``engine``. ``access`` says who may write and read and which Host
-    names it answers (`Access`); ``tokens`` (tool -> write token) is a shorthand for
+    """The app over ``engine``. ``access`` says who may write and read and which Host names it
+    answers (`Access`); ``tokens`` (tool -> write token) is a shorthand for
     ``Access.build(tokens)``. What is stored is forwarded to each of ``providers`` (see
-    `forward`). A tool with a catalog in ``catalogs`` (``--schema``) has its custom events
-    checked against it. A body must arrive within ``request_timeout`` seconds of its
-    request's head (408 otherwise)."""
+    `forward`), and each deletion request it gets is passed on to each of ``erasers`` (see
+    `erasure`; the app closes them when it stops); a provider without one is named once at
+    start, with its reason from ``why_no_eraser`` if it has one there. A tool with a catalog
+    in ``catalogs`` (``--schema``) has its custom events checked against it. A body must
+    arrive within ``request_timeout`` seconds of its request's head (408 otherwise). With
+    ``retain``, events older than that many seconds are pruned at start and every
+    ``prune_every`` seconds (see `retention`); without, they are kept."""
     access = access or Access.build(tokens)
-    writer = Writer(engine, [provider.name for provider in providers])
+    writer = Writer(
+        engine, [provider.name for provider in providers], [eraser.name for eraser in erasers]
+    )
     parsers: list[anyio.CapacityLimiter] = []  # made in the event loop, on first use
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(writer.run())
-        forwarder = None
-        if providers:
-            from .forward import Forwarder
+        from .erasure import ErasureForwarder, waiting
+        from .forward import Forwarder
+        from .retention import Pruner
 
-            forwarder = Forwarder(engine, providers, backoff_base=forward_backoff)
-            forwarder.start()
+        task = asyncio.create_task(writer.run())
+        erasing = {eraser.name for eraser in erasers}
+        for provider in providers:
+            if provider.name not in erasing:
+                why = (why_no_eraser or {}).get(
+                    provider.name, "it has no eraser (a client of its deletion API)"
+                )
+                log.warning("deletion requests are not forwarded to %s: %s", provider.name, why)
+        for name, owed in sorted((await run_in_threadpool(waiting, engine)).items()):
+            if name not in erasing:
+                log.warning("%d deletion requests wait for %s, which has no eraser", owed, name)
+        workers: list[Forwarder | ErasureForwarder | Pruner] = []
+        if providers:
+            workers.append(Forwarder(engine, providers, backoff_base=forward_backoff))
+        if erasers:
+            workers.append(ErasureForwarder(engine, erasers, backoff_base=forward_backoff))
+        if retain is not None:
+            workers.append(Pruner(engine, retain, every=prune_every))
+        for worker in workers:
+            worker.start()
         try:
             yield
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            if forwarder is not None:
-                await run_in_threadpool(forwarder.stop)
+            for worker in workers:
+                await run_in_threadpool(worker.stop)
 
     def judge(
         raw: bytes, gzipped: bool, tools: frozenset[str]
@@ -253,6 +299,7 @@ def create_app(
             return judged
         batch, rejected = judged
         accepted = len(batch)  # the writer empties the list once it is stored
+        forgotten = sum(1 for event in batch if event["event"] == DELETION_EVENT)
         stored = 0
         if batch:
             try:
@@ -261,7 +308,12 @@ def create_app(
                 response = error(503, "the events could not be stored; send them again later")
                 response.headers["Retry-After"] = "5"
                 return response
-        counts = {"accepted": accepted, "stored": stored, "duplicates": accepted - stored}
+        counts = {
+            "accepted": accepted,
+            "stored": stored,
+            "duplicates": accepted - forgotten - stored,
+            "forgotten": forgotten,
+        }
         text = json.dumps(counts)[:-1] + f', "rejected": {rejected}}}'
         return Response(text, media_type="application/json")
 

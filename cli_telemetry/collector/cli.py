@@ -118,6 +118,15 @@ def collector() -> None:
     help="A tool's JSON Schema (`click-telemetry schema MODULE:ATTR --format json`): its"
     " custom events must be declared there and match it (repeatable, one per tool).",
 )
+@click.option(
+    "--retain",
+    default="400d",
+    show_default=True,
+    metavar="AGE",
+    help="Delete events older than AGE (Nd or Nh) when starting and then every hour, or"
+    " 'never'. 400 days, about 13 months, is enough to compare a month with the same month"
+    " a year before.",
+)
 def serve(
     url: str | None,
     host: str,
@@ -130,13 +139,16 @@ def serve(
     request_timeout: float,
     argv_tokens: tuple[str, ...],
     schemas: tuple[str, ...],
+    retain: str,
 ) -> None:
     """Accept events on POST /v1/events and store them.
 
     What is stored is forwarded to every provider whose variables are set: POSTHOG_API_KEY,
     SEGMENT_WRITE_KEY, MIXPANEL_TOKEN, AMPLITUDE_API_KEY, RUDDERSTACK_WRITE_KEY with
     RUDDERSTACK_DATA_PLANE_URL, TELEMETRY_WEBHOOK_URL, OTEL_EXPORTER_OTLP_ENDPOINT, and
-    TELEMETRY_PROVIDERS (custom providers' import paths); see the README.
+    TELEMETRY_PROVIDERS (custom providers' import paths); see the README. A deletion
+    request (sent by a tool's `telemetry disable`) deletes what the collector holds of that
+    install, and is passed on to each of those providers that has an eraser.
 
     Tokens come from the environment or files, never the command line (where `ps` shows
     them): write tokens from CLI_TELEMETRY_COLLECTOR_TOKENS and --token-file, the read
@@ -145,9 +157,11 @@ def serve(
     import os
 
     from ..errors import ConfigurationError
-    from ..providers import from_environ
+    from ..providers import erasers_from_environ, from_environ
+    from . import retention
     from .access import Access
     from .app import create_app
+    from .erasure import erasers_of
     from .server import run
     from .storage import connect, default_url
     from .validation import Catalog, SchemaError
@@ -199,18 +213,33 @@ def serve(
         if catalog.tool in catalogs:
             raise click.BadParameter(f"two schemas for {catalog.tool}", param_hint="--schema")
         catalogs[catalog.tool] = catalog
-    backoff = os.environ.get("CLI_TELEMETRY_FORWARD_BACKOFF", "30")
     try:
-        forward_backoff = float(backoff)
-    except ValueError:
-        raise click.UsageError(
-            f"CLI_TELEMETRY_FORWARD_BACKOFF={backoff!r} is not seconds"
-        ) from None
+        keep = retention.parse(retain)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--retain") from None
+    forward_backoff = seconds_variable("CLI_TELEMETRY_FORWARD_BACKOFF", "30")
+    prune_every = seconds_variable("CLI_TELEMETRY_PRUNE_EVERY", str(retention.EVERY))
     engine = connect(url or default_url())
     click.echo(f"collector: storing in {engine.url.render_as_string(hide_password=True)}", err=True)
     if providers:
         names = ", ".join(provider.name for provider in providers)
         click.echo(f"collector: forwarding to {names}", err=True)
+    erasers = erasers_of(providers)  # a custom provider may erase too
+    built, notes = erasers_from_environ(os.environ)
+    erasers += [eraser for eraser in built if eraser.name not in {e.name for e in erasers}]
+    configured = {provider.name for provider in providers}
+    why_no_eraser: dict[str, str] = {}
+    for note in notes:
+        name, _, why = note.partition(": ")
+        if name in configured:
+            why_no_eraser[name] = why
+        else:  # a secret set for a provider that is not configured
+            click.echo(f"collector: {note}", err=True)
+    if erasers:
+        names = ", ".join(eraser.name for eraser in erasers)
+        click.echo(f"collector: passing deletion requests on to {names}", err=True)
+    kept = f"events older than {retain}" if keep is not None else "no events (--retain never)"
+    click.echo(f"collector: pruning {kept}", err=True)
     for tool in catalogs:
         click.echo(f"collector: checking {tool}'s custom events against its schema", err=True)
     if secrets:
@@ -222,16 +251,35 @@ def serve(
     app = create_app(
         engine,
         providers=providers,
+        erasers=erasers,
+        why_no_eraser=why_no_eraser,
         forward_backoff=forward_backoff,
         catalogs=catalogs,
         access=access,
         request_timeout=request_timeout,
+        retain=keep,
+        prune_every=prune_every,
     )
     run(app, host, port, limit_concurrency=limit_concurrency, request_timeout=request_timeout)
 
 
 TOKENS_VARIABLE = "CLI_TELEMETRY_COLLECTOR_TOKENS"
 READ_TOKEN_VARIABLE = "CLI_TELEMETRY_COLLECTOR_READ_TOKEN"  # noqa: S105 - a name
+
+
+def seconds_variable(name: str, default: str) -> float:
+    """A positive number of seconds from the environment variable ``name``."""
+    import math
+    import os
+
+    text = os.environ.get(name, default)
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise click.UsageError(f"{name}={text!r} is not seconds")
+    return seconds
 
 
 def read_lines(path: str, option: str) -> list[str]:
@@ -259,8 +307,10 @@ def parse_token(entry: str, where: str) -> tuple[str, str]:
 @click.option("--db", "url", help="SQLAlchemy URL; default: a SQLite file in your data dir.")
 @click.option("--older-than", "age", default="90d", show_default=True, help="e.g. 90d, 12h.")
 def prune(url: str | None, age: str) -> None:
-    """Delete events older than an age (retention)."""
-    from . import storage
+    """Delete events older than an age, now (`collector serve --retain` does it every
+    hour). It deletes in chunks, so a collector on the same database goes on storing
+    meanwhile; on PostgreSQL it waits for a prune that another process is running."""
+    from . import retention, storage
     from .report import iso_ago, parse_age
 
     try:
@@ -268,7 +318,7 @@ def prune(url: str | None, age: str) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--older-than") from None
     engine = storage.connect(url or storage.default_url())
-    deleted = storage.prune(engine, iso_ago(seconds))
+    deleted = retention.prune(engine, iso_ago(seconds))
     click.echo(f"deleted {deleted} event(s) older than {age}")
 
 

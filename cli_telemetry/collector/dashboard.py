@@ -82,6 +82,7 @@ def page(report: dict[str, Any]) -> str:
             (f"{report['installs']:,}", "installs"),
             (f"{report['error_rate']:.1%}", "errors"),
             (f"{report['ci_share']:.1%}", "in CI"),
+            (f"{report['deletion_requests']:,}", "deletion requests"),
         )
     )
     charts = [

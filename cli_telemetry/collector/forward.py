@@ -16,7 +16,7 @@ meanwhile, so a provider that is down gets one request per backoff, not one per 
 owed. A batch too large for a provider (413) is sent again in halves, not dropped. Leases
 (not locks held while sending) let several collector processes behind a load balancer
 forward from the same database without sending a batch twice at once, each taking batches
-the others have not leased (`Forwarder._lease`); a batch resent after a crash carries the
+the others have not leased (`lease`); a batch resent after a crash carries the
 same ``event_id``s, which every provider de-duplicates.
 
 Each send has a hard deadline (`SEND_SECONDS`): every built-in provider's request is cut
@@ -124,8 +124,10 @@ class Forwarder:
         if time.monotonic() < self.retry_at.get(provider.name, 0.0):
             return False
         try:
-            rows = self._lease(provider.name, self.batch_size.get(provider.name, BATCH))
-        except _Contended:
+            rows = lease(
+                self.engine, outbox, provider.name, self.batch_size.get(provider.name, BATCH)
+            )
+        except Contended:
             return False
         if not rows:
             return False
@@ -176,37 +178,6 @@ class Forwarder:
             )
         return True
 
-    def _lease(self, name: str, limit: int) -> list[Any]:
-        """The ``limit`` oldest rows owed to ``name`` and due, leased to this process.
-
-        On PostgreSQL the rows are locked as they are read, skipping those another
-        process's lease transaction holds (``FOR UPDATE SKIP LOCKED``): forwarders of
-        several processes that look at once take different batches. Without it both read
-        the same rows, one leased them and the other found them taken, leased nothing and
-        rested (`idle_wait`): four forwarders (threads of one process) on 5,000 rows owed
-        to a provider that answers in 20 ms collided 3 to 5 times and took 1.2 to 1.6 s;
-        skipping, 0.6 to 0.8 s, here. SQLite has no row locks (one writer at a time):
-        there the count of rows updated tells."""
-        now = time.time()
-        with self.engine.begin() as connection:
-            rows = connection.execute(
-                sa.select(outbox.c.seq, outbox.c.event_id)
-                .where(outbox.c.sink == name, outbox.c.not_before <= now)
-                .order_by(outbox.c.seq)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            ).all()
-            if rows:
-                leased = connection.execute(
-                    outbox.update()
-                    .where(outbox.c.seq.in_([row.seq for row in rows]), outbox.c.not_before <= now)
-                    .values(not_before=now + LEASE_SECONDS)
-                ).rowcount
-                if leased != len(rows):
-                    # Another process leased some of them first (SQLite): take none.
-                    raise _Contended
-        return list(rows)
-
     def _send(self, provider: Provider, batch: list[dict[str, Any]]) -> Delivery:
         try:
             sink = self._sinks.get(provider.name)
@@ -231,5 +202,39 @@ def refusals(result: Delivery, count: int) -> int:
     return min(count, named + result.unattributed)
 
 
-class _Contended(Exception):
-    pass
+def lease(engine: Engine, table: sa.Table, name: str, limit: int) -> list[Any]:
+    """The ``limit`` oldest rows of an outbox (``outbox``, or ``erasures``) owed to ``name``
+    and due, leased to this process: each row's ``not_before`` is moved `LEASE_SECONDS`
+    ahead. Raises `Contended` when another process leased some of them first.
+
+    On PostgreSQL the rows are locked as they are read, skipping those another
+    process's lease transaction holds (``FOR UPDATE SKIP LOCKED``): forwarders of
+    several processes that look at once take different batches. Without it both read
+    the same rows, one leased them and the other found them taken, leased nothing and
+    rested (`Forwarder.idle_wait`): four forwarders (threads of one process) on 5,000 rows
+    owed to a provider that answers in 20 ms collided 3 to 5 times and took 1.2 to 1.6 s;
+    skipping, 0.6 to 0.8 s, here. SQLite has no row locks (one writer at a time):
+    there the count of rows updated tells."""
+    now = time.time()
+    with engine.begin() as connection:
+        rows = connection.execute(
+            sa.select(table)
+            .where(table.c.sink == name, table.c.not_before <= now)
+            .order_by(table.c.seq)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if rows:
+            leased = connection.execute(
+                table.update()
+                .where(table.c.seq.in_([row.seq for row in rows]), table.c.not_before <= now)
+                .values(not_before=now + LEASE_SECONDS)
+            ).rowcount
+            if leased != len(rows):
+                # Another process leased some of them first (SQLite): take none.
+                raise Contended
+    return list(rows)
+
+
+class Contended(Exception):
+    """Another process leased some of the rows first."""

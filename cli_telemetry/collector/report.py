@@ -3,6 +3,9 @@
 Its figures come from a `rollups.Rollup` of the window: the daily rollup tables for whole
 days, the events themselves for a partial first day. Timestamps are ISO 8601 UTC strings of
 one fixed format, so comparing them as text compares them as times.
+
+Beside them, how many deletion requests each tool got (``deletions``, see `forget`): those
+are kept by day only, so the window's first day counts whole.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ import time
 from collections import Counter
 from typing import Any, Final
 
-from sqlalchemy.engine import Engine
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
 
 from .rollups import Rollup, next_day, of_rows, of_tables
+from .tables import deletions
 
 TOP: Final = 10
 
@@ -61,11 +66,29 @@ def build(
             counted = of_tables(connection, since_day=first_whole_day, tool=tool)
             if first_whole_day != since[:10]:
                 counted.update(of_rows(connection, since=since, until=first_whole_day, tool=tool))
-    return summarise(counted, since=since, tool=tool)
+        forgotten = deletion_requests(connection, since_day=since[:10], tool=tool)
+    return summarise(counted, since=since, tool=tool, deletion_requests=forgotten)
 
 
-def summarise(counted: Rollup, *, since: str, tool: str | None) -> dict[str, Any]:
-    """The report's figures from a rollup of its window. Ties rank by name."""
+def deletion_requests(connection: Connection, *, since_day: str, tool: str | None) -> Counter[str]:
+    """How many deletion requests each tool got from ``since_day`` on."""
+    query = (
+        sa.select(deletions.c.tool, sa.func.count())
+        .where(deletions.c.day >= since_day, *([deletions.c.tool == tool] if tool else []))
+        .group_by(deletions.c.tool)
+    )
+    return Counter({name: int(count) for name, count in connection.execute(query)})
+
+
+def summarise(
+    counted: Rollup,
+    *,
+    since: str,
+    tool: str | None,
+    deletion_requests: Counter[str] | None = None,
+) -> dict[str, Any]:
+    """The report's figures from a rollup of its window (and the deletion requests of each
+    tool in it). Ties rank by name."""
     total = errors = in_ci = 0
     commands: dict[str, list[int]] = {}  # command -> [runs, errors, total duration_ms]
     tool_versions: Counter[str] = Counter()
@@ -115,6 +138,11 @@ def summarise(counted: Rollup, *, since: str, tool: str | None) -> dict[str, Any
             {"day": day, "invocations": days[day], "installs": installs_per_day[day]}
             for day in sorted(days)
         ],
+        "deletion_requests": sum((deletion_requests or Counter()).values()),
+        "deletion_requests_by_tool": [
+            {"name": name, "count": count}
+            for name, count in sorted((deletion_requests or Counter()).items())
+        ],
     }
 
 
@@ -129,7 +157,8 @@ def render(report: dict[str, Any]) -> str:
         f"Usage since {report['since'][:10]}"
         + (f" for {report['tool']}" if report["tool"] else ""),
         f"  invocations {report['invocations']}, installs {report['installs']},"
-        f" errors {report['error_rate']:.1%}, in CI {report['ci_share']:.1%}",
+        f" errors {report['error_rate']:.1%}, in CI {report['ci_share']:.1%},"
+        f" deletion requests {report['deletion_requests']}",
     ]
 
     def table(title: str, headers: list[str], rows: list[list[Any]]) -> None:
@@ -164,5 +193,10 @@ def render(report: dict[str, Any]) -> str:
         "Daily",
         ["day", "runs", "installs"],
         [[d["day"], d["invocations"], d["installs"]] for d in report["daily"]],
+    )
+    table(
+        "Deletion requests",
+        ["tool", "requests"],
+        [[r["name"], r["count"]] for r in report["deletion_requests_by_tool"]],
     )
     return "\n".join(lines)

@@ -11,17 +11,22 @@ consistency test holds them equal:
   report and for the day ``prune`` cuts through;
 - `of_tables`: read back from the rollup tables, for whole days.
 
+Events leave by `subtract`: a deletion request forgets an install's events, retention
+prunes old ones (`removal`), and the rollup of exactly the events deleted (`of_stored`,
+from the rows the DELETE returned) is taken off the tables in the same transaction. A row
+that reaches zero goes, so the tables hold what adding the remaining events would.
+
 Only command events are rolled up (custom events are not in the report).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -73,6 +78,22 @@ def of_events(events: Iterable[dict[str, Any]]) -> Rollup:
             rollup.flags[tool, day, flag] += 1
         rollup.installs.add((tool, day, event["install_id"]))
     return rollup
+
+
+STORED_COLUMNS: Final = (
+    "event", "tool", "timestamp", "command", "outcome", "tool_version", "os",
+    "python_version", "ci", "duration_ms", "flags", "install_id",
+)  # fmt: skip
+"""The columns of ``events`` that `of_stored` reads (a DELETE returns them)."""
+
+
+def of_stored(rows: Iterable[Mapping[Any, Any]]) -> Rollup:
+    """The rollup of stored events, given as rows with the `STORED_COLUMNS`."""
+    return of_events(
+        {**row, "flags": row["flags"].split(" ") if row["flags"] else []}
+        for row in rows
+        if row["event"] == COMMAND_EVENT
+    )
 
 
 def of_rows(
@@ -214,3 +235,73 @@ def add(connection: Connection, rollup: Rollup) -> None:
             ],
         )
         connection.execute(insert.on_conflict_do_nothing(), parameters)
+
+
+def subtract(connection: Connection, rollup: Rollup) -> None:
+    """Take ``rollup``, of events this transaction has deleted, off the rollup tables;
+    rows that reach zero go. In key order, as `add`.
+
+    An install's row for a day goes only if no command event of that install is left in
+    that day: retention deletes a day's events up to a time, and the rest of the day keeps
+    its installs."""
+    usage, flags, installs = tables.daily_usage, tables.daily_flags, tables.daily_installs
+    events = tables.events
+    if rollup.usage:
+        key = [usage.c[name] == sa.bindparam(f"k_{name}") for name in tables.USAGE_KEY]
+        rows = [
+            {**{f"k_{name}": value for name, value in zip(tables.USAGE_KEY, k, strict=True)},
+             "n": invocations, "ms": duration_ms}
+            for k, (invocations, duration_ms) in sorted(rollup.usage.items())
+        ]  # fmt: skip
+        connection.execute(
+            sa.update(usage)
+            .where(*key)
+            .values(
+                invocations=usage.c.invocations - sa.bindparam("n"),
+                duration_ms=usage.c.duration_ms - sa.bindparam("ms"),
+            ),
+            rows,
+        )
+        connection.execute(
+            sa.delete(usage).where(*key, usage.c.invocations <= 0),
+            [{k: v for k, v in row.items() if k.startswith("k_")} for row in rows],
+        )
+    if rollup.flags:
+        key = [
+            flags.c.tool == sa.bindparam("k_tool"),
+            flags.c.day == sa.bindparam("k_day"),
+            flags.c.flag == sa.bindparam("k_flag"),
+        ]
+        rows = [
+            {"k_tool": tool, "k_day": day, "k_flag": flag, "n": uses}
+            for (tool, day, flag), uses in sorted(rollup.flags.items())
+        ]
+        connection.execute(
+            sa.update(flags).where(*key).values(uses=flags.c.uses - sa.bindparam("n")), rows
+        )
+        connection.execute(
+            sa.delete(flags).where(*key, flags.c.uses <= 0),
+            [{k: v for k, v in row.items() if k != "n"} for row in rows],
+        )
+    if rollup.installs:
+        # The day as text, not a range of timestamps: with a range, SQLite's planner reads
+        # the whole day through events_tool_timestamp for each install (a prune chunk took
+        # seconds) instead of the install's few events through events_tool_install.
+        left = sa.select(events.c.event_id).where(
+            events.c.tool == sa.bindparam("k_tool"),
+            events.c.install_id == sa.bindparam("k_install"),
+            events.c.event == COMMAND_EVENT,
+            sa.func.substr(events.c.timestamp, 1, 10) == sa.bindparam("k_day"),
+        )
+        connection.execute(
+            sa.delete(installs).where(
+                installs.c.tool == sa.bindparam("k_tool"),
+                installs.c.day == sa.bindparam("k_day"),
+                installs.c.install_id == sa.bindparam("k_install"),
+                ~left.exists(),
+            ),
+            [
+                {"k_tool": tool, "k_day": day, "k_install": install}
+                for tool, day, install in sorted(rollup.installs)
+            ],
+        )

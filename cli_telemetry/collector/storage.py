@@ -9,6 +9,10 @@ report over whole days reads those instead of every event. They are written in t
 transaction as the events they count, and only for the events that transaction stored, so
 a batch is stored whole or not at all, rollups included, and a resent event is never
 counted twice.
+
+A batch's deletion requests are applied in that transaction too, after its events
+(`forget`); retention deletes old events in chunks of transactions of their own
+(`retention`).
 """
 
 from __future__ import annotations
@@ -22,18 +26,10 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from . import forward, rollups
-from .tables import (
-    COLUMNS,
-    create,
-    daily_flags,
-    daily_installs,
-    daily_usage,
-    events,
-    insert_rows,
-    metadata,
-    outbox,
-)
+from ..events import DELETION_EVENT
+from . import forward, retention, rollups
+from .forget import forget
+from .tables import COLUMNS, create, events, insert_rows, metadata
 
 __all__ = ["connect", "count", "default_url", "metadata", "prune", "store"]
 
@@ -119,21 +115,30 @@ def _insert_sqlite(connection: Connection, rows: Sequence[tuple[Any, ...]]) -> s
 
 
 def store(
-    engine: Engine, batches: Sequence[Sequence[dict[str, Any]]], forward_to: Sequence[str] = ()
+    engine: Engine,
+    batches: Sequence[Sequence[dict[str, Any]]],
+    forward_to: Sequence[str] = (),
+    erase_at: Sequence[str] = (),
 ) -> list[int]:
     """Store validated batches in one transaction; returns how many events of each were new.
     The new events are owed to each provider named in ``forward_to`` (`forward.enqueue`),
-    in the same transaction.
+    in the same transaction. Then the batches' deletion requests are applied (`forget`),
+    each new one owed to the erasers named in ``erase_at``.
 
     The app hands over every batch that arrived while the previous transaction ran, so
     concurrent senders share one commit. An event repeated within or across these batches
-    is counted as new for the first batch that holds it.
+    is counted as new for the first batch that holds it. Every deletion request of the
+    transaction is applied after every event of it is stored: an event of an install that
+    a request forgets is deleted even if its batch came after the request's.
     """
     owner: dict[str, int] = {}
     fresh: dict[str, dict[str, Any]] = {}
+    requests: list[dict[str, Any]] = []
     for index, batch in enumerate(batches):
         for event in batch:
-            if event["event_id"] not in owner:
+            if event["event"] == DELETION_EVENT:
+                requests.append(event)
+            elif event["event_id"] not in owner:
                 owner[event["event_id"]] = index
                 fresh[event["event_id"]] = event
     encode = _ENCODER.encode
@@ -145,7 +150,9 @@ def store(
     with engine.begin() as connection:
         # RETURNING names exactly the rows this transaction stored, even when two requests
         # race with the same events: the counts are right, and the rollups count them once.
-        if connection.dialect.name == "sqlite":
+        if not rows:
+            new: set[str] = set()
+        elif connection.dialect.name == "sqlite":
             new = _insert_sqlite(connection, rows)
         else:
             statement, parameters = insert_rows(
@@ -156,6 +163,7 @@ def store(
             new = {row[0] for row in result.fetchall()}
         rollups.add(connection, rollups.of_events(fresh[event_id] for event_id in new))
         forward.enqueue(connection, forward_to, sorted(new))
+        forget(connection, requests, erase_at)
     stored = [0] * len(batches)
     for event_id in new:
         stored[owner[event_id]] += 1
@@ -163,21 +171,9 @@ def store(
 
 
 def prune(engine: Engine, before: str) -> int:
-    """Delete events whose timestamp is before ``before`` (ISO 8601 UTC); returns how many.
-
-    Rollups of the days before go too; the day ``before`` falls in is counted again from the
-    events it keeps, so the rollups always agree with the events."""
-    day = before[:10]
-    with engine.begin() as connection:
-        deleted = connection.execute(sa.delete(events).where(events.c.timestamp < before))
-        for table in (daily_usage, daily_flags, daily_installs):
-            connection.execute(sa.delete(table).where(table.c.day <= day))
-        rollups.add(connection, rollups.of_rows(connection, since=day, until=rollups.next_day(day)))
-        # Nothing is owed to a provider of an event that is gone (whether or not that
-        # provider is still configured: rows of one that was removed wait until here).
-        stored = sa.select(events.c.event_id).where(events.c.event_id == outbox.c.event_id)
-        connection.execute(sa.delete(outbox).where(~stored.exists()))
-        return int(deleted.rowcount)
+    """Delete events whose timestamp is before ``before`` (ISO 8601 UTC), with their rollups
+    and outbox rows, in chunks (`retention.prune`); returns how many."""
+    return retention.prune(engine, before) or 0  # None only when told not to wait
 
 
 def count(engine: Engine) -> int:

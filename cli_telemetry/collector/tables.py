@@ -1,8 +1,9 @@
 """The collector's database schema: every table, in one metadata, and bulk inserts.
 
-Storing (`storage`), the rollups (`rollups`) and forwarding (`forward`) all read and write
-these tables; keeping their definitions here lets each of those modules import the schema
-without importing the others.
+Storing (`storage`), the rollups (`rollups`), forwarding (`forward`), forgetting (`forget`,
+`erasure`) and retention (`retention`) all read and write these tables; keeping their
+definitions here lets each of those modules import the schema without importing the
+others.
 """
 
 from __future__ import annotations
@@ -41,10 +42,12 @@ events: Final = sa.Table(
     sa.Column("flags", sa.Text, nullable=False),
     sa.Column("data", sa.Text, nullable=False),
     sa.Index("events_tool_timestamp", "tool", "timestamp"),
+    sa.Index("events_tool_install", "tool", "install_id"),
 )
 """``flags`` holds the options given, space-separated (an option name has no space). A table
 of one row per flag cost more at ingest than everything else together; the report reads
-flags from the rollups, and from this column only for a partial first day."""
+flags from the rollups, and from this column only for a partial first day.
+``events_tool_install`` finds an install's events when a deletion request forgets them."""
 
 USAGE_KEY: Final = (
     "tool",
@@ -129,8 +132,45 @@ outbox: Final = sa.Table(
     sa.Column("event_id", sa.String(36), nullable=False),
     sa.Column("not_before", sa.Float, nullable=False, server_default="0"),
     sa.Index("outbox_sink_seq", "sink", "seq"),
+    sa.Index("outbox_event", "event_id"),
 )
-"""One row per (provider, event) the collector still owes that provider (see `forward`)."""
+"""One row per (provider, event) the collector still owes that provider (see `forward`).
+``outbox_event`` finds the rows of events that are forgotten or pruned."""
+
+deletions: Final = sa.Table(
+    "deletions",
+    metadata,
+    sa.Column("event_id", sa.String(36), primary_key=True),
+    sa.Column("tool", sa.String(64), nullable=False),
+    sa.Column("day", sa.String(10), nullable=False),
+    sa.Index("deletions_day", "day"),
+)
+"""One row per deletion request received, keyed by the request's own ``event_id`` (a resent
+request is counted once), with its tool and UTC day, for the report's count: no install id
+(see `forget`)."""
+
+erasures: Final = sa.Table(
+    "erasures",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("sink", sa.String(32), nullable=False),
+    sa.Column("tool", sa.String(64), nullable=False),
+    sa.Column("install_id", sa.String(36), nullable=False),
+    sa.Column("not_before", sa.Float, nullable=False, server_default="0"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("erasures_sink_seq", "sink", "seq"),
+    sa.UniqueConstraint("sink", "tool", "install_id", name="erasures_owed"),
+)
+"""One row per (provider, install) whose deletion the collector still owes that provider's
+deletion API (see `erasure`): the only place an install id outlives a deletion request, and
+only until the provider has accepted it."""
+
+ADDED_INDEXES: Final = (
+    next(i for i in events.indexes if i.name == "events_tool_install"),
+    next(i for i in outbox.indexes if i.name == "outbox_event"),
+)
+"""Indexes added to tables that existing databases already have: `create` makes them there
+(``create_all`` makes only what is missing whole, a table with its indexes)."""
 
 
 SCHEMA_LOCK: Final = 0x636C692D74656C65
@@ -147,8 +187,14 @@ def create(engine: Engine) -> None:
     PostgreSQL the check and the creation run in one transaction that first takes an
     advisory lock: the processes create the schema one after another, and the later ones
     find it there. The lock ends with the transaction (DDL is transactional in
-    PostgreSQL: nothing is half created if a process dies meanwhile)."""
+    PostgreSQL: nothing is half created if a process dies meanwhile).
+
+    A database made by an earlier release gets the `ADDED_INDEXES` here, under the same
+    lock. Building one reads the whole table once, and on PostgreSQL holds off writes to
+    it meanwhile: the first start after an upgrade takes longer on a large database."""
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
         metadata.create_all(connection)
+        for index in ADDED_INDEXES:
+            index.create(connection, checkfirst=True)

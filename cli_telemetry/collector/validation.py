@@ -20,6 +20,7 @@ from typing import Any, Final
 from ..catalog import EventSpec
 from ..events import (
     COMMAND_EVENT,
+    DELETION_EVENT,
     FIELD_RULES,
     SCHEMA_VERSION,
     TIMESTAMP,
@@ -90,7 +91,7 @@ class Catalog:
             raise SchemaError("no $defs")
         events: dict[str, EventSpec] = {}
         for name, definition in defs.items():
-            if name == COMMAND_EVENT:
+            if name in (COMMAND_EVENT, DELETION_EVENT):
                 continue
             try:
                 schema = definition["properties"]["properties"]
@@ -104,7 +105,7 @@ class Catalog:
 
     def problem(self, event: dict[str, Any]) -> tuple[str, str] | None:
         """(field, what is wrong) when a valid event breaks this catalog, else None."""
-        if event["event"] == COMMAND_EVENT:
+        if event["event"] in (COMMAND_EVENT, DELETION_EVENT):
             return None
         spec = self.events.get(event["event"])
         if spec is None:

@@ -75,3 +75,33 @@ class Sink(Protocol):
     def send(self, events: Sequence[dict[str, Any]], deadline: float) -> Delivery: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Forgetting(Protocol):
+    """A sink that passes deletion requests on (`cli_telemetry.events.DeletionRequest`): the
+    project's collector, a webhook. ``telemetry disable`` leaves one for the install id it
+    deletes, and the uploader hands it to each sink that has ``forget``; the outcomes are
+    those of ``send``. A sink without it (a provider's event API, which takes no deletion
+    with a key a tool can ship) is told nothing: its events are forgotten only if it is
+    reached through the collector, whose `Eraser` has the provider's secret."""
+
+    name: str
+
+    def forget(self, requests: Sequence[dict[str, Any]], deadline: float) -> Delivery: ...
+
+
+@runtime_checkable
+class Eraser(Protocol):
+    """A provider's deletion API, driven by the collector (its credentials are secrets that
+    only a server holds): ``erase`` asks the provider to delete everything it holds of each
+    install id (the ``distinct_id``, ``device_id`` or ``anonymousId`` the sink of the same
+    ``name`` sent it as), and returns by ``deadline``. ``delivered`` means the provider
+    accepted the request (its deletion may run later, on its own schedule); ``retry`` and
+    ``rejected`` are as for ``send``."""
+
+    name: str
+
+    def erase(self, install_ids: Sequence[str], deadline: float) -> Delivery: ...
+
+    def close(self) -> None: ...

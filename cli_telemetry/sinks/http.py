@@ -60,11 +60,12 @@ event is refused fits several times over."""
 
 class Transport:
     """Sends one request at a time with the strict timeouts and the hard deadline above;
-    shared by every HTTP sink.
+    shared by every HTTP sink and by the providers' erasers (`cli_telemetry.erasers`).
 
-    `post` sends one request and classifies the answer from its status line. A body is
-    read only when the caller asks (a provider that names refused events, or signals errors
-    inside a 200): ``read_limit`` bytes at most, and never past the deadline.
+    `post` (or `request`, for the erasers' lookups with ``GET``) sends one request and
+    classifies the answer from its status line. A body is read only when the caller asks (a
+    provider that names refused events, or signals errors inside a 200): ``read_limit``
+    bytes at most, and never past the deadline.
     """
 
     def post(
@@ -79,6 +80,19 @@ class Transport:
         """POST ``body``; returns the delivery and, if ``read_limit``, up to that many bytes
         of the answer's body (empty otherwise). Returns by ``deadline``, whatever the server
         does (but for a name lookup that hangs, see the module docstring)."""
+        return self.request("POST", url, body, headers, deadline, read_limit=read_limit)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        deadline: float,
+        *,
+        read_limit: int = 0,
+    ) -> tuple[Delivery, bytes]:
+        """`post` with another ``method`` (``GET`` with no ``body``)."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return Delivery("retry", "deadline"), b""
@@ -89,7 +103,7 @@ class Transport:
         )
         watchdog = _Watchdog(deadline)
         try:
-            result = _exchange(url, body, headers, timeout, deadline, read_limit, watchdog)
+            result = _exchange(method, url, body, headers, timeout, deadline, read_limit, watchdog)
         finally:
             cut_short = watchdog.stop()
         if cut_short:
@@ -103,8 +117,9 @@ class Transport:
 
 
 def _exchange(
+    method: str,
     url: str,
-    body: bytes,
+    body: bytes | None,
     headers: dict[str, str],
     timeout: urllib3.Timeout,
     deadline: float,
@@ -118,7 +133,7 @@ def _exchange(
     with pool:
         try:
             response = pool.urlopen(
-                "POST",
+                method,
                 target,
                 body=body,
                 headers={"User-Agent": USER_AGENT, **headers},
@@ -342,6 +357,12 @@ class HttpSink:
         if self.gzip_body:
             body = gzipped(body, headers)
         return post_batch(self._transport, self.endpoint, body, headers, deadline, len(events))
+
+    def forget(self, requests: Sequence[dict[str, Any]], deadline: float) -> Delivery:
+        """Pass deletion requests on (`cli_telemetry.sinks.base.Forgetting`): a batch like
+        any other, which the collector checks record by record and answers as it answers
+        events, so a refused request comes back in ``refused`` and the rest are its."""
+        return self.send(requests, deadline)
 
     def close(self) -> None:
         self._transport.close()

@@ -13,6 +13,16 @@ Mapping (see `mapping`), in the Segment Spec's message model that RudderStack sh
   your database", a known user; an install id is a random per-tool id of an unknown person,
   which is what ``anonymousId`` is for. Destinations treat the two differently (an
   ``anonymousId`` is merged into a user on a later ``userId``, never the other way round);
+- unless the author opts in with ``user_id="install"``: then the install id is the
+  ``userId`` as well, as the SDK sends a call made with both ``user_id=`` and
+  ``anonymous_id=``. That is what makes the install deletable: Segment's regulations and
+  RudderStack's User Suppression API name users by ``userId`` only (the erasers
+  `cli_telemetry.erasers.segment`, `cli_telemetry.erasers.rudderstack`), and an event
+  without one cannot be deleted through them. The price is the Spec's meaning of
+  ``userId``: destinations treat the install as a known user (a CRM makes a contact or a
+  person record of it, an email or ads tool a profile). The id names no one, it is random
+  and per tool, but those records exist, and each counts where a destination bills per
+  user; so the default stays anonymous;
 - ``messageId`` is the ``event_id``: Segment de-duplicates on it, so a retried batch is
   stored once;
 - ``timestamp`` is ours, with ``+00:00`` for ``Z`` and milliseconds, as the SDK writes it;
@@ -37,6 +47,7 @@ from typing import Any, Final
 import urllib3
 
 from .. import __version__
+from ..errors import ConfigurationError
 from . import mapping
 from .base import Delivery
 from .http import Transport, gzipped, json_body
@@ -44,6 +55,16 @@ from .http import Transport, gzipped, json_body
 LIB: Final = "cli-telemetry"
 BATCH_PATH: Final = "/v1/batch"
 NO_IP: Final = "0.0.0.0"  # noqa: S104  # not a bind address: a location-free placeholder
+INSTALL: Final = "install"
+"""The one value of ``user_id``: the install id is also the ``userId``."""
+
+
+def install_as_user_id(user_id: str | None) -> bool:
+    """Whether ``user_id`` opts in to sending the install id as ``userId`` (None: it does
+    not); any other value is an author's mistake, refused when the sink is built."""
+    if user_id is not None and user_id != INSTALL:
+        raise ConfigurationError(f"user_id must be {INSTALL!r} or None, not {user_id!r}")
+    return user_id == INSTALL
 
 
 class SegmentSink:
@@ -58,9 +79,15 @@ class SegmentSink:
     here with a 413, unsent, so that the uploader (or the collector) splits it."""
 
     def __init__(
-        self, *, name: str = "segment", write_key: str, host: str = "https://api.segment.io"
+        self,
+        *,
+        name: str = "segment",
+        write_key: str,
+        host: str = "https://api.segment.io",
+        user_id: str | None = None,
     ) -> None:
         self.name = name
+        self.identified = install_as_user_id(user_id)
         self.url = host.rstrip("/") + BATCH_PATH
         self._write_key = write_key
         self._auth = urllib3.util.make_headers(basic_auth=f"{write_key}:")
@@ -88,21 +115,23 @@ class SegmentSink:
         return {"batch": messages, "sentAt": _now(), "writeKey": self._write_key}
 
     def message(self, event: dict[str, Any]) -> dict[str, Any]:
-        return message(event)
+        return message(event, identified=self.identified)
 
     def close(self) -> None:
         self._transport.close()
 
 
-def message(event: dict[str, Any]) -> dict[str, Any]:
+def message(event: dict[str, Any], *, identified: bool = False) -> dict[str, Any]:
     """One event as a Segment Spec ``track`` or ``identify`` message, keys as the SDK
-    writes them."""
+    writes them; ``identified``: the install id is the ``userId`` too (the author's
+    opt-in, see the module's docstring)."""
+    install_id = mapping.distinct_id(event)
     common = {
         "integrations": {},
-        "anonymousId": mapping.distinct_id(event),
+        "anonymousId": install_id,
         "timestamp": mapping.iso_offset(event["timestamp"]),
         "context": {"library": {"name": LIB, "version": __version__}, "ip": NO_IP},
-        "userId": None,
+        "userId": install_id if identified else None,
         "messageId": str(event["event_id"]),
     }
     if mapping.is_identify(event):

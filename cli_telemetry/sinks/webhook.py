@@ -10,7 +10,8 @@ the receiver as the raw body.
 
 With a ``secret``, each request carries ``X-CLI-Telemetry-Timestamp`` and
 ``X-CLI-Telemetry-Signature`` (see `cli_telemetry.webhook_signature`, which a receiver
-imports to verify them without urllib3). An ``identify`` event is one more event here.
+imports to verify them without urllib3). An ``identify`` event is one more event here, and
+so is a deletion request (`forget`).
 
 Answers are read as `HttpSink` reads them (`cli_telemetry.sinks.http.post_batch`): a 2xx
 means stored, but for the events its ``rejected`` list names, and other answers are
@@ -47,6 +48,12 @@ class WebhookSink:
         if self._secret is not None:
             headers.update(signature_headers(self._secret, body))
         return post_batch(self._transport, self.url, body, headers, deadline, len(events))
+
+    def forget(self, requests: Sequence[dict[str, Any]], deadline: float) -> Delivery:
+        """Pass deletion requests on (`cli_telemetry.sinks.base.Forgetting`): in a batch, as
+        events go, signed as events are, so the receiver verifies them the same way and can
+        tell them by their ``event``, ``deletion_request``, before it deletes anything."""
+        return self.send(requests, deadline)
 
     def close(self) -> None:
         self._transport.close()
