@@ -60,6 +60,11 @@ one uploader serves a burst of commands (whose own spawns the stamp throttles)."
 CLOSE_TIMEOUT: Final = 2.0
 BATCH_EVENTS: Final = 100
 BATCH_BYTES: Final = 512 * 1024
+CREDENTIAL_ERRORS: Final = frozenset({"http_401", "http_403", "http_404"})
+"""A sink that refuses a deletion request with these refuses the token or the address (a
+token rotated in a later release of the tool, a collector moved), not the request: unlike
+an event, the request is not dropped for it, but waits with the backoff, up to its lifetime
+(`cli_telemetry.deletion.LIFETIME`)."""
 
 
 def well_formed(event: dict[str, Any]) -> bool:
@@ -237,10 +242,10 @@ class _Run:
             if result.outcome == "delivered":
                 done.add(sink.name)  # taken (or refused in its answer: never taken)
                 self.state.record_delivery(sink.name, error=None)
-            elif result.outcome == "rejected":
-                done.add(sink.name)
+            elif result.outcome == "rejected" and result.error not in CREDENTIAL_ERRORS:
+                done.add(sink.name)  # refused for good (a 400): it can never take it
                 self.state.record_refusal(sink.name, before[sink.name], result.error)
-            else:
+            else:  # a failure, or our credentials refused: it waits, with the backoff
                 failures = self.state.failures(sink.name)
                 self.state.record_failure(
                     sink.name, failures, result.error, result.retry_after, self.rng

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -41,6 +42,19 @@ LIFETIME: Final = 30 * 86400.0
 """How long a request waits for a sink that never takes it: a month of retries (the backoff
 reaches its cap of hours within a day) covers an outage; an endpoint that is still gone
 then is gone, and the install id it would carry goes too."""
+EVENTS_ONLY: Final = frozenset(
+    f"cli_telemetry.sinks.{name}"
+    for name in (
+        "posthog:PostHogSink",
+        "segment:SegmentSink",
+        "rudderstack:RudderStackSink",
+        "mixpanel:MixpanelSink",
+        "amplitude:AmplitudeSink",
+        "otlp:OtlpSink",
+    )
+)
+"""The built-in sinks that take no deletion request (no ``forget``): a tool that sends only
+to these leaves none (the collector's sink, a webhook and a custom provider may take one)."""
 FILE_LIMIT: Final = 1024 * 1024
 """A request is about 250 bytes: a file larger than this is not one we wrote."""
 
@@ -148,8 +162,9 @@ def leave(config: ToolConfig, paths: Paths, now: float) -> bool:
     from ._settings import EnvSettings
 
     ids = read_ids(paths.ids_file)
-    if ids is None or not config.sink_specs(EnvSettings.read(config.env_prefix)):
-        return False
+    specs = config.sink_specs(EnvSettings.read(config.env_prefix))
+    if ids is None or not any(spec["target"] not in EVENTS_ONLY for spec in specs):
+        return False  # nowhere it could go: a provider's event API takes no deletion
     add(paths.deletion_file, request_for(config.tool, ids.install_id, now), now)
     return True
 
@@ -160,9 +175,27 @@ def start_uploader(config: ToolConfig, paths: Paths) -> None:
     from . import _spawn
     from ._settings import EnvSettings
 
-    if paths.testing or not os.path.exists(paths.deletion_file):
+    if paths.testing or not waiting(paths, time.time()):
         return
     env = EnvSettings.read(config.env_prefix)
     sinks = config.sink_specs(env)
     if sinks:
         _spawn.start_uploader(config, sinks, paths, [])
+
+
+def waiting(paths: Paths, now: float) -> bool:
+    """A request waits in ``paths.deletion_file``, one stat when none does. A file nobody
+    changed for `LIFETIME` holds only expired requests (each uploader run rewrites it): it
+    is deleted here, so that the install id it holds does not outlive its lifetime where
+    no uploader runs any more (the tool is never run again, or only under DO_NOT_TRACK)."""
+    try:
+        changed = os.stat(paths.deletion_file).st_mtime
+    except OSError:
+        return False
+    if now - changed > LIFETIME:
+        try:
+            os.unlink(paths.deletion_file)
+        except OSError:
+            pass
+        return False
+    return True

@@ -126,6 +126,12 @@ def _deliver_deletions(
     import os
 
     if paths.testing or not os.path.exists(paths.deletion_file):
+        return  # the common case: nothing more is imported
+    from . import _paths, deletion
+
+    if _paths.untrusted(paths) is not None:
+        return  # nothing is touched where another user could have planted something
+    if not deletion.waiting(paths, time.time()):
         return
     sinks = config.sink_specs(env)
     if sinks:

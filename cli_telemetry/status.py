@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Final
 
 from ._record import Record
@@ -85,7 +86,12 @@ def read_status(config: ToolConfig) -> Status:
     stats = open_spool(config, paths, env).stats()
     upload = UploadState.load(paths.upload_state)
     sinks = [spec["name"] for spec in config.sink_specs(env)]
-    waiting = [p for p in deletion.read(paths.deletion_file, env.report) if p.waiting_for(sinks)]
+    now = time.time()
+    waiting = [
+        p
+        for p in deletion.read(paths.deletion_file, env.report)
+        if p.waiting_for(sinks) and not p.expired(now)
+    ]
     return Status(
         enabled=decision.enabled,
         source=decision.source,

@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 from test_uploader import OPTIONS, envelope, record
 
-from cli_telemetry import _paths, _uploader, deletion
+from cli_telemetry import Telemetry, _paths, _uploader, deletion
+from cli_telemetry._ids import load_or_create_ids
 from cli_telemetry.delivery import UploadState
 from cli_telemetry.events import check_event
+from cli_telemetry.providers import PostHog, Segment, Webhook
 from cli_telemetry.sinks import Delivery, MemorySink
 from cli_telemetry.spool import Spool
 
@@ -176,8 +178,46 @@ def test_a_sink_that_fails_gets_it_again_after_its_backoff_and_the_others_once(
 
 def test_a_refusal_for_good_ends_it_for_that_sink(paths: _paths.Paths) -> None:
     leave(paths)
-    run([MemorySink("collector", results=[Delivery("rejected", "http_403")])])
+    run([MemorySink("collector", results=[Delivery("rejected", "http_400")])])
     assert not os.path.exists(paths.deletion_file)
+
+
+@pytest.mark.parametrize("error", ["http_401", "http_403", "http_404"])
+def test_a_refusal_of_our_token_or_address_keeps_it(paths: _paths.Paths, error: str) -> None:
+    """A token rotated in a later release, a collector that moved: the request is not the
+    problem, so it waits (with the backoff) instead of being dropped as an event would."""
+    leave(paths)
+    assert run([MemorySink("collector", results=[Delivery("rejected", error)])]) == "disabled"
+    (waiting,) = deletion.read(paths.deletion_file)
+    assert waiting.done == frozenset()
+    assert UploadState.load(paths.upload_state).data["sinks"]["collector"]["last_error"] == error
+
+
+def test_a_file_nobody_changed_for_its_lifetime_goes_unread(paths: _paths.Paths) -> None:
+    """Where no uploader runs any more (the tool is not run again, or only under
+    DO_NOT_TRACK), the install id still does not outlive the request's lifetime."""
+    leave(paths)
+    assert deletion.waiting(paths, time.time())
+    old = time.time() - deletion.LIFETIME - 60
+    os.utime(paths.deletion_file, (old, old))
+    assert not deletion.waiting(paths, time.time())
+    assert not os.path.exists(paths.deletion_file)
+
+
+@pytest.mark.parametrize(
+    ("sinks", "left"),
+    [
+        ([PostHog(api_key="phc_test"), Segment(write_key="wk")], False),  # event APIs only
+        ([PostHog(api_key="phc_test"), Webhook(url="https://h.example/hook", secret="s")], True),
+    ],
+)
+def test_a_request_is_left_only_where_a_sink_can_take_it(
+    paths: _paths.Paths, sinks: list[Any], left: bool
+) -> None:
+    config = Telemetry("acme", version="1", sinks=sinks)._config
+    load_or_create_ids(paths.ids_file)
+    assert deletion.leave(config, paths, time.time()) is left
+    assert os.path.exists(paths.deletion_file) is left
 
 
 def test_a_request_past_its_lifetime_goes_unsent(paths: _paths.Paths) -> None:
