@@ -42,7 +42,7 @@ from typing import Any, Final
 from . import _paths
 from ._settings import EnvSettings, decide, load_config
 from ._spawn import UploaderOptions, next_spawn_at, running_uploader
-from .delivery import UploadState, deliver
+from .delivery import BACKOFF_CAP, UploadState, deliver
 from .sinks.base import PARTIAL, Delivery, Forgetting, Sink
 from .spool import Batch, Spool
 
@@ -226,7 +226,7 @@ class _Run:
         unable = {sink.name for sink in ready} - set(forgetting)
         work: list[tuple[Sink, list[dict[str, Any]]]] = []
         for name, forgetter in forgetting.items():
-            requests = [dict(p.request) for p in pending if name not in p.done]
+            requests = [dict(p.request) for p in pending if name in p.waiting_for()]
             if requests:
                 work.append((_Forgetter(forgetter), requests))
         before = {sink.name: self.state.snapshot(sink.name) for sink, _ in work}
@@ -253,13 +253,18 @@ class _Run:
                 if sink.name in results.unanswered:
                     self.hung.add(sink.name)
         pending = [p.with_done(done) for p in pending]
-        waiting = [p for p in pending if p.waiting_for(self.names)]
+        waiting = [p for p in pending if p.waiting_for()]
         deletion.write(self.paths.deletion_file, waiting)
         if work:
             self._save()
-        if waiting:  # the next spawn: when the first sink that lacks one may try again
-            lacking = sorted({name for p in waiting for name in p.waiting_for(self.names)})
-            next_spawn_at(self.paths.uploader_stamp, self.state.next_attempt(lacking, now))
+        if waiting:
+            # The next spawn: when the first sink of this run that lacks one may try again;
+            # if only sinks this run does not have lack it, not before the backoff's cap
+            # (a command that has them starts an uploader then, or status does).
+            lacking = {name for p in waiting for name in p.waiting_for()}
+            here = sorted(lacking & set(self.names))
+            at = self.state.next_attempt(here, now) if here else now + BACKOFF_CAP
+            next_spawn_at(self.paths.uploader_stamp, at)
 
     def _ready(self) -> list[Sink]:
         """The sinks not backing off (and not hung in this run)."""

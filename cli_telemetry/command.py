@@ -297,7 +297,6 @@ def _delete_files(paths: _paths.Paths, config: ToolConfig, echo: Echo) -> int:
                 " more once it notices: run this again to delete the waiting events"
             ) from None
     try:
-        deleted = open_spool(config, paths).purge(remove=True)
         try:
             deletion.leave(config, paths, time.time())  # before the id it names is deleted
         except OSError as exc:
@@ -307,7 +306,11 @@ def _delete_files(paths: _paths.Paths, config: ToolConfig, echo: Echo) -> int:
                 " stays where it went.",
                 err=True,
             )
-        for path in (paths.ids_file, paths.uploader_pid, paths.uploader_stamp, paths.upload_state):
+        # The ids before the spool: a command that is recording right now and appends after
+        # the purge finds the ids gone and takes its event back (`recording._store`).
+        _unlink(paths.ids_file)
+        deleted = open_spool(config, paths).purge(remove=True)
+        for path in (paths.uploader_pid, paths.uploader_stamp, paths.upload_state):
             _unlink(path)
         try:
             # Still held: a waiting uploader notices and starts over. (Windows may refuse to
