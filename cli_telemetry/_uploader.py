@@ -42,7 +42,7 @@ from typing import Any, Final
 from . import _paths
 from ._settings import EnvSettings, decide, load_config
 from ._spawn import UploaderOptions, next_spawn_at, running_uploader
-from .delivery import UploadState, deliver
+from .delivery import BACKOFF_CAP, UploadState, deliver
 from .sinks.base import PARTIAL, Delivery, Forgetting, Sink
 from .spool import Batch, Spool
 
@@ -60,6 +60,11 @@ one uploader serves a burst of commands (whose own spawns the stamp throttles)."
 CLOSE_TIMEOUT: Final = 2.0
 BATCH_EVENTS: Final = 100
 BATCH_BYTES: Final = 512 * 1024
+CREDENTIAL_ERRORS: Final = frozenset({"http_401", "http_403", "http_404"})
+"""A sink that refuses a deletion request with these refuses the token or the address (a
+token rotated in a later release of the tool, a collector moved), not the request: unlike
+an event, the request is not dropped for it, but waits with the backoff, up to its lifetime
+(`cli_telemetry.deletion.LIFETIME`)."""
 
 
 def well_formed(event: dict[str, Any]) -> bool:
@@ -221,7 +226,7 @@ class _Run:
         unable = {sink.name for sink in ready} - set(forgetting)
         work: list[tuple[Sink, list[dict[str, Any]]]] = []
         for name, forgetter in forgetting.items():
-            requests = [dict(p.request) for p in pending if name not in p.done]
+            requests = [dict(p.request) for p in pending if name in p.waiting_for()]
             if requests:
                 work.append((_Forgetter(forgetter), requests))
         before = {sink.name: self.state.snapshot(sink.name) for sink, _ in work}
@@ -237,10 +242,10 @@ class _Run:
             if result.outcome == "delivered":
                 done.add(sink.name)  # taken (or refused in its answer: never taken)
                 self.state.record_delivery(sink.name, error=None)
-            elif result.outcome == "rejected":
-                done.add(sink.name)
+            elif result.outcome == "rejected" and result.error not in CREDENTIAL_ERRORS:
+                done.add(sink.name)  # refused for good (a 400): it can never take it
                 self.state.record_refusal(sink.name, before[sink.name], result.error)
-            else:
+            else:  # a failure, or our credentials refused: it waits, with the backoff
                 failures = self.state.failures(sink.name)
                 self.state.record_failure(
                     sink.name, failures, result.error, result.retry_after, self.rng
@@ -248,13 +253,18 @@ class _Run:
                 if sink.name in results.unanswered:
                     self.hung.add(sink.name)
         pending = [p.with_done(done) for p in pending]
-        waiting = [p for p in pending if p.waiting_for(self.names)]
+        waiting = [p for p in pending if p.waiting_for()]
         deletion.write(self.paths.deletion_file, waiting)
         if work:
             self._save()
-        if waiting:  # the next spawn: when the first sink that lacks one may try again
-            lacking = sorted({name for p in waiting for name in p.waiting_for(self.names)})
-            next_spawn_at(self.paths.uploader_stamp, self.state.next_attempt(lacking, now))
+        if waiting:
+            # The next spawn: when the first sink of this run that lacks one may try again;
+            # if only sinks this run does not have lack it, not before the backoff's cap
+            # (a command that has them starts an uploader then, or status does).
+            lacking = {name for p in waiting for name in p.waiting_for()}
+            here = sorted(lacking & set(self.names))
+            at = self.state.next_attempt(here, now) if here else now + BACKOFF_CAP
+            next_spawn_at(self.paths.uploader_stamp, at)
 
     def _ready(self) -> list[Sink]:
         """The sinks not backing off (and not hung in this run)."""

@@ -131,9 +131,7 @@ def show_status(config_of: Callable[[], ToolConfig], as_json: bool, echo: Echo) 
     tool = config_of().tool
     state = read_status(config_of())
     if state.deletions_waiting:  # under DO_NOT_TRACK, nothing else would try again
-        from . import _paths, deletion
-
-        deletion.start_uploader(config_of(), _paths.resolve(tool))
+        _deliver_deletions(config_of(), echo)
     if as_json:
         echo(json.dumps(state.as_dict(), indent=2))
         return
@@ -190,12 +188,28 @@ def turn_off(config_of: Callable[[], ToolConfig], echo: Echo) -> None:
         " and the anonymous install id."
     )
     if os.path.exists(paths.deletion_file):
-        from . import deletion
-
-        deletion.start_uploader(config_of(), paths)
+        _deliver_deletions(config_of(), echo)
         echo(
             "A request to delete what was sent with that id is on its way to where it"
             f" went; `{tool} telemetry status` says until it has arrived."
+        )
+
+
+def _deliver_deletions(config: ToolConfig, echo: Echo) -> None:
+    """Start the uploader for the deletion requests that wait, where the files can be
+    trusted; a failure to start it is a note, not the command's failure."""
+    from . import _paths, deletion
+
+    paths = _paths.resolve(config.tool)
+    if _paths.untrusted(paths) is not None:
+        return
+    try:
+        deletion.start_uploader(config, paths)
+    except OSError as exc:
+        echo(
+            f"Note: could not start the uploader ({exc.strerror or type(exc).__name__});"
+            " the deletion request waits for the next run.",
+            err=True,
         )
 
 
@@ -283,7 +297,6 @@ def _delete_files(paths: _paths.Paths, config: ToolConfig, echo: Echo) -> int:
                 " more once it notices: run this again to delete the waiting events"
             ) from None
     try:
-        deleted = open_spool(config, paths).purge(remove=True)
         try:
             deletion.leave(config, paths, time.time())  # before the id it names is deleted
         except OSError as exc:
@@ -293,7 +306,11 @@ def _delete_files(paths: _paths.Paths, config: ToolConfig, echo: Echo) -> int:
                 " stays where it went.",
                 err=True,
             )
-        for path in (paths.ids_file, paths.uploader_pid, paths.uploader_stamp, paths.upload_state):
+        # The ids before the spool: a command that is recording right now and appends after
+        # the purge finds the ids gone and takes its event back (`recording._store`).
+        _unlink(paths.ids_file)
+        deleted = open_spool(config, paths).purge(remove=True)
+        for path in (paths.uploader_pid, paths.uploader_stamp, paths.upload_state):
             _unlink(path)
         try:
             # Still held: a waiting uploader notices and starts over. (Windows may refuse to

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -41,34 +42,58 @@ LIFETIME: Final = 30 * 86400.0
 """How long a request waits for a sink that never takes it: a month of retries (the backoff
 reaches its cap of hours within a day) covers an outage; an endpoint that is still gone
 then is gone, and the install id it would carry goes too."""
+EVENTS_ONLY: Final = frozenset(
+    f"cli_telemetry.sinks.{name}"
+    for name in (
+        "posthog:PostHogSink",
+        "segment:SegmentSink",
+        "rudderstack:RudderStackSink",
+        "mixpanel:MixpanelSink",
+        "amplitude:AmplitudeSink",
+        "otlp:OtlpSink",
+    )
+)
+"""The built-in sinks that take no deletion request (no ``forget``): a tool that sends only
+to these leaves none (the collector's sink, a webhook and a custom provider may take one)."""
 FILE_LIMIT: Final = 1024 * 1024
 """A request is about 250 bytes: a file larger than this is not one we wrote."""
 
 
 class Pending(Record):
     """One waiting request: the record itself, the names of the sinks done with it (each
-    took it, refused it for good, or cannot take deletions), and when ``disable`` wrote it
-    (``time.time()``)."""
+    took it, refused it for good, or cannot take deletions), when ``disable`` wrote it
+    (``time.time()``), and the sinks it is for: those of the tool when ``disable`` ran that
+    may take it. A later run's sinks may differ (an endpoint given by a variable then, and
+    not now): the request waits for those it is for, and goes to no sink added since, which
+    never had the id."""
 
-    __slots__ = ("done", "request", "since")
+    __slots__ = ("done", "request", "since", "to")
 
-    def __init__(self, request: DeletionRequest, done: Iterable[str], since: float) -> None:
+    def __init__(
+        self, request: DeletionRequest, done: Iterable[str], since: float, to: Iterable[str]
+    ) -> None:
         self.request: Final = request
         self.done: Final = frozenset(done)
         self.since: Final = since
+        self.to: Final = frozenset(to)
 
-    def waiting_for(self, sinks: Sequence[str]) -> list[str]:
-        """The sinks of ``sinks`` that still lack this request."""
-        return [name for name in sinks if name not in self.done]
+    def waiting_for(self) -> list[str]:
+        """The sinks it is for that still lack it."""
+        return sorted(self.to - self.done)
 
     def with_done(self, names: Iterable[str]) -> Pending:
-        return Pending(self.request, self.done | frozenset(names), self.since)
+        return Pending(self.request, self.done | frozenset(names), self.since, self.to)
 
     def expired(self, now: float) -> bool:
         return now - self.since > LIFETIME
 
     def to_json(self) -> dict[str, Any]:
-        return {"request": dict(self.request), "done": sorted(self.done), "since": self.since}
+        return {
+            "request": dict(self.request),
+            "done": sorted(self.done),
+            "since": self.since,
+            "to": sorted(self.to),
+        }
 
 
 def request_for(tool: str, install_id: str, now: float) -> DeletionRequest:
@@ -106,19 +131,20 @@ def read(path: str, report: Callable[[str], None] | None = None) -> list[Pending
     pending = []
     for entry in entries if isinstance(entries, list) else []:
         try:
-            request, done, since = entry["request"], entry["done"], entry["since"]
+            request, done, since, to = entry["request"], entry["done"], entry["since"], entry["to"]
             check_event(request)
             if request["event"] != DELETION_EVENT:
                 raise InvalidEvent("event", "is not a deletion request")
-            if not (isinstance(done, list) and all(isinstance(n, str) for n in done)):
-                raise TypeError("done")
+            for names in (done, to):
+                if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+                    raise TypeError("done and to must be lists of sink names")
             if not isinstance(since, (int, float)) or isinstance(since, bool):
                 raise TypeError("since")
         except (KeyError, TypeError, InvalidEvent) as exc:
             if report is not None:
                 report(f"skipped an entry of {path}: {exc}")
             continue
-        pending.append(Pending(request, done, float(since)))
+        pending.append(Pending(request, done, float(since), to))
     return pending
 
 
@@ -135,9 +161,10 @@ def write(path: str, pending: Sequence[Pending]) -> None:
             pass
 
 
-def add(path: str, request: DeletionRequest, now: float) -> None:
-    """Add ``request`` to those waiting in ``path`` (the uploader lock is held)."""
-    write(path, [*read(path), Pending(request, (), now)])
+def add(path: str, request: DeletionRequest, now: float, to: Iterable[str]) -> None:
+    """Add ``request``, for the sinks ``to``, to those waiting in ``path`` (the uploader
+    lock is held)."""
+    write(path, [*read(path), Pending(request, (), now, to)])
 
 
 def leave(config: ToolConfig, paths: Paths, now: float) -> bool:
@@ -148,9 +175,11 @@ def leave(config: ToolConfig, paths: Paths, now: float) -> bool:
     from ._settings import EnvSettings
 
     ids = read_ids(paths.ids_file)
-    if ids is None or not config.sink_specs(EnvSettings.read(config.env_prefix)):
-        return False
-    add(paths.deletion_file, request_for(config.tool, ids.install_id, now), now)
+    specs = config.sink_specs(EnvSettings.read(config.env_prefix))
+    to = [spec["name"] for spec in specs if spec["target"] not in EVENTS_ONLY]
+    if ids is None or not to:
+        return False  # nowhere it could go: a provider's event API takes no deletion
+    add(paths.deletion_file, request_for(config.tool, ids.install_id, now), now, to)
     return True
 
 
@@ -160,9 +189,27 @@ def start_uploader(config: ToolConfig, paths: Paths) -> None:
     from . import _spawn
     from ._settings import EnvSettings
 
-    if paths.testing or not os.path.exists(paths.deletion_file):
+    if paths.testing or not waiting(paths, time.time()):
         return
     env = EnvSettings.read(config.env_prefix)
     sinks = config.sink_specs(env)
     if sinks:
         _spawn.start_uploader(config, sinks, paths, [])
+
+
+def waiting(paths: Paths, now: float) -> bool:
+    """A request waits in ``paths.deletion_file``, one stat when none does. A file nobody
+    changed for `LIFETIME` holds only expired requests (each uploader run rewrites it): it
+    is deleted here, so that the install id it holds does not outlive its lifetime where
+    no uploader runs any more (the tool is never run again, or only under DO_NOT_TRACK)."""
+    try:
+        changed = os.stat(paths.deletion_file).st_mtime
+    except OSError:
+        return False
+    if now - changed > LIFETIME:
+        try:
+            os.unlink(paths.deletion_file)
+        except OSError:
+            pass
+        return False
+    return True

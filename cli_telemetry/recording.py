@@ -126,6 +126,12 @@ def _deliver_deletions(
     import os
 
     if paths.testing or not os.path.exists(paths.deletion_file):
+        return  # the common case: nothing more is imported
+    from . import _paths, deletion
+
+    if _paths.untrusted(paths) is not None:
+        return  # nothing is touched where another user could have planted something
+    if not deletion.waiting(paths, time.time()):
         return
     sinks = config.sink_specs(env)
     if sinks:
@@ -225,6 +231,8 @@ def _store(
     if env.debug:
         _show(env, paths, decision, events)
         return
+    import os
+
     from ._values import MAX_EVENT_BYTES, encode
 
     # Every value above was fitted to the schema as it was captured (`_values`), so the
@@ -238,7 +246,14 @@ def _store(
             env.report(f"dropped event {event['event']!r}: {len(data)} bytes")
             continue
         encoded.append(data)
-    open_spool(config, paths, env).append(encoded)
+    spool = open_spool(config, paths, env)
+    appended = spool.append(encoded)
+    if not os.path.exists(paths.ids_file):
+        # ``telemetry disable`` ran meanwhile: it deletes the ids before it empties the
+        # spool, so an event of the id it deleted that was appended after that is ours to
+        # take back (it would otherwise wait, and be sent after its deletion request).
+        spool.discard(appended)
+        return
     sinks = config.sink_specs(env)
     if sinks and not paths.testing:  # a test's events stay where the test reads them
         from . import _spawn

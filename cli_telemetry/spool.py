@@ -158,8 +158,10 @@ class Spool:
 
     # -- the hot path: no lock, no import ------------------------------------------------
 
-    def append(self, events: list[bytes]) -> None:
-        """Add encoded events atomically, then keep the spool within its bounds."""
+    def append(self, events: list[bytes]) -> list[str]:
+        """Add encoded events atomically, then keep the spool within its bounds; returns
+        the events' file names (for `discard`)."""
+        appended = []
         for data in events:
             name = event_file_name(self._next_ns(), os.urandom(6).hex(), len(data))
             tmp = os.path.join(self._tmp, name)
@@ -181,15 +183,22 @@ class Spool:
             except BaseException:
                 _unlink(tmp)
                 raise
+            appended.append(name)
         try:
             names = os.listdir(self._new)  # unsorted, unfiltered: this runs on every command
         except OSError:
-            return
+            return appended
         if len(names) > self.max_events or (
             len(names) * MAX_EVENT_BYTES > self.max_bytes
             and sum(_named_size(n) for n in names) > self.max_bytes
         ):
             self.trim(wait=False)
+        return appended
+
+    def discard(self, names: list[str]) -> None:
+        """Delete the waiting events ``names`` (returned by `append`), those still there."""
+        for name in names:
+            _unlink(os.path.join(self._new, name))
 
     def _next_ns(self) -> int:
         # Strictly increasing within this process, so the events of one invocation keep

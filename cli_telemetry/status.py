@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Final
 
 from ._record import Record
@@ -84,8 +85,12 @@ def read_status(config: ToolConfig) -> Status:
     ids = read_ids(paths.ids_file)
     stats = open_spool(config, paths, env).stats()
     upload = UploadState.load(paths.upload_state)
-    sinks = [spec["name"] for spec in config.sink_specs(env)]
-    waiting = [p for p in deletion.read(paths.deletion_file, env.report) if p.waiting_for(sinks)]
+    now = time.time()
+    waiting = [
+        p
+        for p in deletion.read(paths.deletion_file, env.report)
+        if p.waiting_for() and not p.expired(now)
+    ]
     return Status(
         enabled=decision.enabled,
         source=decision.source,
@@ -99,7 +104,5 @@ def read_status(config: ToolConfig) -> Status:
         last_upload=upload.last_upload,
         last_error=upload.last_error,
         deletions_waiting=len(waiting),
-        deletions_waiting_for=tuple(
-            name for name in sinks if any(name in p.waiting_for(sinks) for p in waiting)
-        ),
+        deletions_waiting_for=tuple(sorted({name for p in waiting for name in p.waiting_for()})),
     )

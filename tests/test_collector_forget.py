@@ -21,6 +21,7 @@ from loopback import Endpoint
 from test_collector_e2e import Collector, answer, cli, custom, event, fresh_postgres
 
 from cli_telemetry.collector import erasure, forward, report, storage, tables
+from cli_telemetry.erasers.common import NOT_FOUND
 from cli_telemetry.sinks import Delivery
 
 TESTS = str(Path(__file__).resolve().parent)
@@ -286,9 +287,61 @@ def scripted() -> Iterator[type[ScriptedEraser]]:
 
 
 def owe(engine: sa.engine.Engine, count: int, erase_at: Sequence[str]) -> list[str]:
+    """``count`` installs that sent an event each, then their deletion requests."""
     installs = [str(uuid.uuid4()) for _ in range(count)]
+    storage.store(engine, [[event(install_id=install) for install in installs]], (), erase_at)
     storage.store(engine, [[deletion(install) for install in installs]], (), erase_at)
     return installs
+
+
+def test_a_request_for_an_install_never_stored_owes_the_providers_nothing(
+    engine: sa.engine.Engine,
+) -> None:
+    """Anyone with a tool's write token (it ships in the tool) could send requests for
+    random ids: they are counted, and use up no provider's deletion quota."""
+    storage.store(engine, [[deletion(str(uuid.uuid4())) for _ in range(5)]], (), ["scripted"])
+    assert engine_count(engine, tables.deletions) == 5
+    assert engine_count(engine) == 0
+
+
+def test_a_provider_that_found_nothing_is_asked_again_later_then_let_be(
+    engine: sa.engine.Engine, scripted: type[ScriptedEraser]
+) -> None:
+    """An install disabled seconds after its first command: the provider may still be
+    ingesting its events when it is first asked, and says it has nothing."""
+    (install,) = owe(engine, 1, ["scripted"])
+    eraser = scripted(answer=lambda ids: Delivery("delivered", NOT_FOUND))
+    forwarder = erasure.ErasureForwarder(engine, [eraser])
+    for wait in erasure.RECHECKS:
+        assert forwarder.erase_once()
+        assert engine_count(engine) == 1  # kept, to ask again
+        with engine.connect() as connection:
+            not_before = connection.execute(sa.select(tables.erasures.c.not_before)).scalar_one()
+        assert not_before >= time.time() + wait - 60
+        assert not forwarder.erase_once()  # not before then
+        with engine.begin() as connection:
+            connection.execute(sa.text("update erasures set not_before = 0"))
+    assert forwarder.erase_once()
+    assert engine_count(engine) == 0
+    assert ScriptedEraser.calls == [[install]] * (len(erasure.RECHECKS) + 1)
+
+
+@pytest.mark.parametrize("status", ["http_401", "http_403", "http_404"])
+def test_a_provider_refusing_our_credentials_keeps_the_deletions(
+    engine: sa.engine.Engine,
+    scripted: type[ScriptedEraser],
+    caplog: pytest.LogCaptureFixture,
+    status: str,
+) -> None:
+    """An expired token or a rotated key refuses the credentials, not the deletion: it is
+    not dropped, and the operator is told."""
+    owe(engine, 2, ["scripted"])
+    eraser = scripted(answer=lambda ids: Delivery("rejected", status))
+    forwarder = erasure.ErasureForwarder(engine, [eraser])
+    with caplog.at_level(logging.ERROR, logger="cli_telemetry.collector"):
+        assert not forwarder.erase_once()
+    assert engine_count(engine) == 2
+    assert "check its deletion credentials" in caplog.text
 
 
 def test_a_refused_erasure_is_dropped_and_logged_once_without_the_id(

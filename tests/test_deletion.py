@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 from test_uploader import OPTIONS, envelope, record
 
-from cli_telemetry import _paths, _uploader, deletion
+from cli_telemetry import Telemetry, _paths, _uploader, deletion
+from cli_telemetry._ids import load_or_create_ids
 from cli_telemetry.delivery import UploadState
 from cli_telemetry.events import check_event
+from cli_telemetry.providers import PostHog, Segment, Webhook
 from cli_telemetry.sinks import Delivery, MemorySink
 from cli_telemetry.spool import Spool
 
@@ -39,9 +41,15 @@ def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[_paths.Pa
     yield paths
 
 
-def leave(paths: _paths.Paths, install_id: str = INSTALL_ID, since: float | None = None) -> None:
+def leave(
+    paths: _paths.Paths,
+    install_id: str = INSTALL_ID,
+    since: float | None = None,
+    to: tuple[str, ...] = ("collector", "webhook"),
+) -> None:
+    """A request as ``disable`` leaves it, for the sinks ``to``."""
     now = time.time() if since is None else since
-    deletion.add(paths.deletion_file, deletion.request_for("acme", install_id, now), now)
+    deletion.add(paths.deletion_file, deletion.request_for("acme", install_id, now), now, to)
 
 
 def run(sinks: Sequence[Any]) -> str:
@@ -141,8 +149,10 @@ def test_the_uploader_sends_it_though_telemetry_is_off_then_deletes_it(
 
 
 def test_a_sink_that_cannot_forget_is_done_with_it_at_once(paths: _paths.Paths) -> None:
-    leave(paths)
-    provider = EventsOnly()
+    """A custom provider without ``forget`` (a built-in provider's event sink is never one
+    a request is for: `deletion.EVENTS_ONLY`)."""
+    leave(paths, to=("collector", "custom"))
+    provider = EventsOnly("custom")
     run([MemorySink("collector"), provider])
     assert provider.events == []  # never sent as an event
     assert not os.path.exists(paths.deletion_file)
@@ -175,14 +185,52 @@ def test_a_sink_that_fails_gets_it_again_after_its_backoff_and_the_others_once(
 
 
 def test_a_refusal_for_good_ends_it_for_that_sink(paths: _paths.Paths) -> None:
-    leave(paths)
-    run([MemorySink("collector", results=[Delivery("rejected", "http_403")])])
+    leave(paths, to=("collector",))
+    run([MemorySink("collector", results=[Delivery("rejected", "http_400")])])
     assert not os.path.exists(paths.deletion_file)
 
 
+@pytest.mark.parametrize("error", ["http_401", "http_403", "http_404"])
+def test_a_refusal_of_our_token_or_address_keeps_it(paths: _paths.Paths, error: str) -> None:
+    """A token rotated in a later release, a collector that moved: the request is not the
+    problem, so it waits (with the backoff) instead of being dropped as an event would."""
+    leave(paths)
+    assert run([MemorySink("collector", results=[Delivery("rejected", error)])]) == "disabled"
+    (waiting,) = deletion.read(paths.deletion_file)
+    assert waiting.done == frozenset()
+    assert UploadState.load(paths.upload_state).data["sinks"]["collector"]["last_error"] == error
+
+
+def test_a_file_nobody_changed_for_its_lifetime_goes_unread(paths: _paths.Paths) -> None:
+    """Where no uploader runs any more (the tool is not run again, or only under
+    DO_NOT_TRACK), the install id still does not outlive the request's lifetime."""
+    leave(paths)
+    assert deletion.waiting(paths, time.time())
+    old = time.time() - deletion.LIFETIME - 60
+    os.utime(paths.deletion_file, (old, old))
+    assert not deletion.waiting(paths, time.time())
+    assert not os.path.exists(paths.deletion_file)
+
+
+@pytest.mark.parametrize(
+    ("sinks", "left"),
+    [
+        ([PostHog(api_key="phc_test"), Segment(write_key="wk")], False),  # event APIs only
+        ([PostHog(api_key="phc_test"), Webhook(url="https://h.example/hook", secret="s")], True),
+    ],
+)
+def test_a_request_is_left_only_where_a_sink_can_take_it(
+    paths: _paths.Paths, sinks: list[Any], left: bool
+) -> None:
+    config = Telemetry("acme", version="1", sinks=sinks)._config
+    load_or_create_ids(paths.ids_file)
+    assert deletion.leave(config, paths, time.time()) is left
+    assert os.path.exists(paths.deletion_file) is left
+
+
 def test_a_request_past_its_lifetime_goes_unsent(paths: _paths.Paths) -> None:
-    leave(paths, since=time.time() - deletion.LIFETIME - 60)
-    leave(paths, install_id=str(uuid.uuid4()))
+    leave(paths, since=time.time() - deletion.LIFETIME - 60, to=("collector",))
+    leave(paths, install_id=str(uuid.uuid4()), to=("collector",))
     collector = MemorySink("collector")
     run([collector])
     assert len(collector.deletions) == 1 and collector.deletions[0]["install_id"] != INSTALL_ID
@@ -229,13 +277,65 @@ def test_nothing_is_sent_from_a_tests_directory(
     assert os.path.exists(paths.deletion_file)
 
 
+def test_a_request_waits_for_a_sink_this_run_lacks_and_goes_to_no_new_one(
+    paths: _paths.Paths,
+) -> None:
+    """disable ran with the collector's endpoint given by a variable; a later run has
+    only a webhook, and one after that both, and a sink added since."""
+    leave(paths, to=("collector",))
+    webhook, collector, added = MemorySink("webhook"), MemorySink("collector"), MemorySink("new")
+    run([webhook])
+    assert webhook.deletions == []  # not one the request is for: it never had the id
+    (waiting,) = deletion.read(paths.deletion_file)
+    assert waiting.waiting_for() == ["collector"]
+    assert os.stat(paths.uploader_stamp).st_mtime >= time.time() + 3600  # nothing to do here
+    run([webhook, collector, added])
+    assert [r["install_id"] for r in collector.deletions] == [INSTALL_ID]
+    assert webhook.deletions == added.deletions == []
+    assert not os.path.exists(paths.state_dir)
+
+
 def test_the_events_of_the_deleted_id_never_follow_it(paths: _paths.Paths) -> None:
     """``disable`` purged the spool before leaving the request; should an event of the old
     id still be there (a spool restored from a backup), telemetry is off: it is not sent,
     and the spool is not the uploader's to delete."""
     record(paths, 3)
-    leave(paths)
+    leave(paths, to=("collector",))
     sink = MemorySink("collector")
     assert run([sink]) == "disabled"
     assert sink.events == [] and len(sink.deletions) == 1
     assert os.path.isdir(paths.spool_dir) and not os.path.exists(paths.deletion_file)
+
+
+def test_an_event_recorded_while_disable_runs_is_taken_back(
+    paths: _paths.Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command that read the old ids before ``disable`` deleted them, and appends after
+    ``disable`` emptied the spool: it finds the ids gone and takes its event back, so no
+    event of the forgotten id waits to be sent after its deletion request."""
+    import click
+    from click.testing import CliRunner
+
+    Path(paths.config_file).write_text("enabled = true\nconsent_policy = 1\n")
+    telemetry = Telemetry("acme", version="1")
+
+    @telemetry.instrument
+    @click.command()
+    def acme() -> None:
+        click.echo("done")
+
+    append = Spool.append
+
+    def disable_meanwhile(self: Spool, events: list[bytes]) -> list[str]:
+        os.unlink(paths.ids_file)  # as disable does, before it empties the spool
+        return append(self, events)
+
+    monkeypatch.setattr(Spool, "append", disable_meanwhile)
+    result = CliRunner().invoke(acme, [])
+    assert (result.exit_code, result.output) == (0, "done\n")
+    assert Spool(paths.spool_dir).stats().pending == 0
+
+    monkeypatch.setattr(Spool, "append", append)  # and without disable, it records
+    load_or_create_ids(paths.ids_file)
+    CliRunner().invoke(acme, [])
+    assert Spool(paths.spool_dir).stats().pending == 1

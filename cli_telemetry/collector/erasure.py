@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..delivery import ANSWER_GRACE, backoff, deliver
+from ..erasers.common import NOT_FOUND
 from ..providers import Provider
 from ..sinks.base import Delivery, Eraser
 from .forward import BACKOFF_CAP, SEND_SECONDS, Contended, lease, refusals
@@ -46,6 +47,15 @@ log = logging.getLogger("cli_telemetry.collector")
 
 BATCH: Final = 100
 """Install ids per request: Amplitude's deletion API takes at most 100 at once."""
+RECHECKS: Final = (3600.0, 6 * 3600.0, 24 * 3600.0)
+"""When a provider said it holds nothing of some ids (`cli_telemetry.erasers.common.NOT_FOUND`),
+it is asked again after these waits: it may still have been ingesting the install's last
+events (an install disabled seconds after its first command is the common case), which it
+would otherwise keep. After the last one, the rows go."""
+CREDENTIAL_ERRORS: Final = frozenset({"http_401", "http_403", "http_404"})
+"""A provider that refuses a deletion for these refuses our credentials or project (an
+expired Mixpanel GDPR token, a rotated key), not the deletion: it is retried with the
+backoff (up to its cap) and logged as an error, never dropped."""
 AFTER_SENDS: Final = SEND_SECONDS + ANSWER_GRACE + 4.5
 """Seconds after which every send that was in flight when an install was forgotten has
 ended: a send ends within `forward.SEND_SECONDS` (its hard deadline), with a margin for
@@ -199,7 +209,14 @@ class ErasureForwarder:
                 self.batch_size[name] = max(1, len(rows) // 2)  # not a failure
                 connection.execute(erasures.update().where(mine).values(not_before=0))
                 return True
-            if result.outcome == "retry":
+            credentials = result.outcome == "rejected" and result.error in CREDENTIAL_ERRORS
+            if credentials:
+                log.error(
+                    "erasing at %s: %s: check its deletion credentials; the deletions wait",
+                    name,
+                    result.error,
+                )
+            if result.outcome == "retry" or credentials:
                 attempts = max(row.attempts for row in rows)
                 failures = max(self.failures.get(name, 0), attempts) + 1
                 self.failures[name] = failures
@@ -216,6 +233,14 @@ class ErasureForwarder:
                 return False
             self.failures.pop(name, None)
             self.retry_at.pop(name, None)
+            asks = min(row.attempts for row in rows)
+            if result.error == NOT_FOUND and asks < len(RECHECKS):
+                connection.execute(
+                    erasures.update()
+                    .where(mine)
+                    .values(not_before=time.time() + RECHECKS[asks], attempts=asks + 1)
+                )
+                return True
             connection.execute(erasures.delete().where(mine))
         if result.outcome == "rejected":
             log.warning("%s refused %d deletion requests: %s", name, len(ids), result.error)

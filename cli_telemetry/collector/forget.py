@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import erasure
@@ -41,11 +42,15 @@ def forget(
     for request in requests:
         installs.setdefault(request["tool"], set()).add(request["install_id"])
     in_flight: set[str] = set()
+    known: set[tuple[str, str]] = set()  # installs of which something was stored
     for tool, ids in sorted(installs.items()):  # one order: concurrent writers never deadlock
         ordered = sorted(ids)
         for start in range(0, len(ordered), IDS_PER_STATEMENT):
             chunk = ordered[start : start + IDS_PER_STATEMENT]
-            removed = remove(connection, [events.c.tool == tool, events.c.install_id.in_(chunk)])
+            where = [events.c.tool == tool, events.c.install_id.in_(chunk)]
+            found = sa.select(events.c.install_id).where(*where).distinct()
+            known |= {(tool, install_id) for (install_id,) in connection.execute(found)}
+            removed = remove(connection, where)
             in_flight |= removed.in_flight
     unique = {request["event_id"]: request for request in requests}
     rows = [
@@ -60,5 +65,8 @@ def forget(
             statement.returning(deletions.c.event_id), parameters
         ).all()
     }
-    owed = sorted({(unique[i]["tool"], unique[i]["install_id"]) for i in new})
+    # Only an install this collector stored events of can be at a provider through it: a
+    # request for any other id (anyone holding a tool's write token can send one) owes
+    # the providers nothing, and cannot use up their deletion quotas.
+    owed = sorted({(unique[i]["tool"], unique[i]["install_id"]) for i in new} & known)
     erasure.owe(connection, erase_at, owed, in_flight)

@@ -71,7 +71,9 @@ def connect(url: str) -> Engine:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     # A ping before each transaction finds a PostgreSQL connection that the server or the
     # network dropped; a SQLite file cannot drop one, and the ping cost a statement.
-    engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    # hide_parameters: an error's message would otherwise quote the statement's values, and
+    # those include install ids (a forget, a prune), which must not reach the logs.
+    engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"), hide_parameters=True)
     if engine.dialect.name == "sqlite":
         _create_private(engine.url)
 
