@@ -12,6 +12,8 @@ top: each module is imported where it is first needed (a second import is a dict
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -117,12 +119,13 @@ def _record_run(
 
 
 def decide(config: ToolConfig, env: EnvSettings, paths: Paths) -> Decision:
-    """Whether this run records: the environment, then whether its files can be trusted at
-    all (`_paths.untrusted`: nothing is read or written where another user could have
-    planted or could change something), then the config file and the consent mode (or, in
-    a test's directory, consent as given)."""
+    """Whether this run records: the environment, then whether a test runner runs the tool
+    (`_settings.detect_test_runner`: off, but in a test's directory), then whether its files
+    can be trusted at all (`_paths.untrusted`: nothing is read or written where another
+    user could have planted or could change something), then the config file and the
+    consent mode (or, in a test's directory, consent as given)."""
     from . import _paths
-    from ._settings import decide, load_config
+    from ._settings import decide, detect_test_runner, load_config
 
     return decide(
         env,
@@ -132,6 +135,7 @@ def decide(config: ToolConfig, env: EnvSettings, paths: Paths) -> Decision:
         config.tool,
         untrusted=lambda: _paths.untrusted(paths),
         testing=paths.testing,
+        under_test=lambda: detect_test_runner(os.environ, sys.stdout),
     )
 
 

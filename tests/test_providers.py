@@ -33,7 +33,7 @@ from cli_telemetry.sinks import Sink
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_a_user: None) -> Iterator[Path]:
     monkeypatch.setenv("HOME", str(tmp_path))
     for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "DO_NOT_TRACK", "ACME_TELEMETRY_ENDPOINT"):
         monkeypatch.delenv(var, raising=False)
