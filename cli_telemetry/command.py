@@ -262,6 +262,7 @@ def _delete_files(paths: _paths.Paths, config: ToolConfig) -> int:
         deleted = open_spool(config, paths).purge(remove=True)
         for path in (paths.ids_file, paths.uploader_pid, paths.uploader_stamp, paths.upload_state):
             _unlink(path)
+        _unlink(paths.identified_file)
         try:
             # Still held: a waiting uploader notices and starts over. (Windows may refuse to
             # delete an open file; an empty lock file left behind holds nothing.)

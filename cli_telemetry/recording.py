@@ -82,6 +82,7 @@ def _record_run(
     from ._values import (
         COMMAND_EVENT,
         DURATION_MS,
+        IDENTIFY_EVENT,
         MAX_COMMAND_WORDS,
         PLACEHOLDER,
         UNLISTED,
@@ -99,7 +100,8 @@ def _record_run(
     flags, values = capture.flags_and_values(run.contexts_with(exc), config.record_values)
     words = [word if word == UNLISTED else WORD.fit(word) for word in run.path]
     path = " ".join([config.tool, *words[:MAX_COMMAND_WORDS]])
-    common = _common(config, _ids(env, paths, decision), COMMAND_EVENT, path, run.started_at)
+    ids = _ids(env, paths, decision)
+    common = _common(config, ids, COMMAND_EVENT, path, run.started_at)
     command = common.copy()
     command["flags"] = flags
     command["values"] = values
@@ -110,12 +112,25 @@ def _record_run(
     events = [command]
     from ._values import iso_time
 
+    identified = None  # the fingerprint of the traits this run records, if any
     for name, properties, when in run.custom:
+        if name == IDENTIFY_EVENT:  # one per change of its traits (`_identified`)
+            from ._identified import news
+
+            trusted = decision.source != "files"  # debug mode reads nothing untrusted
+            fingerprint = news(env, paths, ids, properties, identified, trusted=trusted)
+            if fingerprint is None:
+                continue
+            identified = fingerprint
         custom = common.copy()
         custom["event"] = name
         custom["timestamp"] = iso_time(when)
         events.append(_custom(custom, properties))
     _store(config, env, paths, decision, events, uploaders)
+    if identified is not None and not env.debug:
+        from ._identified import remember
+
+        remember(paths.identified_file, identified)
 
 
 def decide(config: ToolConfig, env: EnvSettings, paths: Paths) -> Decision:

@@ -170,8 +170,15 @@ def test_identify_takes_only_declared_traits_and_track_cannot_pose_as_it(home: P
     lenient = Telemetry("acme", version="1")
     lenient.event("identify", Traits)
     lenient.track("identify", {"plan": "pro"})  # dropped, silently
-    lenient.identify({"plan": "pro"})
-    assert [event["event"] for event in spooled(home)] == ["identify"]
+    lenient.identify({"plan": "pro"})  # held for the next command
+
+    @lenient.instrument
+    @click.command()
+    def cli() -> None:
+        pass
+
+    assert CliRunner().invoke(cli, []).exit_code == 0
+    assert [event["event"] for event in spooled(home)] == ["command", "identify"]
 
 
 def test_the_collector_finds_its_providers_in_its_environment() -> None:

@@ -232,14 +232,21 @@ def test_custom_events_and_events_outside_any_command_are_recorded(
     def deploy() -> None:
         deployed.track({"env": "prod"})
 
+    telemetry.identify({"plan": "pro"})  # outside a command: recorded with the next one
     CliRunner().invoke(deploy, [])
-    telemetry.identify({"plan": "pro"})  # outside any command: recorded at once
+    deployed.track({"env": "dev"})  # outside any command: recorded at once
 
-    assert [e["event"] for e in telemetry_events] == ["command", "deploy.finished", "identify"]
-    [custom] = telemetry_events.custom("deploy.finished")
-    assert (custom["command"], custom["properties"]) == ("plugtool", {"env": "prod"})
+    assert [e["event"] for e in telemetry_events] == [
+        "command",
+        "identify",
+        "deploy.finished",
+        "deploy.finished",
+    ]
+    inside, outside = telemetry_events.custom("deploy.finished")
+    assert (inside["command"], inside["properties"]) == ("plugtool", {"env": "prod"})
+    assert (outside["command"], outside["properties"]) == ("plugtool", {"env": "dev"})
     assert telemetry_events.last(event="identify")["properties"] == {"plan": "pro"}
-    assert len(telemetry_events.custom()) == 2
+    assert len(telemetry_events.custom()) == 3
 
 
 class Format(enum.Enum):
