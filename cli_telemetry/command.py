@@ -138,6 +138,10 @@ def show_status(config_of: Callable[[], ToolConfig], as_json: bool, echo: Echo) 
     echo(f"Last upload: {state.last_upload or 'never'}")
     if state.last_error:
         echo(f"Last error:  {state.last_error}")
+    echo("Sinks:" + ("" if state.sinks else "       none (the events stay on this machine)"))
+    for sink in state.sinks:
+        for line in sink.describe():
+            echo(line)
     if state.enabled:
         echo(f"Turn it off with `{tool} telemetry disable` or DO_NOT_TRACK=1.")
 
