@@ -129,8 +129,8 @@ class Telemetry:
 
     def instrument(self, command: C) -> C:
         """Record every invocation of ``command`` (a click command or group, or a Typer
-        app, however it is run: ``app()``, a console script, Typer's ``CliRunner``);
-        returns it."""
+        app, however it is run: ``app()``, a console script, Typer's ``CliRunner``, which
+        records in a test only under the ``telemetry_events`` fixture); returns it."""
         from .instrument import instrument
 
         instrument(command, self._runs, self._finish)
