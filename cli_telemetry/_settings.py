@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 ConsentMode = Literal["notice", "prompt"]
 Source = Literal["do_not_track", "env", "test_runner", "files", "config", "default"]
 """Which setting decided, highest precedence first (``test_runner``: a test runs the tool,
-see `detect_test_runner`; ``files``: the directories or the home directory are not safe to use, see
-`cli_telemetry._paths.untrusted`)."""
+see `detect_test_runner`; ``files``: the directories or the home directory are not safe to
+use, see `cli_telemetry._paths.untrusted`)."""
 
 
 UPLOADER_OPTIONS_VARIABLE: Final = "CLI_TELEMETRY_UPLOADER_OPTIONS"
@@ -381,14 +381,14 @@ def decide(
     """Apply the precedence: DO_NOT_TRACK, the tool's variable, a test runner, files others
     could change, the config file, the mode.
 
-    ``under_test`` says which test runner runs the tool (`detect_test_runner`), if one does: then
-    nothing is recorded, unless the files are a test's (``testing``, below), which is how
-    the ``telemetry_events`` fixture asks a test's runs to record. ``under_test``,
-    ``untrusted`` and ``load`` are only called when the environment has not decided, so a
-    user with DO_NOT_TRACK set costs us no file access at all. ``untrusted`` says why the
-    files must not be used (`cli_telemetry._paths.untrusted`): then nothing is read. A
-    config file we cannot parse, or did not write, decides "off": guessing consent from a
-    broken or planted file is not ours to do.
+    ``under_test`` says which test runner runs the tool (`detect_test_runner`), if one
+    does: then nothing is recorded, unless the files are a test's (``testing``, below),
+    which is how the ``telemetry_events`` fixture asks a test's runs to record.
+    ``under_test``, ``untrusted`` and ``load`` are only called when the environment has not
+    decided, so a user with DO_NOT_TRACK set costs us no file access at all. ``untrusted``
+    says why the files must not be used (`cli_telemetry._paths.untrusted`): then nothing is
+    read. A config file we cannot parse, or did not write, decides "off": guessing consent
+    from a broken or planted file is not ours to do.
 
     ``testing`` (the files are a test's, `cli_telemetry._paths.Paths.testing`) stands for
     the mode: the run records as if its user had consented, so that an author's test sees

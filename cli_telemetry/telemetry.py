@@ -334,12 +334,12 @@ class Telemetry:
 
         Call it on every run, at module level or in a command: an identify is recorded
         only when its traits differ from the last one recorded for this install id (a
-        fingerprint in the state directory, `cli_telemetry._identified`), so
-        the providers get one per change, not one per run. It is recorded with a command,
-        under that command's consent: inside one, with it; outside one (at module level),
-        with the next command this process runs, if that command is recorded (the
-        ``telemetry`` subcommands and shell completion are not), and not at all if the
-        process runs none (a test or a documentation tool that imports the module)."""
+        fingerprint in the state directory, `cli_telemetry._identified`), so the providers
+        get one per change, not one per run. It is recorded with a command, under that
+        command's consent: inside one, with it; outside one (at module level), with the
+        next command this process runs, if that command is recorded (the ``telemetry``
+        subcommands and shell completion are not), and not at all if the process runs
+        none (a test or a documentation tool that imports the module)."""
         self._record_custom(IDENTIFY, traits, identify=True)
 
     def _identify_any(self, name: str, traits: Any) -> None:
