@@ -103,8 +103,12 @@ def ensure(where: Path, requirements: list[str]) -> None:
 
 def isolated_env(home: str, bin_path: Path) -> dict[str, str]:
     """An environment whose HOME is a fresh directory: the demo never touches yours. No
-    PYTHONPATH either: the commands import the library from their own venv, nowhere else."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "CLI_APP_"))}
+    PYTHONPATH either: the commands import the library from their own venv, nowhere else.
+    Nor pytest's variables, when a test runs the demo (tests/test_package.py): a tool that
+    sees one knows a test runs it, and records nothing, whereas the demo shows a user's
+    runs."""
+    prefixes = ("XDG_", "CLI_APP_", "PYTEST_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     env.pop("DO_NOT_TRACK", None)
     env.pop("PYTHONPATH", None)
     env["HOME"] = home

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .errors import ConfigurationError, SpoolBusyError, TelemetryError
     from .events import Event, Outcome
     from .spool import Batch, Spool, SpoolStats
-    from .status import Status
+    from .status import SinkStatus, Status
     from .telemetry import CustomEvent, Telemetry
 
 __version__ = "0.1.0"
@@ -36,6 +36,7 @@ __all__ = [
     "CustomEvent",
     "Event",
     "Outcome",
+    "SinkStatus",
     "Source",
     "Spool",
     "SpoolBusyError",
@@ -49,6 +50,7 @@ _LAZY = {
     "Telemetry": "telemetry",
     "CustomEvent": "telemetry",
     "Status": "status",
+    "SinkStatus": "status",
     "ConfigurationError": "errors",
     "SpoolBusyError": "errors",
     "TelemetryError": "errors",

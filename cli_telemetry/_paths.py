@@ -58,8 +58,9 @@ class Paths(Record):
     """The files of one tool's telemetry.
 
     ``state_dir`` (``<user state dir>/<tool>/telemetry``) holds everything that
-    ``telemetry disable`` deletes: the ids, the spool and its counters; and, until it
-    reaches every sink, the deletion request ``disable`` leaves (`deletion_file`).
+    ``telemetry disable`` deletes: the ids, the fingerprint of the last traits identified,
+    the spool and its counters; and, until it reaches every sink, the deletion request
+    ``disable`` leaves (`deletion_file`).
 
     ``testing`` says the files are a test's (`TEST_DIR_VARIABLE`): the run then records as if
     its user had consented (`cli_telemetry._settings.decide`), and nothing is ever sent from
@@ -80,6 +81,11 @@ class Paths(Record):
     @property
     def spool_dir(self) -> str:
         return os.path.join(self.state_dir, "spool")
+
+    @property
+    def identified_file(self) -> str:
+        """A fingerprint of the traits last identified (`cli_telemetry._identified`)."""
+        return os.path.join(self.state_dir, "identified")
 
     @property
     def uploader_lock(self) -> str:

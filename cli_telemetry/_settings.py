@@ -24,9 +24,10 @@ if TYPE_CHECKING:
     from .providers import Provider
 
 ConsentMode = Literal["notice", "prompt"]
-Source = Literal["do_not_track", "env", "files", "config", "default"]
-"""Which setting decided, highest precedence first (``files``: the directories or the home
-directory are not safe to use, see `cli_telemetry._paths.untrusted`)."""
+Source = Literal["do_not_track", "env", "test_runner", "files", "config", "default"]
+"""Which setting decided, highest precedence first (``test_runner``: a test runs the tool,
+see `detect_test_runner`; ``files``: the directories or the home directory are not safe to
+use, see `cli_telemetry._paths.untrusted`)."""
 
 
 UPLOADER_OPTIONS_VARIABLE: Final = "CLI_TELEMETRY_UPLOADER_OPTIONS"
@@ -127,6 +128,51 @@ def env_flag(value: str | None) -> bool:
     privacy switch should count as on.
     """
     return value is not None and value != "" and value.strip().lower() not in ("0", "false")
+
+
+PYTEST_VARIABLE: Final = "PYTEST_CURRENT_TEST"
+CLI_RUNNER_MODULES: Final = {"click.testing": "click's", "typer.testing": "Typer's"}
+"""Where the ``CliRunner`` classes live that swap ``sys.stdout`` for their capture while they
+run a command: click's, which Typer before 0.26 subclasses, and Typer's own from 0.26."""
+RECORD_UNDER_TEST_VARIABLE: Final = "_CLI_TELEMETRY_RECORD_UNDER_TEST"
+"""Private: lets a run under a test runner record as a user's run would, in the user's own
+files, with the uploader. Only this library's own test suite sets it, because what it tests
+is exactly that (a user's run, in a HOME of the test's); an author's tests use the
+``telemetry_events`` fixture instead, which records where nothing is ever sent."""
+
+
+def detect_test_runner(environ: Mapping[str, str], stdout: object) -> str | None:
+    """Which test runner is running the tool, in words, or None for a user's run.
+
+    An author who runs their tool in their own tests must not record, nor upload, events of
+    their own machine's real install (its config file says "on" once the notice was shown
+    there): a test records only when it asks for the ``telemetry_events`` fixture, whose
+    directory (`cli_telemetry._paths.TEST_DIR_VARIABLE`) is checked before this. Two signs,
+    each one look-up, chosen because a user's run never shows them:
+
+    - ``PYTEST_CURRENT_TEST`` in the environment: pytest sets it while each test runs, in
+      its own process (a tool run in process, by any means) and so in every process a test
+      starts (``subprocess.run(["acme", ...])``), which inherit it. pytest unsets it
+      between tests, so a tool that runs ``pytest.main()`` for its user is still recorded
+      once that returns.
+    - ``sys.stdout`` is the capture of click's or Typer's ``CliRunner``, which swaps it in
+      only while it runs a command: a tool run in process by any test framework (unittest
+      too, which sets no variable), and never a user's run.
+
+    ``"pytest" in sys.modules`` was not chosen: a tool may import pytest for its user (a
+    test-running command), and its later commands would go unrecorded; ``unittest`` in
+    sys.modules would be worse still (``doctest`` and ``unittest.mock`` import it). A test
+    started some other way (unittest starting a subprocess) is not recognised: set
+    ``DO_NOT_TRACK`` there.
+    """
+    if PYTEST_VARIABLE in environ:
+        runner = f"pytest ({PYTEST_VARIABLE} is set)"
+    else:
+        whose = CLI_RUNNER_MODULES.get(type(stdout).__module__)
+        if whose is None:
+            return None
+        runner = f"{whose} CliRunner"
+    return None if environ.get(RECORD_UNDER_TEST_VARIABLE) else runner
 
 
 class ConfigError(ValueError):
@@ -330,15 +376,19 @@ def decide(
     tool: str,
     untrusted: Callable[[], str | None] | None = None,
     testing: bool = False,
+    under_test: Callable[[], str | None] | None = None,
 ) -> Decision:
-    """Apply the precedence: DO_NOT_TRACK, the tool's variable, files others could change,
-    the config file, the mode.
+    """Apply the precedence: DO_NOT_TRACK, the tool's variable, a test runner, files others
+    could change, the config file, the mode.
 
-    ``untrusted`` and ``load`` are only called when the environment has not decided, so a
-    user with DO_NOT_TRACK set costs us no file access at all. ``untrusted`` says why the
-    files must not be used (`cli_telemetry._paths.untrusted`): then nothing is read. A
-    config file we cannot parse, or did not write, decides "off": guessing consent from a
-    broken or planted file is not ours to do.
+    ``under_test`` says which test runner runs the tool (`detect_test_runner`), if one
+    does: then nothing is recorded, unless the files are a test's (``testing``, below),
+    which is how the ``telemetry_events`` fixture asks a test's runs to record.
+    ``under_test``, ``untrusted`` and ``load`` are only called when the environment has not
+    decided, so a user with DO_NOT_TRACK set costs us no file access at all. ``untrusted``
+    says why the files must not be used (`cli_telemetry._paths.untrusted`): then nothing is
+    read. A config file we cannot parse, or did not write, decides "off": guessing consent
+    from a broken or planted file is not ours to do.
 
     ``testing`` (the files are a test's, `cli_telemetry._paths.Paths.testing`) stands for
     the mode: the run records as if its user had consented, so that an author's test sees
@@ -350,6 +400,14 @@ def decide(
         return Decision(False, "do_not_track", "DO_NOT_TRACK is set")
     if env.disabled:
         return Decision(False, "env", f"{env.disabled_var} is set")
+    runner = under_test() if under_test is not None and not testing else None
+    if runner is not None:
+        return Decision(
+            False,
+            "test_runner",
+            f"a test runner is running the tool, {runner}; a test records only when it"
+            " asks for the telemetry_events fixture",
+        )
     why = untrusted() if untrusted is not None else None
     if why is not None:
         return Decision(False, "files", f"{why}, so telemetry uses nothing there")

@@ -144,6 +144,10 @@ def show_status(config_of: Callable[[], ToolConfig], as_json: bool, echo: Echo) 
     echo(f"Last upload: {state.last_upload or 'never'}")
     if state.last_error:
         echo(f"Last error:  {state.last_error}")
+    echo("Sinks:" + ("" if state.sinks else "       none (the events stay on this machine)"))
+    for sink in state.sinks:
+        for line in sink.describe():
+            echo(line)
     if state.deletions_waiting:
         echo(
             f"Deletion:    {state.deletions_waiting} request(s) from `disable` waiting"
@@ -312,6 +316,7 @@ def _delete_files(paths: _paths.Paths, config: ToolConfig, echo: Echo) -> int:
         deleted = open_spool(config, paths).purge(remove=True)
         for path in (paths.uploader_pid, paths.uploader_stamp, paths.upload_state):
             _unlink(path)
+        _unlink(paths.identified_file)
         try:
             # Still held: a waiting uploader notices and starts over. (Windows may refuse to
             # delete an open file; an empty lock file left behind holds nothing.)

@@ -2,7 +2,8 @@
 remembers between uploader runs. Its one owner, imported by the uploader, by ``telemetry
 status``, by the collector's forwarder and by the tests.
 
-- `backoff`: exponential with jitter, at least the server's Retry-After (itself capped).
+- `backoff`: exponential with jitter, at least the server's Retry-After (itself capped);
+  a misconfigured endpoint (one that redirects) waits as long as the cap allows at once.
 - `deliver`: each sink sends in a thread of its own, with a deadline, so one that raises or
   hangs fails alone while the others' answers stand; a sink that keeps its deadline leaves
   no thread behind.
@@ -23,7 +24,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
-from .sinks.base import Delivery, Sink
+from .sinks.base import Delivery, Sink, is_redirect
 
 BACKOFF_BASE: Final = 30.0
 BACKOFF_CAP: Final = 6 * 3600.0
@@ -40,15 +41,29 @@ def backoff(
     *,
     base: float = BACKOFF_BASE,
     cap: float = BACKOFF_CAP,
+    misconfigured: bool = False,
 ) -> float:
     """Seconds until the next attempt after ``failures`` consecutive failures: ``base``
     doubling up to ``cap``, with jitter, and at least the server's Retry-After (itself
-    capped). The collector's forwarder uses it too, with its own base and cap."""
+    capped). The collector's forwarder uses it too, with its own base and cap.
+
+    ``misconfigured`` (`misconfigured`: the endpoint redirects) waits as long as after
+    the most failures: what the author has to correct will not mend itself in 30 s, and
+    an endpoint tried every few minutes for hours is hammered for nothing."""
     exponent = min(max(0, failures - 1), 20)  # 2**20 * 30 s is far past the cap anyway
+    if misconfigured:
+        exponent = 20
     delay: float = min(cap, base * 2.0**exponent) * rng.uniform(0.5, 1.5)
     if retry_after is not None:
         delay = max(delay, min(retry_after, RETRY_AFTER_CAP))
     return delay
+
+
+def misconfigured(error: str | None) -> bool:
+    """Whether a failure of kind ``error`` is the endpoint's configuration, not a passing
+    trouble: a redirect (`cli_telemetry.sinks.http.redirected`), which is not followed.
+    The events are kept, as for any failure, in case the endpoint is corrected."""
+    return is_redirect(error)
 
 
 ANSWER_GRACE: Final = 0.5
@@ -166,6 +181,16 @@ class UploadState:
     def failures(self, sink: str) -> int:
         return max(0, int(self.sinks.get(sink, {}).get("failures", 0)))
 
+    def sink_last_upload(self, sink: str) -> str | None:
+        """When ``sink`` last took events (``status`` shows it), or None."""
+        value = self.sinks.get(sink, {}).get("last_upload")
+        return value if isinstance(value, str) else None
+
+    def sink_last_error(self, sink: str) -> str | None:
+        """The kind of ``sink``'s last failure or refusal, until a clean delivery."""
+        value = self.sinks.get(sink, {}).get("last_error")
+        return value if isinstance(value, str) else None
+
     def retry_at(self, sink: str) -> float:
         """When ``sink`` may be sent to again (epoch seconds; 0 when it is not resting)."""
         return float(self.sinks.get(sink, {}).get("retry_at_epoch", 0))
@@ -195,9 +220,10 @@ class UploadState:
         *,
         now: float | None = None,
     ) -> None:
-        """``sink`` failed for the ``failures``-th time in a row: it rests for a backoff."""
+        """``sink`` failed for the ``failures``-th time in a row: it rests for a backoff
+        (the longest at once if its endpoint is `misconfigured`)."""
         now = time.time() if now is None else now
-        delay = backoff(failures, retry_after, rng)
+        delay = backoff(failures, retry_after, rng, misconfigured=misconfigured(error))
         self.sinks[sink] = {
             **self.sinks.get(sink, {}),
             "failures": failures,

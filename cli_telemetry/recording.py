@@ -12,6 +12,8 @@ top: each module is imported where it is first needed (a second import is a dict
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -81,6 +83,7 @@ def _record_run(
     from ._values import (
         COMMAND_EVENT,
         DURATION_MS,
+        IDENTIFY_EVENT,
         MAX_COMMAND_WORDS,
         PLACEHOLDER,
         UNLISTED,
@@ -98,7 +101,8 @@ def _record_run(
     flags, values = capture.flags_and_values(run.contexts_with(exc), config.record_values)
     words = [word if word == UNLISTED else WORD.fit(word) for word in run.path]
     path = " ".join([config.tool, *words[:MAX_COMMAND_WORDS]])
-    common = _common(config, _ids(env, paths, decision), COMMAND_EVENT, path, run.started_at)
+    ids = _ids(env, paths, decision)
+    common = _common(config, ids, COMMAND_EVENT, path, run.started_at)
     command = common.copy()
     command["flags"] = flags
     command["values"] = values
@@ -109,12 +113,25 @@ def _record_run(
     events = [command]
     from ._values import iso_time
 
+    identified = None  # the fingerprint of the traits this run records, if any
     for name, properties, when in run.custom:
+        if name == IDENTIFY_EVENT:  # one per change of its traits (`_identified`)
+            from ._identified import news
+
+            trusted = decision.source != "files"  # debug mode reads nothing untrusted
+            fingerprint = news(env, paths, ids, properties, identified, trusted=trusted)
+            if fingerprint is None:
+                continue
+            identified = fingerprint
         custom = common.copy()
         custom["event"] = name
         custom["timestamp"] = iso_time(when)
         events.append(_custom(custom, properties))
     _store(config, env, paths, decision, events, uploaders)
+    if identified is not None and not env.debug:
+        from ._identified import remember
+
+        remember(paths.identified_file, identified)
 
 
 def _deliver_deletions(
@@ -141,12 +158,13 @@ def _deliver_deletions(
 
 
 def decide(config: ToolConfig, env: EnvSettings, paths: Paths) -> Decision:
-    """Whether this run records: the environment, then whether its files can be trusted at
-    all (`_paths.untrusted`: nothing is read or written where another user could have
-    planted or could change something), then the config file and the consent mode (or, in
-    a test's directory, consent as given)."""
+    """Whether this run records: the environment, then whether a test runner runs the tool
+    (`_settings.detect_test_runner`: off, but in a test's directory), then whether its files
+    can be trusted at all (`_paths.untrusted`: nothing is read or written where another
+    user could have planted or could change something), then the config file and the
+    consent mode (or, in a test's directory, consent as given)."""
     from . import _paths
-    from ._settings import decide, load_config
+    from ._settings import decide, detect_test_runner, load_config
 
     return decide(
         env,
@@ -156,6 +174,7 @@ def decide(config: ToolConfig, env: EnvSettings, paths: Paths) -> Decision:
         config.tool,
         untrusted=lambda: _paths.untrusted(paths),
         testing=paths.testing,
+        under_test=lambda: detect_test_runner(os.environ, sys.stdout),
     )
 
 

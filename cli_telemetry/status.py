@@ -3,12 +3,76 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ._record import Record
 
 if TYPE_CHECKING:
     from ._settings import Source, ToolConfig
+    from .delivery import UploadState
+
+
+class SinkStatus(Record):
+    """One destination's state, from ``upload.json`` (`cli_telemetry.delivery.UploadState`).
+
+    ``last_upload`` is when it last took events, ``last_error`` the kind of its last
+    failure or refusal (cleared by a clean delivery; ``redirect:https://host`` when its
+    endpoint redirects, see `cli_telemetry.sinks.http.redirected`), ``failures`` how many
+    attempts in a row failed, ``next_attempt`` when it may be sent to again while it backs
+    off (UTC, ISO 8601; None when it may be sent to now, by the next command's uploader).
+    """
+
+    __slots__ = ("failures", "last_error", "last_upload", "name", "next_attempt")
+
+    def __init__(
+        self,
+        name: str,
+        last_upload: str | None = None,
+        last_error: str | None = None,
+        failures: int = 0,
+        next_attempt: str | None = None,
+    ) -> None:
+        self.name: Final = name
+        self.last_upload: Final = last_upload
+        self.last_error: Final = last_error
+        self.failures: Final = failures
+        self.next_attempt: Final = next_attempt
+
+    @classmethod
+    def of(cls, name: str, upload: UploadState, now: float) -> SinkStatus:
+        from .delivery import iso_seconds
+
+        retry_at = upload.retry_at(name)
+        return cls(
+            name,
+            last_upload=upload.sink_last_upload(name),
+            last_error=upload.sink_last_error(name),
+            failures=upload.failures(name),
+            next_attempt=iso_seconds(retry_at) if retry_at > now else None,
+        )
+
+    def describe(self) -> list[str]:
+        """Its lines in ``telemetry status``: the state, and what a redirect means."""
+        from .sinks.base import REDIRECT, is_redirect
+
+        parts = [f"last delivery {self.last_upload or 'never'}"]
+        if self.last_error:
+            in_a_row = f", {self.failures} failure(s) in a row" if self.failures else ""
+            parts.append(f"last error {self.last_error}{in_a_row}")
+        if self.next_attempt:
+            parts.append(f"next attempt after {self.next_attempt}")
+        else:
+            parts.append("next attempt with the next command")
+        lines = [f"  {self.name}: {'; '.join(parts)}"]
+        if is_redirect(self.last_error):
+            target = self.last_error[len(REDIRECT) + 1 :] if self.last_error else ""
+            where = f" to {target}" if target else ""
+            lines.append(
+                f"    its endpoint redirects{where}; redirects are not followed (the events"
+                " and their token would go to a host nobody configured): the tool's"
+                " endpoint needs correcting"
+            )
+        return lines
 
 
 class Status(Record):
@@ -19,8 +83,9 @@ class Status(Record):
     destination took a batch but refused some of its events, ...), ``dropped`` the events
     the spool's bounds pushed out, ``rejected`` those a destination refused for good: a
     whole batch or single events, each event counted once however many destinations
-    refused it (`cli_telemetry.spool.Spool.settle`). ``deletions_waiting`` counts the
-    deletion requests ``disable`` left that have not reached every destination yet,
+    refused it (`cli_telemetry.spool.Spool.settle`). ``sinks`` has each destination's own
+    state (`SinkStatus`), in the order the tool sends to them. ``deletions_waiting`` counts
+    the deletion requests ``disable`` left that have not reached every destination yet,
     ``deletions_waiting_for`` names those destinations (`cli_telemetry.deletion`).
     """
 
@@ -36,6 +101,7 @@ class Status(Record):
         "pending",
         "reason",
         "rejected",
+        "sinks",
         "source",
         "spool_dir",
     )
@@ -51,6 +117,7 @@ class Status(Record):
         pending: int,
         dropped: int,
         rejected: int = 0,
+        sinks: tuple[SinkStatus, ...] = (),
         last_upload: str | None = None,
         last_error: str | None = None,
         deletions_waiting: int = 0,
@@ -65,10 +132,17 @@ class Status(Record):
         self.pending: Final = pending
         self.dropped: Final = dropped
         self.rejected: Final = rejected
+        self.sinks: Final = sinks
         self.last_upload: Final = last_upload
         self.last_error: Final = last_error
         self.deletions_waiting: Final = deletions_waiting
         self.deletions_waiting_for: Final = deletions_waiting_for
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields, each sink's as a dict too (what ``status --json`` prints)."""
+        fields = super().as_dict()
+        fields["sinks"] = [sink.as_dict() for sink in self.sinks]
+        return fields
 
 
 def read_status(config: ToolConfig) -> Status:
@@ -84,8 +158,9 @@ def read_status(config: ToolConfig) -> Status:
     decision = decide(config, env, paths)
     ids = read_ids(paths.ids_file)
     stats = open_spool(config, paths, env).stats()
-    upload = UploadState.load(paths.upload_state)
     now = time.time()
+    upload = UploadState.load(paths.upload_state, now=now)
+    sinks = tuple(SinkStatus.of(spec["name"], upload, now) for spec in config.sink_specs(env))
     waiting = [
         p
         for p in deletion.read(paths.deletion_file, env.report)
@@ -101,6 +176,7 @@ def read_status(config: ToolConfig) -> Status:
         pending=stats.pending,
         dropped=stats.dropped,
         rejected=stats.rejected,
+        sinks=sinks,
         last_upload=upload.last_upload,
         last_error=upload.last_error,
         deletions_waiting=len(waiting),

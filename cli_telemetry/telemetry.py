@@ -109,6 +109,8 @@ class Telemetry:
         self._commands: list[click.Command | typer.Typer] = []  # what instrument() was given
         self._runs: list[Run] = []  # the invocations in progress, innermost last
         self._uploaders: list[int] = []  # pids this process spawned, reaped later
+        # An identify made outside a command, held for the next one (see `identify`).
+        self._identity: tuple[str, dict[str, Scalar], float] | None = None
         for sink in sinks:
             self.add_sink(sink)
 
@@ -129,8 +131,8 @@ class Telemetry:
 
     def instrument(self, command: C) -> C:
         """Record every invocation of ``command`` (a click command or group, or a Typer
-        app, however it is run: ``app()``, a console script, Typer's ``CliRunner``);
-        returns it."""
+        app, however it is run: ``app()``, a console script, Typer's ``CliRunner``, which
+        records in a test only under the ``telemetry_events`` fixture); returns it."""
         from .instrument import instrument
 
         instrument(command, self._runs, self._finish)
@@ -330,7 +332,16 @@ class Telemetry:
         """Record anonymous traits of this installation (``{"plan": "pro"}``), declared with
         ``telemetry.event("identify", Traits)``, which the providers that have the notion
         attach to the install id (PostHog person properties, Segment and RudderStack
-        identify, Mixpanel profiles, Amplitude user properties)."""
+        identify, Mixpanel profiles, Amplitude user properties).
+
+        Call it on every run, at module level or in a command: an identify is recorded
+        only when its traits differ from the last one recorded for this install id (a
+        fingerprint in the state directory, `cli_telemetry._identified`), so the providers
+        get one per change, not one per run. It is recorded with a command, under that
+        command's consent: inside one, with it; outside one (at module level), with the
+        next command this process runs, if that command is recorded (the ``telemetry``
+        subcommands and shell completion are not), and not at all if the process runs
+        none (a test or a documentation tool that imports the module)."""
         self._record_custom(IDENTIFY, traits, identify=True)
 
     def _identify_any(self, name: str, traits: Any) -> None:
@@ -353,8 +364,14 @@ class Telemetry:
 
     def _finish(self, run: Run) -> None:
         """After a command: record it, unless the environment alone says not to (then
-        nothing more is read, imported or written). Never raises."""
+        nothing more is read, imported or written). Never raises.
+
+        An identify made before the command (`identify`) goes with it: recorded if the
+        command is, dropped if not."""
         try:
+            if self._identity is not None:
+                run.custom.insert(0, self._identity)
+                self._identity = None
             from ._settings import EnvSettings
 
             env = EnvSettings.read(self._config.env_prefix)
@@ -387,6 +404,9 @@ class Telemetry:
             return
         if self._runs:  # recorded with the command, under its consent
             self._runs[-1].custom.append((event, checked, time.time()))
+            return
+        if identify:  # held for the next command (see `identify`)
+            self._identity = (event, checked, time.time())
             return
         from .recording import record_custom
 

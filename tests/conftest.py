@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from cli_telemetry._settings import RECORD_UNDER_TEST_VARIABLE
 from cli_telemetry.capture import _CI_VARIABLES
 
 TOOL = "cli-app"
@@ -37,19 +38,37 @@ if os.name == "nt":
 
 
 def clean_environ(home: Path) -> dict[str, str]:
+    """This process's environment for a tool run as a user runs it, in ``home``.
+
+    Without pytest's variables: a tool that sees ``PYTEST_CURRENT_TEST`` (which every
+    process a test starts inherits) knows a test runs it, and records nothing
+    (`cli_telemetry._settings.detect_test_runner`), whereas these processes stand for a
+    user's runs. Without the private opt-in of the tests run in process (`as_a_user`) too:
+    a test that gives a child pytest's variable back sees what an author's test would."""
     ci_vars = {var for var, _ in _CI_VARIABLES}
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("XDG_", "CLI_APP_", "TYPER_APP_", "PYTEST_"))
         and k not in ci_vars
-        and k != "DO_NOT_TRACK"
+        and k not in ("DO_NOT_TRACK", RECORD_UNDER_TEST_VARIABLE)
     }
     env["HOME"] = str(home)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["CLI_APP_ENDPOINT"] = ""  # no uploads, unless a test sets CLI_APP_TELEMETRY_ENDPOINT
     env["TYPER_APP_ENDPOINT"] = ""  # the same for the Typer example (tests/test_typer_e2e.py)
     return env
+
+
+@pytest.fixture
+def as_a_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tools this test runs in its own process record as a user's run would, in the
+    HOME the test made, and start the uploader, though pytest (and a ``CliRunner``) runs
+    them: the library's private opt-in (`_settings.RECORD_UNDER_TEST_VARIABLE`), because a
+    user's run is what these tests check. Without it such a run records nothing, as an
+    author's test's does (tests/test_test_runner_e2e.py); an author's test records through
+    the ``telemetry_events`` fixture instead."""
+    monkeypatch.setenv(RECORD_UNDER_TEST_VARIABLE, "1")
 
 
 def poll(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> bool:

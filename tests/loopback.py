@@ -1,8 +1,9 @@
 """A real HTTP endpoint on 127.0.0.1 that can misbehave on purpose.
 
 Modes: ``ok``; ``slow`` (answers after ``delay`` s); ``hold`` (reads the request, never
-answers until released); ``status`` (answers ``status``, with ``retry_after`` if set, and
-stores nothing); ``reset`` (reads the request and resets the connection); ``flaky`` (every
+answers until released); ``status`` (answers ``status``, with ``retry_after`` and
+``location`` as its Retry-After and Location headers if set, and stores nothing);
+``reset`` (reads the request and resets the connection); ``flaky`` (every
 ``fail_every``-th request gets 503 and stores nothing); ``drip`` (a status line, then a
 header byte every second); ``drip_body`` (a 200 and its headers, then a body byte every
 second). ``refused`` is a port where nothing listens, see `closed_port`.
@@ -50,6 +51,7 @@ class Endpoint:
         self.delay = 0.0
         self.status = 200
         self.retry_after: str | None = None
+        self.location: str | None = None
         self.fail_every = 3
         self.requests: list[dict[str, Any]] = []  # headers and decoded body of stored batches
         self.seen = 0  # requests that arrived, stored or not
@@ -109,6 +111,8 @@ class Endpoint:
                     self.send_response(endpoint.status if mode == "status" else 503)
                     if endpoint.retry_after is not None:
                         self.send_header("Retry-After", endpoint.retry_after)
+                    if endpoint.location is not None:
+                        self.send_header("Location", endpoint.location)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return

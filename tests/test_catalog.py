@@ -281,7 +281,7 @@ def test_a_schema_the_library_does_not_write_is_refused(schema: dict[str, Any]) 
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_a_user: None) -> Path:
     monkeypatch.setenv("HOME", str(tmp_path))
     for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "DO_NOT_TRACK", "ACME_TELEMETRY_STRICT"):
         monkeypatch.delenv(var, raising=False)

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from cli_telemetry import ConfigurationError, Telemetry
+from cli_telemetry._settings import RECORD_UNDER_TEST_VARIABLE
 from cli_telemetry._values import MAX_SAFE_INTEGER, OPTION, fit_version
 from cli_telemetry.collector.validation import check_batch
 
@@ -39,6 +40,7 @@ def isolated_home() -> Iterator[Path]:
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "CI"))}
         environ.pop("DO_NOT_TRACK", None)
         environ.pop("GITHUB_ACTIONS", None)
+        environ[RECORD_UNDER_TEST_VARIABLE] = "1"  # a user's run, though pytest runs it
         with mock.patch.dict(os.environ, {**environ, "HOME": home}, clear=True):
             yield Path(home)
 

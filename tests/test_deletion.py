@@ -29,8 +29,11 @@ INSTALL_ID = "3f1c2a9b-e07d-4c55-a1e2-b3c4d5e6f708"
 
 
 @pytest.fixture
-def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[_paths.Paths]:
-    """A state directory after ``disable``: the config says off, the spool is gone."""
+def paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_a_user: None
+) -> Iterator[_paths.Paths]:
+    """A state directory after ``disable``: the config says off, the spool is gone. (The
+    tools run in process here record as a user's run would: `as_a_user`.)"""
     monkeypatch.setenv("HOME", str(tmp_path))
     for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "DO_NOT_TRACK", "ACME_TELEMETRY_DISABLED"):
         monkeypatch.delenv(var, raising=False)

@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Tool, poll
+from conftest import Tool, poll, script_tool
 from loopback import Endpoint, closed_port
+
+from cli_telemetry.delivery import BACKOFF_CAP, iso_seconds
 
 
 @pytest.fixture
@@ -112,6 +114,112 @@ def test_retry_after_is_honoured(sending: Tool, endpoint: Endpoint) -> None:
     sending.run("hello")
     assert poll(lambda: sending.upload_state().get("last_error") == "http_429", timeout=20)
     assert (sending.state_dir / "uploader.stamp").stat().st_mtime > time.time() + 7000
+
+
+@pytest.mark.parametrize("status", [301, 307, 308])
+def test_a_redirecting_endpoint_is_named_in_status_and_not_hammered(
+    sending: Tool, endpoint: Endpoint, status: int
+) -> None:
+    """http → https, say: the redirect is not followed (the token would go along), the
+    events wait, the endpoint rests for hours, and status says why, naming the target by
+    its origin only (its path and query may hold a secret)."""
+    endpoint.mode, endpoint.status = "status", status
+    endpoint.location = "https://telemetry.example.com/v1/events?token=s3cret"
+    before = time.time()
+    assert sending.run("hello").returncode == 0
+    assert poll(lambda: sending.upload_state().get("last_error", "").startswith("redirect"), 20)
+    assert poll(lambda: sending.uploader_stopped(), timeout=20)
+    kind = "redirect:https://telemetry.example.com"
+    status_json = json.loads(sending.run("telemetry", "status", "--json").stdout)
+    [collector] = status_json["sinks"]
+    assert (status_json["last_error"], status_json["pending"]) == (kind, 1)
+    assert collector["name"] == "collector" and collector["last_error"] == kind
+    assert (collector["failures"], collector["last_upload"]) == (1, None)
+    # Its next attempt is hours away (the longest backoff at once), and so is the next spawn.
+    far = before + 0.5 * BACKOFF_CAP
+    assert sending.upload_state()["sinks"]["collector"]["retry_at_epoch"] >= far
+    assert collector["next_attempt"] >= iso_seconds(far)
+    stamp = (sending.state_dir / "uploader.stamp").stat().st_mtime
+    assert stamp >= far
+    text = sending.run("telemetry", "status").stdout
+    assert f"Last error:  {kind}\n" in text
+    assert f"  collector: last delivery never; last error {kind}, 1 failure(s) in a row;" in text
+    assert "its endpoint redirects to https://telemetry.example.com; redirects are not" in text
+    assert "s3cret" not in text + json.dumps(status_json) + json.dumps(sending.upload_state())
+    # The next commands record, and start no uploader: the stamp is untouched.
+    for _ in range(3):
+        assert sending.run("hello").returncode == 0
+    assert (sending.state_dir / "uploader.stamp").stat().st_mtime == stamp
+    assert (endpoint.seen, pending(sending)) == (1, 4)
+    # Once the endpoint is corrected, every event arrives.
+    endpoint.mode = "ok"
+    sending.allow_next_attempt()
+    sending.run("hello")
+    assert poll(lambda: len(endpoint.events) == 5, timeout=20)
+
+
+TWO_SINKS = """
+import os
+
+import click
+from cli_telemetry import Telemetry
+from cli_telemetry.providers import Collector
+
+telemetry = Telemetry(
+    "acme",
+    version="1.0",
+    endpoint=os.environ["ACME_MAIN"],
+    sinks=[Collector(os.environ["ACME_MOVED"], name="backup")],
+)
+
+
+@telemetry.instrument
+@click.group()
+def cli():
+    pass
+
+
+@cli.command()
+def hello():
+    click.echo("hello")
+
+
+cli.add_command(telemetry.command())
+cli()
+"""
+
+
+def test_status_lists_each_sink_when_one_of_two_fails(tmp_path: Path, endpoint: Endpoint) -> None:
+    moved = Endpoint()
+    try:
+        moved.mode, moved.status, moved.location = "status", 308, "/v2/events"
+        acme = script_tool(tmp_path, TWO_SINKS)
+        acme.env |= {"ACME_MAIN": endpoint.url, "ACME_MOVED": moved.url}
+        acme.enable()
+        assert acme.run("hello").returncode == 0
+        assert poll(lambda: len(endpoint.events) == 1 and moved.seen == 1, timeout=20)
+        assert poll(lambda: acme.uploader_stopped(), timeout=20)
+        status = json.loads(acme.run("telemetry", "status", "--json").stdout)
+        main, backup = status["sinks"]
+        assert main["name"] == "collector" and main["last_upload"] is not None
+        assert (main["last_error"], main["failures"], main["next_attempt"]) == (None, 0, None)
+        origin = moved.url.rsplit("/v1", 1)[0]  # the Location is relative: the same host
+        assert backup["name"] == "backup" and backup["last_upload"] is None
+        assert (backup["last_error"], backup["failures"]) == (f"redirect:{origin}", 1)
+        assert backup["next_attempt"] is not None
+        assert status["pending"] == 1  # delivered to one, waiting for the other
+        lines = acme.run("telemetry", "status").stdout.splitlines()
+        sinks = lines[lines.index("Sinks:") + 1 :]
+        assert sinks[0] == (
+            f"  collector: last delivery {main['last_upload']}; next attempt with the next command"
+        )
+        assert sinks[1] == (
+            f"  backup: last delivery never; last error redirect:{origin}, 1 failure(s) in a"
+            f" row; next attempt after {backup['next_attempt']}"
+        )
+        assert sinks[2].startswith(f"    its endpoint redirects to {origin};")
+    finally:
+        moved.close()
 
 
 def test_a_refused_connection_keeps_the_events(tool: Tool) -> None:

@@ -7,8 +7,9 @@ behaviour. The test installs Flask and its test dependencies at pinned versions
 (``flask_suite/requirements.txt``) in a venv of its own, with this checkout (built without
 the network), runs Flask's suite twice in fresh homes, once bare and once with
 ``flask_suite/telemetry_plugin.py`` loaded (telemetry enabled, its root and every root the
-suite builds instrumented, each spawning an uploader that sends to a loopback endpoint), and
-compares the outcomes test by test from the two JUnit reports.
+suite builds instrumented, each spawning an uploader that sends to a loopback endpoint, as
+the CLI's users' runs would: the run takes the suite's opt-in to record under a test
+runner), and compares the outcomes test by test from the two JUnit reports.
 
 It then checks that the instrumented run did record: each of its two tools delivered events
 to the endpoint, so the comparison cannot pass by instrumenting nothing.
@@ -35,6 +36,8 @@ import pytest
 from conftest import clean_environ, poll
 from filelock import FileLock
 from loopback import Endpoint
+
+from cli_telemetry._settings import RECORD_UNDER_TEST_VARIABLE
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent / "flask_suite"
@@ -237,6 +240,10 @@ def test_flask_suite_ends_the_same_with_telemetry(
 
     home = tmp_path / "instrumented"
     env = {**suite_env(home), "PYTHONPATH": str(HERE), ENDPOINT_VARIABLE: endpoint.url}
+    # Flask's tests run its CLI under pytest, with CliRunner: an author's tests, which the
+    # library keeps from recording. This harness stands for the CLI's users instead (every
+    # run recorded, every uploader started), so it takes the suite's own opt-in.
+    env[RECORD_UNDER_TEST_VARIABLE] = "1"
     enable = subprocess.run(
         [str(suite.python), "-m", "telemetry_plugin", "enable"],
         cwd=home,

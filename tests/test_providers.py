@@ -33,7 +33,7 @@ from cli_telemetry.sinks import Sink
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_a_user: None) -> Iterator[Path]:
     monkeypatch.setenv("HOME", str(tmp_path))
     for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "DO_NOT_TRACK", "ACME_TELEMETRY_ENDPOINT"):
         monkeypatch.delenv(var, raising=False)
@@ -170,8 +170,15 @@ def test_identify_takes_only_declared_traits_and_track_cannot_pose_as_it(home: P
     lenient = Telemetry("acme", version="1")
     lenient.event("identify", Traits)
     lenient.track("identify", {"plan": "pro"})  # dropped, silently
-    lenient.identify({"plan": "pro"})
-    assert [event["event"] for event in spooled(home)] == ["identify"]
+    lenient.identify({"plan": "pro"})  # held for the next command
+
+    @lenient.instrument
+    @click.command()
+    def cli() -> None:
+        pass
+
+    assert CliRunner().invoke(cli, []).exit_code == 0
+    assert [event["event"] for event in spooled(home)] == ["command", "identify"]
 
 
 def test_the_collector_finds_its_providers_in_its_environment() -> None:

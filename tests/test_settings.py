@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from cli_telemetry._settings import (
     Decision,
     EnvSettings,
     decide,
+    detect_test_runner,
     env_flag,
     load_config,
     save_config,
@@ -256,6 +258,10 @@ def _never_load() -> Config:
     pytest.fail("the config file was read although the environment had decided")
 
 
+def _never_untrusted() -> str | None:
+    pytest.fail("the directories were looked at although the environment had decided")
+
+
 def _corrupt() -> Config:
     raise ConfigError("not JSON (Expecting value: line 1 column 1 (char 0))")
 
@@ -400,6 +406,81 @@ def test_in_a_tests_directory_every_way_to_turn_telemetry_off_still_does(
 ) -> None:
     decision = decide(env, load, "notice", 1, TOOL, untrusted=lambda: untrusted, testing=True)
     assert (decision.enabled, decision.source) == (False, source)
+
+
+# -- a test runner -------------------------------------------------------------------------
+
+
+def stream_of(module: str) -> object:
+    """A stream whose class is defined in ``module``: a ``CliRunner`` swaps such a stream
+    (of ``click.testing`` or ``typer.testing``) in for ``sys.stdout``."""
+    return type("Stream", (), {"__module__": module})()
+
+
+PYTEST = "pytest (PYTEST_CURRENT_TEST is set)"
+
+
+@pytest.mark.parametrize(
+    ("environ", "stdout", "runner"),
+    [
+        ({"PYTEST_CURRENT_TEST": "t.py::t (call)"}, sys.__stdout__, PYTEST),
+        ({"PYTEST_CURRENT_TEST": ""}, sys.__stdout__, PYTEST),
+        ({}, stream_of("click.testing"), "click's CliRunner"),
+        ({}, stream_of("typer.testing"), "Typer's CliRunner"),
+        ({"PYTEST_CURRENT_TEST": "t.py::t (call)"}, stream_of("click.testing"), PYTEST),
+        ({}, sys.__stdout__, None),  # a user's run
+        ({}, stream_of("_pytest.capture"), None),  # pytest's own capture: its variable tells
+        ({"PYTEST_XDIST_WORKER": "gw0"}, None, None),  # no stdout at all (pythonw)
+    ],
+)  # fmt: skip
+def test_a_test_runner_is_told_by_pytests_variable_or_a_cli_runners_stdout(
+    environ: dict[str, str], stdout: object, runner: str | None
+) -> None:
+    assert detect_test_runner(environ, stdout) == runner
+
+
+def test_the_suites_private_opt_in_records_under_a_test_runner() -> None:
+    environ = {"PYTEST_CURRENT_TEST": "t.py::t (call)", "_CLI_TELEMETRY_RECORD_UNDER_TEST": "1"}
+    assert detect_test_runner(environ, stream_of("click.testing")) is None
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_test_runner_beats_the_config_file_and_reads_no_file(mode: ConsentMode) -> None:
+    decision = decide(
+        _env(), _never_load, mode, 1, TOOL, untrusted=_never_untrusted, under_test=lambda: "pytest"
+    )
+    assert (decision.enabled, decision.source, decision.pending) == (False, "test_runner", None)
+    assert decision.reason == (
+        "a test runner is running the tool, pytest; a test records only when it asks for the"
+        " telemetry_events fixture"
+    )
+
+
+@pytest.mark.parametrize("env", [_env(do_not_track=True), _env(disabled=True)])
+def test_the_environment_beats_a_test_runner_which_is_not_even_looked_for(
+    env: EnvSettings,
+) -> None:
+    def never() -> str | None:
+        pytest.fail("looked for a test runner although the environment had decided")
+
+    decision = decide(env, _never_load, "notice", 1, TOOL, under_test=never)
+    assert decision.source in ("do_not_track", "env")
+
+
+def test_the_fixtures_directory_records_under_a_test_runner() -> None:
+    """The ``telemetry_events`` fixture's directory is how a test asks to record."""
+
+    def never() -> str | None:
+        pytest.fail("looked for a test runner in the fixture's directory")
+
+    decision = decide(_env(), Config, "notice", 1, TOOL, testing=True, under_test=never)
+    assert (decision.enabled, decision.source) == (True, "env")
+
+
+def test_without_a_test_runner_the_config_decides() -> None:
+    config = Config(enabled=True, consent_policy=1)
+    decision = decide(_env(), lambda: config, "notice", 1, TOOL, under_test=lambda: None)
+    assert (decision.enabled, decision.source) == (True, "config")
 
 
 def test_the_config_is_loaded_once_when_the_environment_is_silent() -> None:

@@ -13,7 +13,13 @@ from conftest import needs_proc, open_sockets
 from loopback import Endpoint, EndpointProcess, closed_port
 
 from cli_telemetry.sinks import Delivery, MemorySink, Sink
-from cli_telemetry.sinks.http import HttpSink, classify, parse_retry_after, refused_indexes
+from cli_telemetry.sinks.http import (
+    HttpSink,
+    classify,
+    parse_retry_after,
+    redirected,
+    refused_indexes,
+)
 
 EVENTS = [{"event_id": "1", "event": "command"}, {"event_id": "2", "event": "x"}]
 
@@ -31,7 +37,7 @@ def soon(seconds: float = 10) -> float:
 
 @pytest.mark.parametrize(
     ("status", "outcome"),
-    [(200, "delivered"), (202, "delivered"), (204, "delivered"), (301, "retry"),
+    [(200, "delivered"), (202, "delivered"), (204, "delivered"),
      (400, "rejected"), (401, "rejected"), (404, "rejected"), (408, "retry"), (413, "rejected"),
      (429, "retry"), (500, "retry"), (503, "retry")],
 )  # fmt: skip
@@ -39,6 +45,57 @@ def test_classify(status: int, outcome: str) -> None:
     result = classify(status, None)
     assert result.outcome == outcome
     assert result.error == (None if outcome == "delivered" else f"http_{status}")
+
+
+@pytest.mark.parametrize("status", [300, 301, 302, 303, 304, 307, 308])
+def test_every_3xx_is_a_redirect_kept_for_later_and_never_a_refusal(status: int) -> None:
+    result = classify(status, "5", "https://telemetry.example.com/v1/events", URL)
+    assert result == Delivery("retry", "redirect:https://telemetry.example.com")
+    assert classify(status, None) == Delivery("retry", "redirect")  # no Location
+
+
+URL = "http://127.0.0.1:8000/v1/events?key=ours"
+
+
+@pytest.mark.parametrize(
+    ("location", "kind"),
+    [
+        # Only the origin: the path and query may carry a secret.
+        ("https://telemetry.example.com/v1/events?token=s3cret", "redirect:https://telemetry.example.com"),
+        ("HTTPS://Telemetry.Example.COM:8443/x#frag", "redirect:https://telemetry.example.com:8443"),
+        ("https://user:s3cret@moved.example/v1", "redirect:https://moved.example"),
+        ("https://[::1]:9443/v1", "redirect:https://[::1]:9443"),
+        # Relative to the endpoint: the same origin.
+        ("/v2/events?token=s3cret", "redirect:http://127.0.0.1:8000"),
+        ("//moved.example/v1", "redirect:http://moved.example"),
+        # Nothing to name: the kind alone.
+        (None, "redirect"),
+        ("", "redirect"),
+        ("ftp://files.example/x", "redirect"),
+        ("javascript:alert(1)", "redirect"),
+        ("https://evil\x1b[2J.example/", "redirect"),  # a terminal escape never gets through
+        ("https://" + "a" * 300 + ".example/", "redirect"),
+    ],
+)  # fmt: skip
+def test_a_redirect_names_where_it_points_by_its_origin_only(
+    location: str | None, kind: str
+) -> None:
+    assert redirected(location, URL) == Delivery("retry", kind)
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirecting_endpoint_is_not_followed(endpoint: Endpoint, status: int) -> None:
+    """A real answer with a Location on another host: one request, nothing sent there."""
+    target = Endpoint()
+    try:
+        endpoint.mode, endpoint.status, endpoint.location = "status", status, target.url
+        sink = HttpSink(endpoint.url, token="s3cret")
+        result = sink.send(EVENTS, soon())
+        assert result == Delivery("retry", f"redirect:{target.url.rsplit('/v1', 1)[0]}")
+        assert (endpoint.seen, target.seen) == (1, 0)
+        sink.close()
+    finally:
+        target.close()
 
 
 def test_retry_after_in_seconds_or_as_a_date() -> None:

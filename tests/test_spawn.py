@@ -85,6 +85,7 @@ def test_windows_popen_flags(fp: FakeProcess) -> None:
     assert flags == 0x08000000 | 0x00000008 | 0x00000200  # NO_WINDOW|DETACHED|NEW_GROUP
 
 
+@pytest.mark.usefixtures("as_a_user")
 def test_a_failed_spawn_is_silent_and_keeps_the_events(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -469,6 +470,7 @@ def test_without_both_marks_in_a_frozen_app_the_command_runs(
     _spawn.run_if_frozen_uploader()  # returns: the command runs
 
 
+@pytest.mark.usefixtures("as_a_user")
 def test_an_instrumented_command_in_a_frozen_uploader_never_runs(
     monkeypatch: pytest.MonkeyPatch, frozen: None, tmp_path: Path
 ) -> None:

@@ -22,7 +22,7 @@ from cli_telemetry.describe import markdown, recorded_options
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_a_user: None) -> Iterator[Path]:
     for var in [v for v in os.environ if v.startswith("XDG_")] + ["DO_NOT_TRACK", "CI"]:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))

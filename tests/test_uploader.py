@@ -208,6 +208,35 @@ def test_backoff_grows_with_jitter_up_to_a_cap_and_honours_retry_after() -> None
     assert delivery.backoff(1, 10**9, rng) <= delivery.RETRY_AFTER_CAP * 1.0 + 1
 
 
+def test_a_misconfigured_endpoint_waits_as_long_as_the_cap_from_the_first_failure() -> None:
+    rng = random.Random(1)
+    for failures in (1, 2, 30):
+        delay = delivery.backoff(failures, None, rng, misconfigured=True)
+        assert 0.5 * delivery.BACKOFF_CAP <= delay <= 1.5 * delivery.BACKOFF_CAP
+    assert delivery.backoff(1, 10**9, rng, misconfigured=True) == delivery.RETRY_AFTER_CAP
+    assert [delivery.misconfigured(kind) for kind in ("redirect:https://x.example", "redirect")]
+    for kind in (None, "http_503", "timeout", "redirected", "connection"):
+        assert not delivery.misconfigured(kind)
+
+
+def test_a_redirecting_sink_rests_for_hours_while_the_others_deliver(
+    paths: _paths.Paths,
+) -> None:
+    ids = record(paths, 2)
+    good = MemorySink("good")
+    moved = MemorySink("moved", results=[Delivery("retry", "redirect:https://new.example")])
+    before = time.time()
+    assert run([good, moved]) == "retry"
+    assert [e["event_id"] for e in good.events] == ids
+    assert Spool(paths.spool_dir).stats().pending == 2  # kept for moved: it may be corrected
+    rest = state(paths)["sinks"]["moved"]
+    assert (rest["failures"], rest["last_error"]) == (1, "redirect:https://new.example")
+    assert rest["retry_at_epoch"] >= before + 0.5 * delivery.BACKOFF_CAP
+    more = record(paths, 1)
+    assert run([good, moved]) == "retry"  # the others go on, it is not tried again
+    assert [e["event_id"] for e in good.events] == ids + more and moved.events == []
+
+
 def test_the_watchdog_ends_a_stuck_uploader() -> None:
     """Whatever blocks (a DNS lookup escapes socket timeouts), the process ends on time."""
     import subprocess

@@ -56,6 +56,15 @@ class Delivery(Record):
 DELIVERED: Final = Delivery("delivered")
 PARTIAL: Final = "partial_rejected"
 """The error kind of a delivery whose sink refused some of the events."""
+REDIRECT: Final = "redirect"
+"""The error kind of an endpoint that answers with a redirect, which is never followed
+(`cli_telemetry.sinks.http.redirected`): ``redirect:<scheme>://<host>[:<port>]``, where it
+points, or ``redirect`` alone when that cannot be told."""
+
+
+def is_redirect(error: str | None) -> bool:
+    """Whether ``error`` is a redirect's kind (`REDIRECT`)."""
+    return error is not None and (error == REDIRECT or error.startswith(REDIRECT + ":"))
 
 
 def partially(refused: Iterable[int] = (), unattributed: int = 0) -> Delivery:

@@ -11,7 +11,8 @@ receiver of the wire format may answer a plain 200.
 Timeouts are strict because a slow or hostile endpoint must cost the background uploader a
 bounded time and nothing more: 2 s to connect, 5 s to read, and never past the deadline.
 urllib3's own retries and redirects are off: the uploader decides what to retry, across
-runs, with backoff. An answer's body is read only as far as `ANSWER_LIMIT`.
+runs, with backoff. A redirect is never followed (`redirected`). An answer's body is read
+only as far as `ANSWER_LIMIT`.
 
 The deadline is hard. urllib3's timeouts bound each socket operation, not the request: a
 server that drips its status line, headers or body a byte at a time (or reads our body a
@@ -47,7 +48,7 @@ from typing import Any, Final
 import urllib3
 
 from .. import __version__
-from .base import DELIVERED, Delivery, partially
+from .base import DELIVERED, REDIRECT, Delivery, partially
 
 CONNECT_TIMEOUT: Final = 2.0
 READ_TIMEOUT: Final = 5.0
@@ -147,6 +148,7 @@ def _exchange(
         # The status line is usually all we need. Closing drops the connection (a new one
         # per batch is cheap next to the risk of reading an answer to its end).
         status, retry_after = response.status, response.headers.get("Retry-After")
+        location = response.headers.get("Location")
         answer = b""
         try:
             if read_limit:
@@ -156,7 +158,7 @@ def _exchange(
                 return Delivery("retry", _error_kind(exc)), b""
         finally:
             response.close()
-    return classify(status, retry_after), answer
+    return classify(status, retry_after, location, url), answer
 
 
 def _pool_for(
@@ -384,14 +386,60 @@ def post_batch(
     return partially(refused_indexes(answer, count))
 
 
-def classify(status: int, retry_after: str | None) -> Delivery:
-    """2xx delivered; 408, 429 and 5xx retry (honouring Retry-After); 3xx retry (the
-    endpoint is misconfigured, the events are kept); other 4xx rejected for good."""
+def classify(
+    status: int, retry_after: str | None, location: str | None = None, url: str = ""
+) -> Delivery:
+    """2xx delivered; 408, 429 and 5xx retry (honouring Retry-After); 3xx a redirect to
+    ``location`` from ``url``, not followed (`redirected`); other 4xx rejected for good."""
     if 200 <= status < 300:
         return DELIVERED
-    if status in (408, 429) or status >= 500 or 300 <= status < 400:
+    if 300 <= status < 400:
+        return redirected(location, url)
+    if status in (408, 429) or status >= 500:
         return Delivery("retry", f"http_{status}", parse_retry_after(retry_after))
     return Delivery("rejected", f"http_{status}")
+
+
+MAX_HOST: Final = 253
+_HOST_CHARACTERS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-.[]:")
+
+
+def redirected(location: str | None, url: str) -> Delivery:
+    """An endpoint that redirects (a 3xx) to ``location`` (relative to ``url``): the events
+    are kept for a later attempt, and the error kind names where it points, by its origin
+    only: ``redirect:https://telemetry.example.com``.
+
+    The redirect is not followed. An endpoint is the author's configuration, and a
+    redirect one to correct (a URL written with http where the server wants https, a
+    moved host): following it silently would send the events, and the token in their
+    request, to a host nobody configured, and a 301 or 302 would turn the POST into a GET
+    and lose the body anyway. Retrying soon cannot mend it either, so the uploader waits
+    as long as its backoff allows before the next attempt (`cli_telemetry.delivery`),
+    and ``telemetry status`` names the redirect as the reason.
+
+    Only the scheme, host and port of the target are kept: its path or query may carry a
+    secret (a signed URL, a token), and the kind is shown to the user and stored in
+    ``upload.json``. The host is kept only if it is made of what a host name or address
+    is made of, so a server's words never reach a terminal; otherwise the kind is just
+    ``redirect``.
+    """
+    from urllib.parse import urljoin
+
+    try:
+        target = urllib3.util.parse_url(urljoin(url, (location or "").strip()))
+    except (urllib3.exceptions.LocationParseError, ValueError):
+        return Delivery("retry", REDIRECT)
+    scheme, host = (target.scheme or "").lower(), (target.host or "").lower()
+    if (
+        not location
+        or scheme not in ("http", "https")
+        or not host
+        or len(host) > MAX_HOST
+        or not set(host) <= _HOST_CHARACTERS
+    ):
+        return Delivery("retry", REDIRECT)
+    port = f":{target.port}" if target.port is not None else ""
+    return Delivery("retry", f"{REDIRECT}:{scheme}://{host}{port}")
 
 
 def parse_retry_after(value: str | None) -> float | None:
