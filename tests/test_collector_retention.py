@@ -88,7 +88,9 @@ def test_a_running_collector_prunes_what_its_retention_no_longer_keeps(db_url: s
     engine = storage.connect(db_url)
     old, young = aged(40, 45), aged(12, 10)
     storage.store(engine, [old, young], ["removed-provider"])
-    storage.store(engine, [[deletion(str(uuid.uuid4()), timestamp=iso(45 * DAY))]], (), ["gone"])
+    forgotten = str(uuid.uuid4())  # an install the collector stored, then was asked to forget
+    storage.store(engine, [[event(install_id=forgotten, timestamp=iso(45 * DAY))]])
+    storage.store(engine, [[deletion(forgotten, timestamp=iso(45 * DAY))]], (), ["gone"])
     storage.store(engine, [[deletion(str(uuid.uuid4()), timestamp=iso(10 * DAY))]])
     assert (count(engine), count(engine, "outbox"), count(engine, "erasures")) == (52, 52, 1)
     server = Collector(db_url, extra=["--retain", "30d"], env={"CLI_TELEMETRY_PRUNE_EVERY": "0.5"})
