@@ -4,14 +4,14 @@
 before is in the author's collector and at the providers. So, for the id it deletes, it
 writes a `cli_telemetry.events.DeletionRequest` into ``deletion.json`` (beside the ids, mode
 0600, outside the spool: the spool's bounds never push it out) and starts the uploader. The
-uploader hands each waiting request to every sink that passes deletions on
-(`cli_telemetry.sinks.base.Forgetting`: the collector, a webhook) before anything else, and
-whatever the consent says (a request carries no usage data), with the per-sink backoff of
-events; a sink that cannot (a provider's event API takes no deletion with a key a tool can
-ship) is done with it at once. A later run of the tool that reads its config (that is, one
-without ``DO_NOT_TRACK`` or the tool's own off switch, which stop a run before any file is
-looked at) starts the uploader again while a request waits, and so does ``telemetry
-status``.
+uploader hands each waiting request to the sinks it is for, those of the tool's sinks that
+pass deletions on (`cli_telemetry.sinks.base.Forgetting`: the collector, a webhook,
+`Pending`), before anything else and whatever the consent says (a request carries no usage
+data), with the per-sink backoff of events; a provider's event API takes no deletion with a
+key a tool can ship, so a tool that sends only there leaves no request (`EVENTS_ONLY`). A
+later run of the tool that reads its config (that is, one without ``DO_NOT_TRACK`` or the
+tool's own off switch, which stop a run before any file is looked at) starts the uploader
+again while a request waits, and so does ``telemetry status``.
 
 The file keeps the install id after ``disable`` deleted the ids file: for as long as a sink
 lacks the request, and never longer than `LIFETIME`, so that an endpoint that is gone for
@@ -19,7 +19,8 @@ good does not keep an id on the disk forever. Several requests can wait at once 
 enable, disable again before the first arrived).
 
 This module is the file's one owner; the uploader, ``disable`` and ``status`` use it, the
-running command only tests that the file exists.
+running command only tests that the file exists (and a file no run rewrote for `LIFETIME`
+holds only expired requests: `waiting` deletes it).
 """
 
 from __future__ import annotations
