@@ -1,13 +1,16 @@
-"""What the erasers share: ids in the batches a provider takes, a JSON answer read safely,
-and the error kind of a deletion that found nothing to delete."""
+"""What the erasers share: ids in the batches a provider takes, a request per batch, a JSON
+answer read safely, and the error kind of a deletion that found nothing to delete."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, Iterator, Sequence
-from typing import Any, Final, TypeVar
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ..sinks.base import DELIVERED, Delivery
+
+if TYPE_CHECKING:
+    from ..sinks.http import Transport
 
 NOT_FOUND: Final = "not_found"
 """The error kind of a ``delivered`` erasure whose provider said it holds nothing for some
@@ -38,3 +41,24 @@ def json_object(answer: bytes) -> dict[str, Any] | None:
     except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def post_batches(
+    transport: Transport,
+    url: str,
+    headers: dict[str, str],
+    install_ids: Sequence[str],
+    size: int,
+    body: Callable[[list[str]], object],
+    deadline: float,
+) -> Delivery:
+    """POST ``body(ids)`` as JSON for each batch of ``size`` install ids, in turn; the first
+    that is not delivered is the erasure's outcome (the batches sent already are sent
+    again with the rest: the provider makes one task or regulation more)."""
+    from ..sinks.http import json_body
+
+    for ids in batches(install_ids, size):
+        delivery = transport.post(url, json_body(body(ids)), headers, deadline)[0]
+        if delivery.outcome != "delivered":
+            return delivery
+    return DELIVERED

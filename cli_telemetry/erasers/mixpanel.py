@@ -34,9 +34,9 @@ from collections.abc import Sequence
 from typing import Final
 from urllib.parse import urlencode
 
-from ..sinks.base import DELIVERED, Delivery
-from ..sinks.http import Transport, json_body
-from .common import batches
+from ..sinks.base import Delivery
+from ..sinks.http import Transport
+from .common import post_batches
 
 BATCH: Final = 1999
 """Distinct ids per request: "You can add up to 1999 distinct IDs" (the reference; the
@@ -77,13 +77,11 @@ class MixpanelEraser:
         return f"MixpanelEraser(name={self.name!r}, url={self.url!r})"
 
     def erase(self, install_ids: Sequence[str], deadline: float) -> Delivery:
-        for ids in batches(install_ids, BATCH):
-            body = json_body({"distinct_ids": ids, "compliance_type": "GDPR"})
-            headers = {"Content-Type": "application/json", **self._auth}
-            delivery = self._transport.post(self._url, body, headers, deadline)[0]
-            if delivery.outcome != "delivered":
-                return delivery  # the batches sent already are sent again: a task more
-        return DELIVERED
+        headers = {"Content-Type": "application/json", **self._auth}
+        return post_batches(
+            self._transport, self._url, headers, install_ids, BATCH,
+            lambda ids: {"distinct_ids": ids, "compliance_type": "GDPR"}, deadline,
+        )  # fmt: skip
 
     def close(self) -> None:
         self._transport.close()

@@ -38,9 +38,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from ..sinks.base import DELIVERED, Delivery
-from ..sinks.http import Transport, json_body
-from .common import batches
+from ..sinks.base import Delivery
+from ..sinks.http import Transport
+from .common import post_batches
 
 BATCH: Final = 1000
 """Users per request. The documentation states no limit; 1000 keeps a request small (about
@@ -73,17 +73,17 @@ class RudderStackEraser:
         )
 
     def erase(self, install_ids: Sequence[str], deadline: float) -> Delivery:
-        for ids in batches(install_ids, BATCH):
-            regulation = {
+        def regulation(ids: list[str]) -> object:
+            return {
                 "regulationType": "suppress_with_delete",
                 "destinationIds": self.destination_ids,
                 "users": [{"userId": install_id} for install_id in ids],
             }
-            headers = {"Content-Type": "application/json", **self._auth}
-            delivery = self._transport.post(self.url, json_body(regulation), headers, deadline)[0]
-            if delivery.outcome != "delivered":
-                return delivery
-        return DELIVERED
+
+        headers = {"Content-Type": "application/json", **self._auth}
+        return post_batches(
+            self._transport, self.url, headers, install_ids, BATCH, regulation, deadline
+        )
 
     def close(self) -> None:
         self._transport.close()

@@ -46,9 +46,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from ..sinks.base import DELIVERED, Delivery
-from ..sinks.http import Transport, json_body
-from .common import batches
+from ..sinks.base import Delivery
+from ..sinks.http import Transport
+from .common import post_batches
 
 BATCH: Final = 5000
 """Ids per request: "You can delete up to 5000 ``userId``s per call"."""
@@ -87,17 +87,17 @@ class SegmentEraser:
         return f"SegmentEraser(name={self.name!r}, url={self.url!r})"
 
     def erase(self, install_ids: Sequence[str], deadline: float) -> Delivery:
-        for ids in batches(install_ids, BATCH):
-            regulation = {
+        def regulation(ids: list[str]) -> object:
+            return {
                 "regulationType": "SUPPRESS_WITH_DELETE",
                 "subjectType": "USER_ID",
                 "subjectIds": ids,
             }
-            headers = {"Content-Type": "application/json", "Accept": ACCEPT, **self._auth}
-            delivery = self._transport.post(self.url, json_body(regulation), headers, deadline)[0]
-            if delivery.outcome != "delivered":
-                return delivery  # the batches sent already are sent again: a regulation more
-        return DELIVERED
+
+        headers = {"Content-Type": "application/json", "Accept": ACCEPT, **self._auth}
+        return post_batches(
+            self._transport, self.url, headers, install_ids, BATCH, regulation, deadline
+        )
 
     def close(self) -> None:
         self._transport.close()
