@@ -13,22 +13,101 @@ them (so a batch that holds both leaves nothing of the install). For each reques
   whose forwarder asks the provider's deletion API and then deletes the row.
 
 A request is applied again whenever it arrives (the second time there is usually nothing
-left to delete), so events of the install stored in between, say a batch that a proxy
-sent again late, are forgotten too. Once the erasure rows are gone, the collector holds
-nothing that names the install.
+left to delete). And for `REFUSE_FOR` after it, the install's events are refused
+(`guard`): a batch still on its way when the install was forgotten, from an uploader that
+``disable`` stopped mid-send or sent again by a proxy, is acknowledged and not stored. An
+install id is never used again once forgotten (``disable`` deletes it, ``enable`` makes a
+new one), so nothing that should be kept is refused.
+
+Several collector processes may store a batch of an install's events and its deletion
+request at the same moment, on one PostgreSQL database. Each transaction that stores or
+forgets first locks the installs it touches (transaction-level advisory locks: shared to
+store, exclusive to forget, all in one order), so a store and a deletion of one install
+run one after the other: the deletion that comes second finds the events and deletes
+them; the store that comes second finds the install forgotten and refuses them. On SQLite
+one process writes, and one transaction at a time.
+
+The refusal keeps, for `REFUSE_FOR`, a one-way digest of the forgotten id
+(``forgotten_installs``, `digest`): it can tell an id it is shown from the others, and
+name none. Once that and the erasure rows are gone, the collector holds nothing that
+names the install.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import hashlib
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import erasure
 from .removal import IDS_PER_STATEMENT, remove
-from .tables import deletions, events, insert_rows
+from .tables import deletions, events, forgotten_installs, insert_rows
+
+REFUSE_FOR: Final = 86400.0
+"""Seconds for which a forgotten install's events are refused. What it guards against is
+a batch in flight: an upload's timeouts are seconds, a proxy's resend minutes; a day is
+ample, and short enough that the digest does not become a record of who left."""
+
+
+def digest(install_id: str) -> str:
+    """A one-way digest of an install id: install ids are random (122 bits), so it cannot
+    be turned back into one, nor guessed."""
+    return hashlib.sha256(install_id.encode()).hexdigest()
+
+
+def _lock_key(tool: str, install_id: str) -> int:
+    """The advisory lock of an install: 64 bits of a hash of it (two installs sharing one
+    only wait for each other)."""
+    hashed = hashlib.blake2b(f"{tool}\0{install_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(hashed, "big", signed=True)
+
+
+_LOCK_INSTALLS: Final = sa.text(
+    "SELECT CASE WHEN forget THEN pg_advisory_xact_lock(key)"
+    " ELSE pg_advisory_xact_lock_shared(key) END::text"
+    " FROM (SELECT key, forget FROM unnest(CAST(:keys AS bigint[]), CAST(:forget AS boolean[]))"
+    " AS installs (key, forget) ORDER BY key) AS ordered"
+)
+"""Lock each install, in key order (no two transactions wait for each other in a circle):
+exclusively the ones a request forgets, shared the others."""
+
+
+def guard(
+    connection: Connection,
+    stored: Iterable[Mapping[str, Any]],
+    requests: Sequence[Mapping[str, Any]],
+) -> set[str]:
+    """Before a transaction stores ``stored`` and applies ``requests``: lock their installs
+    (PostgreSQL), and return the ids of the events of ``stored`` whose install was forgotten
+    in the last `REFUSE_FOR` seconds, which it must not store."""
+    installs: dict[tuple[str, str], list[str]] = {}
+    for event in stored:
+        installs.setdefault((event["tool"], event["install_id"]), []).append(event["event_id"])
+    forgetting = {(request["tool"], request["install_id"]) for request in requests}
+    if connection.dialect.name == "postgresql" and (installs or forgetting):
+        locks = {_lock_key(*install): False for install in installs}
+        locks.update((_lock_key(*install), True) for install in forgetting)
+        connection.execute(_LOCK_INSTALLS, {"keys": list(locks), "forget": list(locks.values())})
+    if not installs:
+        return set()
+    digests = {(tool, digest(install_id)): (tool, install_id) for tool, install_id in installs}
+    refused: set[str] = set()
+    names = sorted({name for _, name in digests})
+    for start in range(0, len(names), IDS_PER_STATEMENT):
+        found = connection.execute(
+            sa.select(forgotten_installs.c.tool, forgotten_installs.c.install_digest).where(
+                forgotten_installs.c.install_digest.in_(names[start : start + IDS_PER_STATEMENT]),
+                forgotten_installs.c.until > time.time(),
+            )
+        )
+        for key in found:
+            if (install := digests.get(tuple(key))) is not None:
+                refused.update(installs[install])
+    return refused
 
 
 def forget(
@@ -70,3 +149,30 @@ def forget(
     # the providers nothing, and cannot use up their deletion quotas.
     owed = sorted({(unique[i]["tool"], unique[i]["install_id"]) for i in new} & known)
     erasure.owe(connection, erase_at, owed, in_flight)
+    _refuse(connection, sorted(installs.items()))
+
+
+def _refuse(connection: Connection, installs: Sequence[tuple[str, set[str]]]) -> None:
+    """Refuse these installs' events for `REFUSE_FOR` from now (see `guard`), and let go of
+    the installs whose time is over."""
+    rows = [
+        {"tool": tool, "install_digest": digest(install_id), "until": time.time() + REFUSE_FOR}
+        for tool, ids in installs
+        for install_id in ids
+    ]
+    rows.sort(key=lambda row: (row["tool"], row["install_digest"]))
+    statement, parameters = insert_rows(connection, forgotten_installs, rows)
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=["tool", "install_digest"], set_={"until": statement.excluded.until}
+        ),
+        parameters,
+    )
+    let_go(connection)
+
+
+def let_go(connection: Connection) -> int:
+    """Delete the digests whose `REFUSE_FOR` is over (after each deletion request, and each
+    retention round, `retention.Pruner`); returns how many."""
+    over = sa.delete(forgotten_installs).where(forgotten_installs.c.until <= time.time())
+    return connection.execute(over).rowcount
