@@ -20,7 +20,7 @@ from conftest import poll
 from loopback import Endpoint
 from test_collector_e2e import Collector, answer, cli, custom, event, fresh_postgres
 
-from cli_telemetry.collector import erasure, forward, report, storage, tables
+from cli_telemetry.collector import erasure, forget, forward, report, retention, storage, tables
 from cli_telemetry.erasers.common import NOT_FOUND
 from cli_telemetry.sinks import Delivery
 
@@ -467,3 +467,118 @@ def test_two_processes_erase_each_install_once(db_url: str, scripted: type[Scrip
     finally:
         for e in engines:
             e.dispose()
+
+
+def test_events_that_arrive_after_their_install_was_forgotten_are_not_stored(
+    engine: sa.engine.Engine,
+) -> None:
+    """A batch still on its way when its install was forgotten (an uploader that ``disable``
+    stopped mid-send, a proxy's resend) is acknowledged and not stored; the collector keeps
+    only a digest of the id, and only for `forget.REFUSE_FOR`."""
+    install, other = str(uuid.uuid4()), str(uuid.uuid4())
+    storage.store(engine, [usage_of(install)])
+    storage.store(engine, [[deletion(install)]])
+    late = usage_of(install)
+    assert storage.store(engine, [late, [event(install_id=other)], late]) == [0, 1, 0]
+    assert storage.store(engine, [[event(install_id=install, tool="other")]]) == [1]
+    assert rows_naming(engine, install) == {"events": 1, "daily_installs": 1}  # the other tool
+    assert rows_naming(engine, forget.digest(install)) == {"forgotten_installs": 1}
+    assert report_without_deletions(engine)["invocations"] == 2
+
+    # Once the refusal is over, the digest goes at the next round, and with it the refusal
+    # (an install id is never used again once forgotten: this only shows the limit).
+    with engine.begin() as connection:
+        connection.execute(sa.update(tables.forgotten_installs).values(until=time.time() - 1))
+    retention.Pruner(engine, None).prune_once()
+    assert rows_naming(engine, forget.digest(install)) == {}
+    assert storage.store(engine, [late]) == [len(late)]
+
+
+class Paused:
+    """Pauses `storage.store` inside its transaction, after its events and rollups are
+    written and before it commits (at ``forward.enqueue``), until `go`."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.reached, self.released = threading.Event(), threading.Event()
+        enqueue = forward.enqueue
+
+        def paused(*args: Any) -> None:
+            if threading.current_thread().name == "paused":
+                self.reached.set()
+                assert self.released.wait(60)
+            enqueue(*args)
+
+        monkeypatch.setattr(forward, "enqueue", paused)
+
+    def store(self, engine: sa.engine.Engine, batch: list[dict[str, Any]]) -> threading.Thread:
+        thread = threading.Thread(target=storage.store, args=(engine, [batch]), name="paused")
+        thread.start()
+        assert self.reached.wait(30)
+        return thread
+
+    def go(self) -> None:
+        self.released.set()
+
+
+def waiting_for_a_lock(engine: sa.engine.Engine) -> bool:
+    query = (
+        "select count(*) from pg_stat_activity"
+        " where datname = current_database() and wait_event_type = 'Lock'"
+    )
+    with engine.connect() as connection:
+        return bool(connection.execute(sa.text(query)).scalar_one())
+
+
+@pytest.fixture
+def pause(monkeypatch: pytest.MonkeyPatch) -> Iterator[Paused]:
+    paused = Paused(monkeypatch)
+    yield paused
+    paused.go()  # a test that failed leaves no transaction waiting
+
+
+@pytest.fixture
+def postgres() -> Iterator[sa.engine.Engine]:
+    engine = storage.connect(fresh_postgres())
+    yield engine
+    engine.dispose()
+
+
+def test_a_deletion_that_overlaps_a_store_of_its_install_in_another_process_waits_for_it(
+    postgres: sa.engine.Engine, pause: Paused
+) -> None:
+    """Two collector processes on one PostgreSQL database: one is storing a batch of an
+    install's events while the other gets its deletion request. The deletion waits for
+    the store (their advisory locks), then finds the events and deletes them."""
+    install = str(uuid.uuid4())
+    storing = pause.store(postgres, usage_of(install))
+    forgetting = threading.Thread(target=storage.store, args=(postgres, [[deletion(install)]]))
+    forgetting.start()
+    assert poll(lambda: waiting_for_a_lock(postgres), 30)
+    pause.go()
+    storing.join(30)
+    forgetting.join(30)
+    assert rows_naming(postgres, install) == {}
+    assert report_without_deletions(postgres)["invocations"] == 0
+
+
+def test_a_prune_that_overlaps_a_store_of_the_same_install_and_day_keeps_the_rollups_exact(
+    postgres: sa.engine.Engine, pause: Paused
+) -> None:
+    """A prune deletes an install's only committed event of a day while a store of another
+    event of that install and day is under way in another process: the install's row of
+    that day stays, with its one event (its count is one row, updated under its lock)."""
+    install = str(uuid.uuid4())
+    early = event(install_id=install, timestamp="2026-11-23T01:00:00.000Z")
+    storage.store(postgres, [[early]])
+    later = event(install_id=install, timestamp="2026-11-23T05:00:00.000Z", command="acme hi")
+    storing = pause.store(postgres, [later])
+    pruning = threading.Thread(target=storage.prune, args=(postgres, "2026-11-23T02:00:00.000Z"))
+    pruning.start()
+    assert poll(lambda: waiting_for_a_lock(postgres), 30)
+    pause.go()
+    storing.join(30)
+    pruning.join(30)
+    with postgres.connect() as connection:
+        rows = connection.execute(sa.select(tables.daily_installs)).all()
+    assert [tuple(row) for row in rows] == [("acme", "2026-11-23", install, 1)]
+    assert report_without_deletions(postgres)["installs"] == 1

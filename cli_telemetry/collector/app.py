@@ -13,7 +13,9 @@ each event stands alone: the valid ones are stored, in one transaction, and the 
      "rejected": [{"index": 1, "field": "outcome", "error": "must be one of [...]"}]}
 
 ``accepted`` counts the records the collector took: events it now has (``stored`` new ones,
-and ``duplicates`` it had already: resent events are acknowledged and not stored twice),
+and ``duplicates`` it had already: resent events are acknowledged and not stored twice; an
+event of an install forgotten in the last day is acknowledged and not stored either, and
+counted there, see `forget.guard`),
 and deletion requests it applied (``forgotten``: each leaves nothing of its install in the
 collector, after the batch's events are stored; see `forget`). A resent deletion request
 is applied, and answered, again.
@@ -193,7 +195,8 @@ def create_app(
     in ``catalogs`` (``--schema``) has its custom events checked against it. A body must
     arrive within ``request_timeout`` seconds of its request's head (408 otherwise). With
     ``retain``, events older than that many seconds are pruned at start and every
-    ``prune_every`` seconds (see `retention`); without, they are kept."""
+    ``prune_every`` seconds (see `retention`); without, they are kept (the round still lets
+    go of the forgotten installs whose refusal is over, `forget.let_go`)."""
     access = access or Access.build(tokens)
     writer = Writer(
         engine, [provider.name for provider in providers], [eraser.name for eraser in erasers]
@@ -222,8 +225,7 @@ def create_app(
             workers.append(Forwarder(engine, providers, backoff_base=forward_backoff))
         if erasers:
             workers.append(ErasureForwarder(engine, erasers, backoff_base=forward_backoff))
-        if retain is not None:
-            workers.append(Pruner(engine, retain, every=prune_every))
+        workers.append(Pruner(engine, retain, every=prune_every))
         for worker in workers:
             worker.start()
         try:

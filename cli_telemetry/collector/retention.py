@@ -37,6 +37,7 @@ from typing import Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from .forget import let_go
 from .removal import remove
 from .report import MAX_AGE_DAYS, iso_ago
 from .tables import SCHEMA_LOCK, deletions, events
@@ -151,13 +152,13 @@ def prune(
 
 
 class Pruner:
-    """Prunes events older than ``keep`` seconds in a thread: at `start`, then every
-    ``every`` seconds, until `stop`."""
+    """Prunes events older than ``keep`` seconds (None: none) in a thread: at `start`, then
+    every ``every`` seconds, until `stop`."""
 
     def __init__(
         self,
         engine: Engine,
-        keep: float,
+        keep: float | None,
         *,
         every: float = EVERY,
         chunk: int = CHUNK,
@@ -181,7 +182,13 @@ class Pruner:
             self._thread.join(timeout)
 
     def prune_once(self) -> int | None:
-        """One round: how many events it deleted, or None if another process prunes."""
+        """One round: how many events it deleted, or None if another process prunes (or
+        none are pruned). Each round also lets go of the forgotten installs whose refusal is
+        over (`forget.let_go`), which ``--retain never`` does not stop."""
+        with self.engine.begin() as connection:
+            let_go(connection)
+        if self.keep is None:
+            return None
         before = iso_ago(self.keep)
         pruned = prune(
             self.engine, before, chunk=self.chunk, wait=False, stop=self._stopping,

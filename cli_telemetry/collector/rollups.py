@@ -44,8 +44,8 @@ class Rollup:
     """key -> [invocations, total duration_ms]"""
     flags: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     """(tool, day, flag) -> uses"""
-    installs: set[tuple[str, str, str]] = field(default_factory=set)
-    """(tool, day, install_id)"""
+    installs: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    """(tool, day, install_id) -> command events (see ``tables.daily_installs``)"""
 
     def count(self, key: UsageKey, invocations: int, duration_ms: int) -> None:
         totals = self.usage.setdefault(key, [0, 0])
@@ -56,7 +56,7 @@ class Rollup:
         for key, (invocations, duration_ms) in other.usage.items():
             self.count(key, invocations, duration_ms)
         self.flags.update(other.flags)
-        self.installs |= other.installs
+        self.installs.update(other.installs)
 
 
 def next_day(day: str) -> str:
@@ -76,7 +76,7 @@ def of_events(events: Iterable[dict[str, Any]]) -> Rollup:
         rollup.count(key, 1, event["duration_ms"])
         for flag in dict.fromkeys(event["flags"]):
             rollup.flags[tool, day, flag] += 1
-        rollup.installs.add((tool, day, event["install_id"]))
+        rollup.installs[tool, day, event["install_id"]] += 1
     return rollup
 
 
@@ -120,8 +120,10 @@ def of_rows(
     ):
         for flag in flags.split(" "):
             rollup.flags[tool_name, day_name, flag] += 1
-    installs = sa.select(events.c.tool, day, events.c.install_id).where(*where).distinct()
-    rollup.installs.update((t, d, i) for t, d, i in connection.execute(installs))
+    install = (events.c.tool, day, events.c.install_id)
+    installs = sa.select(*install, sa.func.count()).where(*where).group_by(*install)
+    for tool_name, day_name, install_id, count in connection.execute(installs):
+        rollup.installs[tool_name, day_name, install_id] += int(count)
     return rollup
 
 
@@ -141,14 +143,12 @@ def of_tables(connection: Connection, *, since_day: str, tool: str | None = None
         )
     ):
         rollup.flags[tool_name, day, flag] += int(uses)
-    rollup.installs.update(
-        (t, d, i)
-        for t, d, i in connection.execute(
-            sa.select(installs.c.tool, installs.c.day, installs.c.install_id).where(
-                installs.c.day >= since_day, *([installs.c.tool == tool] if tool else [])
-            )
+    for tool_name, day, install_id, count in connection.execute(
+        sa.select(installs.c.tool, installs.c.day, installs.c.install_id, installs.c.events).where(
+            installs.c.day >= since_day, *([installs.c.tool == tool] if tool else [])
         )
-    )
+    ):
+        rollup.installs[tool_name, day, install_id] += int(count)
     return rollup
 
 
@@ -165,8 +165,8 @@ def _sqlite_upserts() -> tuple[str, str, str]:
         " duration_ms = duration_ms + excluded.duration_ms",
         "INSERT INTO daily_flags (tool, day, flag, uses) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (tool, day, flag) DO UPDATE SET uses = uses + excluded.uses",
-        "INSERT INTO daily_installs (tool, day, install_id) VALUES (?, ?, ?)"
-        " ON CONFLICT DO NOTHING",
+        "INSERT INTO daily_installs (tool, day, install_id, events) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (tool, day, install_id) DO UPDATE SET events = events + excluded.events",
     )
 
 
@@ -183,7 +183,9 @@ def add(connection: Connection, rollup: Rollup) -> None:
                 flags_sql, [(*k, n) for k, n in sorted(rollup.flags.items())]
             )
         if rollup.installs:
-            connection.exec_driver_sql(installs_sql, sorted(rollup.installs))
+            connection.exec_driver_sql(
+                installs_sql, [(*k, n) for k, n in sorted(rollup.installs.items())]
+            )
         return
     usage, flags, installs = tables.daily_usage, tables.daily_flags, tables.daily_installs
     if rollup.usage:
@@ -230,22 +232,25 @@ def add(connection: Connection, rollup: Rollup) -> None:
             connection,
             installs,
             [
-                {"tool": tool, "day": day, "install_id": install_id}
-                for tool, day, install_id in sorted(rollup.installs)
+                {"tool": tool, "day": day, "install_id": install_id, "events": count}
+                for (tool, day, install_id), count in sorted(rollup.installs.items())
             ],
         )
-        connection.execute(insert.on_conflict_do_nothing(), parameters)
+        connection.execute(
+            insert.on_conflict_do_update(
+                index_elements=["tool", "day", "install_id"],
+                set_={"events": installs.c.events + insert.excluded.events},
+            ),
+            parameters,
+        )
 
 
 def subtract(connection: Connection, rollup: Rollup) -> None:
     """Take ``rollup``, of events this transaction has deleted, off the rollup tables;
-    rows that reach zero go. In key order, as `add`.
-
-    An install's row for a day goes only if no command event of that install is left in
-    that day: retention deletes a day's events up to a time, and the rest of the day keeps
-    its installs."""
+    rows that reach zero go. In key order, as `add`. An install's row for a day goes when
+    its count does: retention deletes a day's events up to a time, and the rest of the day
+    keeps its installs."""
     usage, flags, installs = tables.daily_usage, tables.daily_flags, tables.daily_installs
-    events = tables.events
     if rollup.usage:
         key = [usage.c[name] == sa.bindparam(f"k_{name}") for name in tables.USAGE_KEY]
         rows = [
@@ -284,24 +289,20 @@ def subtract(connection: Connection, rollup: Rollup) -> None:
             [{k: v for k, v in row.items() if k != "n"} for row in rows],
         )
     if rollup.installs:
-        # The day as text, not a range of timestamps: with a range, SQLite's planner reads
-        # the whole day through events_tool_timestamp for each install (a prune chunk took
-        # seconds) instead of the install's few events through events_tool_install.
-        left = sa.select(events.c.event_id).where(
-            events.c.tool == sa.bindparam("k_tool"),
-            events.c.install_id == sa.bindparam("k_install"),
-            events.c.event == COMMAND_EVENT,
-            sa.func.substr(events.c.timestamp, 1, 10) == sa.bindparam("k_day"),
+        key = [
+            installs.c.tool == sa.bindparam("k_tool"),
+            installs.c.day == sa.bindparam("k_day"),
+            installs.c.install_id == sa.bindparam("k_install"),
+        ]
+        rows = [
+            {"k_tool": tool, "k_day": day, "k_install": install, "n": count}
+            for (tool, day, install), count in sorted(rollup.installs.items())
+        ]
+        connection.execute(
+            sa.update(installs).where(*key).values(events=installs.c.events - sa.bindparam("n")),
+            rows,
         )
         connection.execute(
-            sa.delete(installs).where(
-                installs.c.tool == sa.bindparam("k_tool"),
-                installs.c.day == sa.bindparam("k_day"),
-                installs.c.install_id == sa.bindparam("k_install"),
-                ~left.exists(),
-            ),
-            [
-                {"k_tool": tool, "k_day": day, "k_install": install}
-                for tool, day, install in sorted(rollup.installs)
-            ],
+            sa.delete(installs).where(*key, installs.c.events <= 0),
+            [{k: v for k, v in row.items() if k != "n"} for row in rows],
         )

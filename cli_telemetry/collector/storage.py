@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..events import DELETION_EVENT
 from . import forward, retention, rollups
-from .forget import forget
+from .forget import forget, guard
 from .tables import COLUMNS, create, events, insert_rows, metadata
 
 __all__ = ["connect", "count", "default_url", "metadata", "prune", "store"]
@@ -131,7 +131,8 @@ def store(
     concurrent senders share one commit. An event repeated within or across these batches
     is counted as new for the first batch that holds it. Every deletion request of the
     transaction is applied after every event of it is stored: an event of an install that
-    a request forgets is deleted even if its batch came after the request's.
+    a request forgets is deleted even if its batch came after the request's. An event of
+    an install forgotten lately is not stored (`forget.guard`), and counts as not new.
     """
     owner: dict[str, int] = {}
     fresh: dict[str, dict[str, Any]] = {}
@@ -150,6 +151,9 @@ def store(
         for event_id, event in sorted(fresh.items())  # one order: concurrent writers never deadlock
     ]  # fmt: skip
     with engine.begin() as connection:
+        refused = guard(connection, fresh.values(), requests)
+        if refused:
+            rows = [row for row in rows if row[0] not in refused]
         # RETURNING names exactly the rows this transaction stored, even when two requests
         # race with the same events: the counts are right, and the rollups count them once.
         if not rows:

@@ -15,6 +15,8 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ..events import COMMAND_EVENT
+
 metadata: Final = sa.MetaData()
 
 events: Final = sa.Table(
@@ -87,9 +89,16 @@ daily_installs: Final = sa.Table(
     sa.Column("tool", sa.Text, primary_key=True),
     sa.Column("day", sa.Text, primary_key=True),
     sa.Column("install_id", sa.Text, primary_key=True),
+    sa.Column("events", sa.BigInteger, nullable=False),
     sqlite_with_rowid=False,
 )
-"""Which installs ran a command each day: distinct counts over several days need the ids."""
+"""Which installs ran a command each day (distinct counts over several days need the ids),
+with how many command events each ran that day. The count is what keeps the rollup exact
+when a prune or a deletion overlaps a store of the same install and day on PostgreSQL:
+adding and subtracting are updates of one row, which its row lock puts one after the
+other, and the row goes when it reaches zero. (Without it, a delete of the row "if the
+install has no event left that day" could not see the event a concurrent store had not
+committed yet, and the row went while that event stayed.)"""
 
 COLUMNS: Final = (
     "timestamp", "tool", "tool_version", "event", "command", "outcome",
@@ -165,6 +174,20 @@ erasures: Final = sa.Table(
 deletion API (see `erasure`): the only place an install id outlives a deletion request, and
 only until the provider has accepted it."""
 
+forgotten_installs: Final = sa.Table(
+    "forgotten_installs",
+    metadata,
+    sa.Column("tool", sa.String(64), primary_key=True),
+    sa.Column("install_digest", sa.String(64), primary_key=True),
+    sa.Column("until", sa.Float, nullable=False),
+    sa.Index("forgotten_installs_until", "until"),
+)
+"""The installs forgotten in the last `forget.REFUSE_FOR` seconds, by a one-way digest of
+the id (`forget.digest`), with when that ends: `storage.store` refuses their events
+meanwhile, so a batch that was still on its way when the install was forgotten (from an
+uploader that ``disable`` stopped, or sent again by a proxy) is not stored after the
+deletion."""
+
 ADDED_INDEXES: Final = (
     next(i for i in events.indexes if i.name == "events_tool_install"),
     next(i for i in outbox.indexes if i.name == "outbox_event"),
@@ -189,12 +212,37 @@ def create(engine: Engine) -> None:
     find it there. The lock ends with the transaction (DDL is transactional in
     PostgreSQL: nothing is half created if a process dies meanwhile).
 
-    A database made by an earlier release gets the `ADDED_INDEXES` here, under the same
-    lock. Building one reads the whole table once, and on PostgreSQL holds off writes to
-    it meanwhile: the first start after an upgrade takes longer on a large database."""
+    A database made by an earlier release gets the `ADDED_INDEXES` and the count of
+    ``daily_installs`` (`_count_daily_installs`) here, under the same lock. Each reads the
+    whole events table once, and on PostgreSQL holds off writes meanwhile: the first start
+    after an upgrade takes longer on a large database."""
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
         metadata.create_all(connection)
         for index in ADDED_INDEXES:
             index.create(connection, checkfirst=True)
+        columns = {c["name"] for c in sa.inspect(connection).get_columns("daily_installs")}
+        if "events" not in columns:
+            _count_daily_installs(connection)
+
+
+def _count_daily_installs(connection: Connection) -> None:
+    """Give a ``daily_installs`` table of an earlier release its ``events`` column: each
+    row's count of command events, from the events themselves."""
+    connection.exec_driver_sql(
+        "ALTER TABLE daily_installs ADD COLUMN events BIGINT NOT NULL DEFAULT 0"
+    )
+    day = sa.func.substr(events.c.timestamp, 1, 10)
+    counted = (
+        sa.select(sa.func.count())
+        .where(
+            events.c.tool == daily_installs.c.tool,
+            events.c.install_id == daily_installs.c.install_id,
+            events.c.event == COMMAND_EVENT,
+            day == daily_installs.c.day,
+        )
+        .scalar_subquery()
+    )
+    connection.execute(sa.update(daily_installs).values(events=counted))
+    connection.execute(sa.delete(daily_installs).where(daily_installs.c.events <= 0))
