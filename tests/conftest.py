@@ -233,7 +233,19 @@ class Tool:
         os.utime(self.state_dir / "uploader.stamp", (past, past))
 
     def uploader_stopped(self) -> bool:
-        """The uploader lock is free (the uploader finished or died)."""
+        """The uploader lock is free (the uploader finished or died).
+
+        On Linux the kernel's table of locks is read, and the lock is never taken: an
+        uploader that tries the lock while a test holds it, if only for the instant of a
+        probe, finds it taken and exits at once (`cli_telemetry._uploader.run` returns
+        "busy": whoever holds it, it assumes, is an uploader that will take the new events),
+        so the events it was started for would wait for a next command that a test polling
+        for them never runs. Elsewhere the lock is tried, and that collision stays possible
+        (rare: the probe holds the lock for some microseconds).
+        """
+        held = _flock_held(self.state_dir / "uploader.lock")
+        if held is not None:
+            return not held
         from filelock import FileLock, Timeout
 
         lock = FileLock(str(self.state_dir / "uploader.lock"), timeout=0)
@@ -254,6 +266,34 @@ class Tool:
     def files(self) -> list[Path]:
         """Every file under the home directory (what the tool wrote)."""
         return sorted(p for p in self.home.rglob("*") if p.is_file())
+
+
+def _flock_held(path: Path) -> bool | None:
+    """Whether a process holds a lock on the file at ``path``, read from /proc/locks
+    without locking anything; None where there is no such table (macOS, Windows).
+
+    A file that is not there is held by nobody (a lock on a deleted file, as ``telemetry
+    disable`` leaves one, is no longer the lock of that name). The file is matched by its
+    inode number alone: the device /proc/locks shows is not always the one ``stat``
+    reports (overlayfs), and two locked files of the same number on two filesystems are
+    not worth a false "stopped". Lines with ``->`` are requests still waiting, not locks.
+    """
+    try:
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    try:
+        inode = path.stat().st_ino
+    except FileNotFoundError:
+        return False
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) > 1 and fields[1] == "->":
+            continue
+        file_ids = [field for field in fields if field.count(":") == 2]
+        if file_ids and file_ids[0].rsplit(":", 1)[1] == str(inode):
+            return True
+    return False
 
 
 def script_tool(directory: Path, source: str, name: str = "acme") -> Tool:
