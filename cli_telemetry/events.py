@@ -419,8 +419,8 @@ FIELDS: Final = (
           "The *names* of the options you gave, on the command line or through an"
           " environment variable, e.g. `[\"--env\", \"--dry-run\"]`. Never their values."
           " Options left at their defaults are not listed.",
-          plain="the names of the options you gave (such as `--verbose`), but never what you"
-          " typed after them"),
+          plain="the names of the options you gave (the words that start with `--`, such as"
+          " `--verbose`), but never what you typed after them"),
     Field("values", "command", Rule("option values", _values_problem, _values_schema),
           "Values only of the options the author chose to record, and only when the value"
           " is one of a fixed list written in the tool's code (e.g. `{\"--format\":"
