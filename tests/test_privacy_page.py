@@ -343,3 +343,10 @@ def test_privacy_must_be_a_privacy() -> None:
     with pytest.raises(ConfigurationError, match=r"privacy must be a cli_telemetry\.Privacy"):
         Telemetry("acme", version="1", privacy={"contact": "x"})  # type: ignore[arg-type]
     assert Telemetry("acme", version="1").config.privacy == Privacy()
+
+
+# -- the library's own PRIVACY.md ---------------------------------------------------------
+
+
+def test_the_librarys_privacy_page_reads_plainly_too() -> None:
+    assert problems((ROOT / "PRIVACY.md").read_text()) == []
