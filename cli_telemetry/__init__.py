@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._settings import ConsentMode, Source
+    from ._settings import ConsentMode, Privacy, Source
     from ._values import SCHEMA_VERSION
     from .errors import ConfigurationError, SpoolBusyError, TelemetryError
     from .events import Event, Outcome
@@ -36,6 +36,7 @@ __all__ = [
     "CustomEvent",
     "Event",
     "Outcome",
+    "Privacy",
     "SinkStatus",
     "Source",
     "Spool",
@@ -55,6 +56,7 @@ _LAZY = {
     "SpoolBusyError": "errors",
     "TelemetryError": "errors",
     "ConsentMode": "_settings",
+    "Privacy": "_settings",
     "Source": "_settings",
     "SCHEMA_VERSION": "events",
     "Event": "events",

@@ -133,6 +133,23 @@ def resolve(tool: str, environ: Mapping[str, str] | None = None) -> Paths:
     )
 
 
+def by_system(tool: str) -> tuple[tuple[str, str, str], ...]:
+    """Where ``tool``'s files are by default on each system, as a person looks for them:
+    (system, the config file, the state directory), for the tool's privacy page.
+
+    Written out, not computed: this machine is one system, and the page is for all three.
+    ``tests/test_paths.py`` holds each against `resolve` on that system (with no XDG
+    variable set, as most people have none; ``telemetry status`` prints the real paths).
+    """
+    windows = f"AppData\\Local\\{tool}"
+    mac = f"~/Library/Application Support/{tool}"
+    return (
+        ("Linux", f"~/.config/{tool}/telemetry.conf", f"~/.local/state/{tool}/telemetry/"),
+        ("macOS", f"{mac}/telemetry.conf", f"{mac}/telemetry/"),
+        ("Windows", f"{windows}\\telemetry.conf", f"{windows}\\telemetry\\"),
+    )
+
+
 def _fast_dirs(tool: str, env: Mapping[str, str], platform: str) -> tuple[str, str] | None:
     """(config dir, state dir) without platformdirs, or None where it should decide."""
     home = env.get("HOME", "")

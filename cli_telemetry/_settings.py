@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ._record import Record
@@ -43,6 +43,68 @@ COLLECTOR_TARGET: Final = "cli_telemetry.sinks.http:HttpSink"
 so that a tool without other sinks never imports the providers module."""
 
 
+class Privacy(Record):
+    """What the author tells their users on the tool's privacy page, beyond what the code
+    already knows: who collects, how to reach them, why, and for how long they keep it.
+
+    ``click-telemetry schema --privacy MODULE:ATTR`` writes the page from this and from the
+    tool's own configuration (its name, its destinations, its custom events); each detail
+    left out becomes a visible ``<placeholder>`` there, and a warning. Every field is
+    optional, so that a tool can be instrumented before its page is written.
+
+    - ``collected_by``: who receives the data and answers for it, as users know them
+      (``"Acme Ltd"``, ``"Ada Lovelace, the author of acme"``).
+    - ``contact``: where a user asks a question or asks for their data to be deleted (an
+      email address or a web page).
+    - ``purpose``: why, as the end of "The data is used ..." (``"to learn which commands
+      people use and which ones fail, so that we can fix them first"``).
+    - ``retention_days``: how long the data is kept, in days, before it is deleted (the
+      collector keeps 400 by default: say what your ``collector serve --retain`` says).
+    - ``forwarded_to``: where your server passes the data on, in plain words
+      (``["PostHog, in the European Union"]``): the tool's configuration knows only where
+      the tool sends, not what the server behind it does.
+    """
+
+    __slots__ = ("collected_by", "contact", "forwarded_to", "purpose", "retention_days")
+
+    def __init__(
+        self,
+        *,
+        collected_by: str | None = None,
+        contact: str | None = None,
+        purpose: str | None = None,
+        retention_days: int | None = None,
+        forwarded_to: Sequence[str] = (),
+    ) -> None:
+        problem = None
+        for name, value in (
+            ("collected_by", collected_by),
+            ("contact", contact),
+            ("purpose", purpose),
+        ):
+            if value is not None and (not isinstance(value, str) or not _one_line(value)):
+                problem = f"Privacy {name} must be one line of text, not {value!r}"
+        if retention_days is not None and (type(retention_days) is not int or retention_days < 1):
+            problem = "Privacy retention_days must be a whole number of at least 1"
+        if not isinstance(forwarded_to, (list, tuple)) or not all(
+            isinstance(item, str) and _one_line(item) for item in forwarded_to
+        ):
+            problem = "Privacy forwarded_to must be a list of lines of text"
+        if problem is not None:
+            from .errors import ConfigurationError  # only an author's mistake pays for it
+
+            raise ConfigurationError(problem)
+        self.collected_by: Final = collected_by
+        self.contact: Final = contact
+        self.purpose: Final = purpose
+        self.retention_days: Final = retention_days
+        self.forwarded_to: Final = tuple(forwarded_to)
+
+
+def _one_line(text: str) -> bool:
+    return bool(text.strip()) and "\n" not in text and "\r" not in text
+
+
 class ToolConfig(Record):
     """One tool's telemetry configuration, as the author gave it to `cli_telemetry.Telemetry`
     (see there for each field), checked, as one immutable value.
@@ -60,6 +122,7 @@ class ToolConfig(Record):
         "max_bytes",
         "max_events",
         "policy_version",
+        "privacy",
         "privacy_url",
         "record_values",
         "sinks",
@@ -84,6 +147,7 @@ class ToolConfig(Record):
         max_bytes: int | None = None,
         sinks: tuple[Provider, ...] = (),
         record_values: frozenset[str] = frozenset(),
+        privacy: Privacy | None = None,
     ) -> None:
         self.tool: Final = tool
         self.version: Final = version
@@ -98,6 +162,7 @@ class ToolConfig(Record):
         self.max_bytes: Final = max_bytes
         self.sinks: Final = sinks
         self.record_values: Final = record_values
+        self.privacy: Final = privacy or Privacy()
 
     def replace(self, **changes: Any) -> ToolConfig:
         """A copy with ``changes`` (the derived ``env_prefix`` follows ``tool``)."""

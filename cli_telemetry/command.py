@@ -189,7 +189,7 @@ def turn_off(config_of: Callable[[], ToolConfig], echo: Echo) -> None:
     deleted = _delete_state(config_of(), paths, echo)
     echo(
         f"Telemetry for {tool} is now disabled; deleted {deleted} pending event(s)"
-        " and the anonymous install id."
+        " and the random install id."
     )
     if os.path.exists(paths.deletion_file):
         _deliver_deletions(config_of(), echo)

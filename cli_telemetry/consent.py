@@ -53,8 +53,9 @@ def settle(
 
 def notice_text(tool: str, privacy_url: str | None) -> str:
     lines = [
-        f"{tool} collects anonymous usage data: which commands and option names you use,"
-        " whether they succeed, and your OS and Python versions.",
+        f"{tool} collects usage data, under a random id that does not name you: which"
+        " commands and option names you use, whether they succeed, and your OS and Python"
+        " versions.",
         "It never collects argument values, file names, paths or personal data."
         " Nothing was recorded for this command.",
         f"To opt out, run `{tool} telemetry disable` or set DO_NOT_TRACK=1.",
@@ -73,10 +74,11 @@ def ask(tool: str, privacy_url: str | None) -> bool:
     """Ask once; only an explicit yes is consent. EOF or Ctrl-C counts as no."""
     details = f" Details: {privacy_url}" if privacy_url else ""
     sys.stderr.write(
-        f"\nHelp improve {tool} by sending anonymous usage data (commands, option names,"
-        f" errors, OS and Python versions; never arguments, paths or personal data).{details}\n"
+        f"\nHelp improve {tool} by sending usage data under a random id (commands, option"
+        " names, errors, OS and Python versions; never arguments, paths or personal"
+        f" data).{details}\n"
         f"You can change your answer with `{tool} telemetry enable|disable`.\n"
-        "Send anonymous usage data? [y/N] "
+        "Send usage data? [y/N] "
     )
     sys.stderr.flush()
     try:

@@ -172,12 +172,14 @@ def _values_schema(options: dict[str, RecordedOption]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "additionalProperties": False}
 
 
-def markdown(telemetry: Telemetry) -> str:
-    """The catalog for the tool's privacy page."""
+def markdown(telemetry: Telemetry, level: int = 1, title: str | None = None) -> str:
+    """The catalog for the tool's privacy page, under ``title``, a heading of ``level`` (the
+    privacy page, `cli_telemetry.privacy`, holds it as a section)."""
     tool = telemetry.tool
     options, _ = recorded_options(telemetry)
+    top, sub, subsub = ("#" * (level + n) for n in range(3))
     lines = [
-        f"# What {tool} records",
+        f"{top} {title or f'What {tool} records'}",
         "",
         f"Each time a command of {tool} runs, it records one `command` record; it may also"
         " record the custom events listed below, and `telemetry disable` sends one"
@@ -186,7 +188,7 @@ def markdown(telemetry: Telemetry) -> str:
         "",
         privacy_table(),
         "",
-        "## Option values",
+        f"{sub} Option values",
         "",
     ]
     if options:
@@ -202,11 +204,11 @@ def markdown(telemetry: Telemetry) -> str:
             lines.append(f"| {' / '.join(f'`{n}`' for n in option.names)} | {values} |")
     else:
         lines.append("Of all the options you give, only the *names* are recorded, never values.")
-    lines += ["", "## Custom events", ""]
+    lines += ["", f"{sub} Custom events", ""]
     if not telemetry.catalog:
         lines.append(f"{tool} declares no custom events.")
     for spec in telemetry.catalog:
-        lines += [f"### `{spec.name}`", "", spec.description, ""]
+        lines += [f"{subsub} `{spec.name}`", "", spec.description, ""]
         if spec.properties:
             lines += ["| Property | Value | Always there | Meaning |", "|---|---|---|---|"]
             for prop in spec.properties:

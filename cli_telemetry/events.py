@@ -351,9 +351,13 @@ events (command and custom events), or only ``command`` or ``custom`` events."""
 
 class Field:
     """One field of `Event`: which records carry it (`Carriers`), whether it may be
-    missing, its rule, and what PRIVACY.md says of it."""
+    missing, its rule, what PRIVACY.md's table says of it (``description``), and what a
+    tool's privacy page says of it in plain words (``plain``, completing "Each record holds
+    ...": fields that share one phrase are said once; ``{tool}`` is the tool's name). A
+    field without ``plain`` holds only what the tool declares, which the page lists from
+    the declarations themselves."""
 
-    __slots__ = ("description", "events", "name", "optional", "rule")
+    __slots__ = ("description", "events", "name", "optional", "plain", "rule")
 
     def __init__(
         self,
@@ -362,75 +366,100 @@ class Field:
         rule: Rule,
         description: str,
         *,
+        plain: str | None,
         optional: bool = False,
     ) -> None:
         self.name = name
         self.events = events
         self.rule = rule
         self.description = description
+        self.plain = plain
         self.optional = optional
+
+
+_WHICH_RECORD: Final = (
+    "the name of the tool, the kind of record, and a code that tells this record apart from"
+    " the others"
+)
+_WHETHER_IT_WORKED: Final = (
+    'whether the command worked, and if not, the kind of error (such as "file not found"),'
+    " but never the error's message"
+)
+_SYSTEM: Final = "your operating system (such as Windows, macOS or Linux) and its version number"
 
 
 FIELDS: Final = (
     Field("schema_version", "all", _one_of("the schema version", (SCHEMA_VERSION,)),
-          "The version of this format, `1`."),
+          "The version of this format, `1`.", plain=_WHICH_RECORD),
     Field("event_id", "all", UUID,
-          "A random id for this record, so that a record sent twice is counted once."),
+          "A random id for this record, so that a record sent twice is counted once.",
+          plain=_WHICH_RECORD),
     Field("event", "all", EVENT_NAME,
           "`command`, the name of a custom event the author declared, e.g."
-          " `deploy.finished`, or `deletion_request` (sent once by `telemetry disable`)."),
+          " `deploy.finished`, or `deletion_request` (sent once by `telemetry disable`).",
+          plain=_WHICH_RECORD),
     Field("timestamp", "all", TIMESTAMP,
           "When the command started, when a custom event was recorded, or when telemetry"
-          " was disabled (UTC, to the millisecond)."),
-    Field("tool", "all", TOOL, "The tool's name, e.g. `acme`."),
+          " was disabled (UTC, to the millisecond).", plain="the date and time"),
+    Field("tool", "all", TOOL, "The tool's name, e.g. `acme`.", plain=_WHICH_RECORD),
     Field("tool_version", "usage", TOOL_VERSION,
           "The tool's version, as its author declared it (characters other than letters,"
-          " digits and `.+_-` become `-`)."),
+          " digits and `.+_-` become `-`).", plain="the version of {tool}"),
     Field("install_id", "all", UUID,
           "A random id made once for this tool and your user account, from nothing about"
           " you or your computer; `telemetry disable` deletes it, and a new one is"
-          " unrelated."),
+          " unrelated.",
+          plain="a random number that stays the same for your copy of {tool} (see below)"),
     Field("command", "usage", Rule("a command path", _command_problem, _command_schema),
           "The command's name as the tool defines it in its code, e.g. `acme deploy start`"
           " (never what you typed if you used an alias; a subcommand the tool only finds"
-          f" at run time, such as a plugin, is `{UNLISTED}`)."),
+          f" at run time, such as a plugin, is `{UNLISTED}`).",
+          plain="which of {tool}'s commands you ran (such as `{tool} --help`)"),
     Field("flags", "command", Rule("option names", _flags_problem, _flags_schema),
           "The *names* of the options you gave, on the command line or through an"
           " environment variable, e.g. `[\"--env\", \"--dry-run\"]`. Never their values."
-          " Options left at their defaults are not listed."),
+          " Options left at their defaults are not listed.",
+          plain="the names of the options you gave (the words that start with `--`, such as"
+          " `--verbose`), but never what you typed after them"),
     Field("values", "command", Rule("option values", _values_problem, _values_schema),
           "Values only of the options the author chose to record, and only when the value"
           " is one of a fixed list written in the tool's code (e.g. `{\"--format\":"
-          " \"json\"}`); usually empty."),
-    Field("exit_code", "command", EXIT_CODE, "The command's exit status, e.g. `0` or `2`."),
+          " \"json\"}`); usually empty.", plain=None),
+    Field("exit_code", "command", EXIT_CODE, "The command's exit status, e.g. `0` or `2`.",
+          plain=_WHETHER_IT_WORKED),
     Field("outcome", "command", _one_of("an outcome", OUTCOMES),
           "`success`, `error`, `usage_error` (the command line was wrong), `aborted` or"
-          " `interrupted` (Ctrl-C)."),
+          " `interrupted` (Ctrl-C).", plain=_WHETHER_IT_WORKED),
     Field("error_type", "command", _nullable(ERROR_TYPE),
           "For a failure, the *type* of error only, e.g. `FileNotFoundError` or"
-          " `NoSuchOption`; never its message. `null` on success."),
+          " `NoSuchOption`; never its message. `null` on success.", plain=_WHETHER_IT_WORKED),
     Field("duration_ms", "command", DURATION_MS,
-          "How long the command ran, in milliseconds."),
-    Field("os", "usage", PLATFORM_WORD, "`linux`, `macos`, `windows`, ..."),
+          "How long the command ran, in milliseconds.", plain="how long the command took"),
+    Field("os", "usage", PLATFORM_WORD, "`linux`, `macos`, `windows`, ...", plain=_SYSTEM),
     Field("os_version", "usage", OS_VERSION,
-          "The OS kernel's version number only, e.g. `6.1.0` (not its full build string)."),
+          "The OS kernel's version number only, e.g. `6.1.0` (not its full build string).",
+          plain=_SYSTEM),
     Field("arch", "usage", PLATFORM_WORD,
-          "The processor architecture, e.g. `x86_64` or `arm64`."),
+          "The processor architecture, e.g. `x86_64` or `arm64`.",
+          plain="the kind of processor (such as Intel or Arm)"),
     Field("python_version", "usage",
           _rule("a version such as 3.12.4", lambda value: _dotted(value, (3, 3), 6, False),
                 lambda: _dotted_schema((3, 3), 6, False)),
-          "e.g. `3.12.4`."),
+          "e.g. `3.12.4`.", plain="the version of Python that runs {tool}"),
     Field("ci", "usage", _nullable(Text("a CI provider name", first=LOWER + DIGITS + "_",
                                       rest=LOWER + DIGITS + "_", max_length=32)),
           "The name of the CI service the command ran in (e.g. `github_actions`; `generic`"
-          " if only `CI` is set), otherwise `null`."),
+          " if only `CI` is set), otherwise `null`.",
+          plain="the name of the automatic build service it ran in, if any (such as GitHub"
+          " Actions)"),
     Field("interactive", "usage", _rule("true or false", lambda value: type(value) is bool,
                                       lambda: {"type": "boolean"}),
-          "Whether stdin and stderr were a terminal (a person) rather than a script."),
+          "Whether stdin and stderr were a terminal (a person) rather than a script.",
+          plain="whether a person typed the command or a script ran it"),
     Field("properties", "custom", Rule("properties", _properties_problem, _properties_schema),
           "The properties the author declared for that custom event (or, for `identify`,"
           " the traits): names with plain values, e.g. `{\"replicas\": 3}`; text only from"
-          " a fixed list written in the tool's code."),
+          " a fixed list written in the tool's code.", plain=None),
 )  # fmt: skip
 """Every field, in `Event`'s order (``tests/test_events.py`` holds the two together)."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, is_typeddict
 
-from ._settings import COLLECTOR, ToolConfig
+from ._settings import COLLECTOR, Privacy, ToolConfig
 from ._values import COMMAND_EVENT, DELETION_EVENT, EVENT_NAME, OPTION, TOOL, fit_version
 from ._values import IDENTIFY_EVENT as IDENTIFY
 
@@ -53,6 +53,10 @@ class Telemetry:
     ``Enum`` or ``Literal`` it is annotated with) or a boolean: every other option is
     recorded by name only. Never name an option whose choices are built from the user's
     data (their profiles, contexts, files or plugins).
+
+    ``privacy`` (a `Privacy`) says who collects, how to reach them, why and for how long:
+    ``click-telemetry schema --privacy`` writes the tool's privacy page from it and from
+    this configuration.
     """
 
     def __init__(
@@ -70,6 +74,7 @@ class Telemetry:
         max_bytes: int | None = None,
         sinks: Sequence[Provider | str] = (),
         record_values: Iterable[str] = (),
+        privacy: Privacy | None = None,
     ) -> None:
         if not isinstance(tool, str) or not TOOL.fits(tool):
             raise _configuration_error(f"tool name {tool!r} must be {TOOL.what}")
@@ -89,6 +94,10 @@ class Telemetry:
                 raise _configuration_error(
                     f"record_values: {name!r} must be {OPTION.what}, as your code spells it"
                 )
+        if privacy is not None and not isinstance(privacy, Privacy):
+            raise _configuration_error(
+                f"privacy must be a cli_telemetry.Privacy, not {type(privacy).__name__}"
+            )
         if (max_events is not None and max_events < 1) or (max_bytes is not None and max_bytes < 1):
             raise _configuration_error("max_events and max_bytes must be at least 1")
         self._config = ToolConfig(
@@ -103,6 +112,7 @@ class Telemetry:
             max_events=max_events,
             max_bytes=max_bytes,
             record_values=record_values,
+            privacy=privacy,
         )
         self._declared: dict[str, tuple[type[Any], str | None]] = {}  # custom events
         self._specs: dict[str, EventSpec] = {}  # those of them checked (see catalog)

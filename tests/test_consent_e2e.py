@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from conftest import Tool
 
-NOTICE = "collects anonymous usage data"
-QUESTION = "Send anonymous usage data? [y/N]"
+NOTICE = "collects usage data, under a random id"
+QUESTION = "Send usage data? [y/N]"
 
 
 def status(tool: Tool, env: dict[str, str] | None = None) -> dict[str, Any]:

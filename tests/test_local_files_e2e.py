@@ -283,7 +283,7 @@ def test_root_in_an_empty_home_of_another_user_creates_nothing(users_home: Path)
     tool = Tool(users_home)
     tty = tool.run_tty("hello")  # a notice to save, on a terminal
     assert (tty.returncode, tty.stdout) == (0, "Hello, world!\n")
-    assert "collects anonymous usage data" not in tty.terminal
+    assert "collects usage data" not in tty.terminal
     assert outcome(tool.run("hello")) == HELLO
     assert tool.run("telemetry", "status").returncode == 0
     state = status(tool)

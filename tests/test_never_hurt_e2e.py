@@ -242,5 +242,5 @@ def test_a_notice_that_cannot_be_saved_is_not_shown(tool: Tool) -> None:
     for _ in range(2):
         result = tool.run_tty("hello")
         assert (result.returncode, result.stdout) == (0, "Hello, world!\n")
-        assert "collects anonymous usage data" not in result.terminal
+        assert "collects usage data" not in result.terminal
     assert tool.events() == []

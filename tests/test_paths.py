@@ -237,6 +237,33 @@ def test_resolve_on_windows_asks_platformdirs_for_the_local_app_data(
     assert set(asked) == {"CSIDL_LOCAL_APPDATA"}
 
 
+@pytest.mark.parametrize("tool", TOOLS)
+def test_the_privacy_pages_paths_are_where_resolve_puts_them(
+    monkeypatch: pytest.MonkeyPatch, tool: str
+) -> None:
+    """`by_system`, written out for the privacy page, says what `resolve` does on each
+    system, for a home directory with no XDG variable set."""
+    from platformdirs import windows
+
+    shown = {system: (config, state) for system, config, state in _paths.by_system(tool)}
+    for system, platform, home in (("Linux", "linux", "/home/u"), ("macOS", "darwin", "/Users/u")):
+        monkeypatch.setattr(sys, "platform", platform)
+        paths = _paths.resolve(tool, {"HOME": home})
+        config, state = shown[system]
+        assert paths.config_file == config.replace("~", home, 1)
+        assert paths.state_dir + "/" == state.replace("~", home, 1)
+
+    local = "C:\\Users\\u\\AppData\\Local"
+    monkeypatch.setattr(windows, "get_win_folder", lambda csidl_name: local)
+    monkeypatch.setattr(platformdirs, "PlatformDirs", windows.Windows)
+    monkeypatch.setattr(sys, "platform", "win32")
+    paths = _paths.resolve(tool, {"USERPROFILE": "C:\\Users\\u"})
+    config, state = shown["Windows"]
+    user_folder = "C:\\Users\\u\\"
+    assert paths.config_file.replace(os.sep, "\\") == user_folder + config
+    assert paths.state_dir.replace(os.sep, "\\") + "\\" == user_folder + state
+
+
 def test_resolve_on_macos_with_xdg_variables_asks_platformdirs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

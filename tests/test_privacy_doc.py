@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_privacy_md_holds_the_schemas_field_table() -> None:
     text = (ROOT / "PRIVACY.md").read_text()
-    section = text.split("## What is recorded", 1)[1].split("\n## ", 1)[0]
+    section = text.split("\n### What is recorded\n", 1)[1].split("\n### ", 1)[0]
     assert privacy_table() in section, (
         "regenerate it: python -c 'from cli_telemetry.events"
         " import privacy_table; print(privacy_table())'"

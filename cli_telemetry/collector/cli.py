@@ -352,15 +352,26 @@ def report(url: str | None, since: str, tool: str | None, as_json: bool) -> None
     show_default=True,
     help="Markdown for your privacy page, or JSON Schema for `collector serve --schema`.",
 )
-def schema(target: str, fmt: str) -> None:
+@click.option(
+    "--privacy",
+    is_flag=True,
+    help="The whole privacy page, for your users: a plain-language summary (from your"
+    " Telemetry's privacy=Privacy(...) and its settings), then the details (Markdown).",
+)
+def schema(target: str, fmt: str, privacy: bool) -> None:
     """Print what a tool records: the fields of every event, the option values it records,
     and its custom events. MODULE:ATTR names its Telemetry object, e.g. cli_app.cli:telemetry
-    (the module is imported, so run this where your tool is installed)."""
+    (the module is imported, so run this where your tool is installed).
+
+    With --privacy, print the privacy page to ship with the tool; each detail it lacks is
+    a <placeholder> there, and a warning here."""
     import json
     import sys
 
     from .. import describe
 
+    if privacy and fmt == "json":
+        raise click.UsageError("--privacy prints Markdown: it takes no --format json")
     sys.path.insert(0, "")  # the current directory, as `python -m` would
     try:
         telemetry = describe.load(target)
@@ -374,7 +385,13 @@ def schema(target: str, fmt: str) -> None:
     from ..errors import ConfigurationError
 
     try:
-        if fmt == "json":
+        if privacy:
+            from ..privacy import page
+
+            text, warnings = page(telemetry, target)
+            for warning in warnings:
+                click.echo(warning, err=True)
+        elif fmt == "json":
             text = json.dumps(describe.json_schema(telemetry), indent=2, ensure_ascii=False)
             text += "\n"
         else:

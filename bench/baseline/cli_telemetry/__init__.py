@@ -38,6 +38,11 @@ class Telemetry:
         return _Event()
 
 
+class Privacy:
+    def __init__(self, **details: Any) -> None:
+        pass
+
+
 class _Event:
     def track(self, properties: Any) -> None:
         pass

@@ -8,7 +8,7 @@ from typing import Annotated, TypedDict
 import click
 
 from cli_app import __version__
-from cli_telemetry import Telemetry
+from cli_telemetry import Privacy, Telemetry
 
 # --- telemetry: one object, one decorator, one command -----------------------------------
 telemetry = Telemetry(
@@ -21,6 +21,15 @@ telemetry = Telemetry(
     privacy_url="https://cli-app.example/privacy",
     # Option values are never recorded, but for these: each is a click.Choice written here.
     record_values=["--env", "--format"],
+    # What only the author knows, for the privacy page that
+    # `click-telemetry schema --privacy cli_app.cli:telemetry` writes (PRIVACY.md here).
+    privacy=Privacy(
+        collected_by="The cli-app team at Example Widgets Ltd",
+        contact="privacy@cli-app.example",
+        purpose="to learn which commands people use and which ones fail, so that they know"
+        " what to fix first",
+        retention_days=400,
+    ),
 )
 
 
