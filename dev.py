@@ -11,6 +11,7 @@ with the commands installed in another venv instead, without touching ``.venv``
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -22,8 +23,9 @@ import tempfile
 import time
 import urllib.request
 import venv
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 
 def bin_dir(venv_dir: Path) -> Path:
@@ -123,22 +125,34 @@ def demo(bin_path: Path = BIN) -> int:
     with tempfile.TemporaryDirectory(prefix="cli-telemetry-demo-") as home:
         env = isolated_env(home, bin_path)
         db = f"sqlite:///{home}/collector.sqlite3"
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        collector = subprocess.Popen(
-            [str(bin_path / COLLECTOR), "collector", "serve", "--db", db, "--port", str(port)],
-            env=env,
-        )
-        try:
-            if not wait_for(lambda: healthy(port), 30):
+        with collector(bin_path, env, db) as port:
+            if port is None:
                 print("the collector did not start", file=sys.stderr)
                 return 1
             env["CLI_APP_TELEMETRY_ENDPOINT"] = f"http://127.0.0.1:{port}/v1/events"
             return tell_the_story(home, env, db, bin_path)
-        finally:
-            collector.terminate()
-            collector.wait(timeout=30)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def collector(bin_path: Path, env: dict[str, str], db: str, **popen: Any) -> Iterator[int | None]:
+    """The collector on a free loopback port, storing in ``db``: yields its port once it
+    answers /healthz (None if it did not within 30 s), and stops it on the way out. Also
+    the collector of scripts/docs_outputs.py's sandbox (``popen``: where its output goes)."""
+    port = free_port()
+    command = [str(bin_path / COLLECTOR), "collector", "serve", "--db", db, "--port", str(port)]
+    process = subprocess.Popen(command, env=env, **popen)
+    try:
+        yield port if wait_for(lambda: healthy(port), 30) else None
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def tell_the_story(home: str, env: dict[str, str], db: str, bin_path: Path) -> int:

@@ -23,6 +23,9 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
+
+import measured  # bench/measured.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = str(ROOT / "bench" / "baseline")
@@ -93,10 +96,27 @@ def measure(shape: str, tool: list[str], env: dict[str, str], home: str, pairs: 
     return statistics.median(ratios)
 
 
+def render(results: dict[str, Any]) -> list[str]:
+    """The lines printed for the results (as in the ``--json`` file): the docs' tables are
+    these lines, rendered from the committed results (scripts/docs_outputs.py)."""
+    endpoints = results["endpoints"]
+    lines = [
+        f"median ratio (with / without telemetry) over {results['pairs']} pairs",
+        f"{'':<20}" + "".join(f"{name:>12}" for name in endpoints),
+    ]
+    for shape, cells in results["ratios"].items():
+        lines.append(f"{shape:<20}" + "".join(f"{cells[name]:>12.3f}" for name in endpoints))
+    worst = max(c for cells in results["ratios"].values() for c in cells.values())
+    lines.append(f"worst median ratio: {worst:.2f}")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=20)
+    parser.add_argument("--json", metavar="PATH", help="also write the results there")
     args = parser.parse_args()
+    run = measured.context(sys.argv)
     script = shutil.which("cli-app", path=os.path.dirname(sys.executable))
     if script is None:
         raise SystemExit("cli-app is not installed next to this Python; run `python3 dev.py test`")
@@ -112,21 +132,19 @@ def main() -> None:
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "CLI_APP_"))}
     base_env.pop("DO_NOT_TRACK", None)
     base_env["HOME"] = home
-    worst = 0.0
+    ratios: dict[str, dict[str, float]] = {}
     try:
         subprocess.run([script, "telemetry", "enable"], env=base_env, cwd=home, check=True,
                        capture_output=True)  # fmt: skip
-        print(f"median ratio (with / without telemetry) over {args.pairs} pairs")
-        print(f"{'':<20}" + "".join(f"{name:>12}" for name in endpoints))
         for shape in SHAPES:
-            cells = []
-            for url in endpoints.values():
+            ratios[shape] = {}
+            for name, url in endpoints.items():
                 env = {**base_env, "CLI_APP_TELEMETRY_ENDPOINT": url}
-                ratio = measure(shape, [script, "hello"], env, home, args.pairs)
-                worst = max(worst, ratio)
-                cells.append(ratio)
-            print(f"{shape:<20}" + "".join(f"{c:>12.3f}" for c in cells))
-        print(f"worst median ratio: {worst:.2f}")
+                ratios[shape][name] = measure(shape, [script, "hello"], env, home, args.pairs)
+        results = {"pairs": args.pairs, "endpoints": list(endpoints), "ratios": ratios}
+        print("\n".join(render(results)))
+        if args.json:
+            measured.write(args.json, run, results)
     finally:
         subprocess.run([script, "telemetry", "disable"], env=base_env, cwd=home,
                        capture_output=True, check=False)  # fmt: skip

@@ -30,6 +30,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import measured  # bench/measured.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = str(ROOT / "bench" / "baseline")
@@ -85,9 +88,23 @@ def measure(
     )
 
 
-def row(name: str, result: tuple[float, float, float]) -> None:
+def render(tool: dict[str, Any]) -> list[str]:
+    """The lines printed for one tool's results (as in the ``--json`` file): the docs'
+    tables are these lines, rendered from the committed results (scripts/docs_outputs.py)."""
+    lines = [
+        f"{tool['pairs']} pairs of `{tool['tool']} hello`, median wall time",
+        f"{'scenario':<22}{'with':>10}{'without':>10}{'ratio':>8}",
+    ]
+    for row in tool["scenarios"]:
+        with_ms, without_ms = row["with_s"] * 1000, row["without_s"] * 1000
+        lines.append(f"{row['name']:<22}{with_ms:>8.1f}ms{without_ms:>8.1f}ms{row['ratio']:>8.3f}")
+    lines.append(f"overhead ratio: {tool['scenarios'][-1]['ratio']:.2f}")
+    return lines
+
+
+def scenario(name: str, result: tuple[float, float, float]) -> dict[str, Any]:
     with_s, without_s, ratio = result
-    print(f"{name:<22}{with_s * 1000:>8.1f}ms{without_s * 1000:>8.1f}ms{ratio:>8.3f}")
+    return {"name": name, "with_s": with_s, "without_s": without_s, "ratio": ratio}
 
 
 TOOLS = ("cli-app", "typer-app")
@@ -97,17 +114,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=40, help="measured pairs (at least 20)")
     parser.add_argument("--tool", choices=TOOLS, action="append", help="default: both")
+    parser.add_argument("--json", metavar="PATH", help="also write the results there")
     args = parser.parse_args()
+    run = measured.context(sys.argv)
     subprocess.run(
         [sys.executable, "-m", "compileall", "-q", str(ROOT / "cli_telemetry"),
          str(ROOT / "examples"), BASELINE],
         check=True,
     )  # fmt: skip
+    results = []
     for name in args.tool or TOOLS:
-        bench(name, args.pairs)
+        results.append(bench(name, args.pairs))
+        print("\n".join(render(results[-1])), flush=True)
+    if args.json:
+        measured.write(args.json, run, {"tools": results})
 
 
-def bench(name: str, pairs: int) -> None:
+def bench(name: str, pairs: int) -> dict[str, Any]:
     script = shutil.which(name, path=os.path.dirname(sys.executable))
     if script is None:
         raise SystemExit(
@@ -124,15 +147,15 @@ def bench(name: str, pairs: int) -> None:
             [script, "telemetry", "enable"], env=env, cwd=home, check=True, capture_output=True
         )
         timed(tool, env, home)  # creates the ids: steady state from here on
-        print(f"{pairs} pairs of `{name} hello`, median wall time")
-        print(f"{'scenario':<22}{'with':>10}{'without':>10}{'ratio':>8}")
         disabled = measure(tool, {**env, "DO_NOT_TRACK": "1"}, home, pairs)
-        row("DO_NOT_TRACK=1", disabled)
         full = measure(tool, env, home, pairs, waiting=990)
-        row("enabled, 990 waiting", full)
         enabled = measure(tool, env, home, pairs)
-        row("enabled, recording", enabled)
-        print(f"overhead ratio: {enabled[2]:.2f}")
+        scenarios = [
+            scenario("DO_NOT_TRACK=1", disabled),
+            scenario("enabled, 990 waiting", full),
+            scenario("enabled, recording", enabled),  # the last: the overhead ratio
+        ]
+        return {"tool": name, "pairs": pairs, "scenarios": scenarios}
     finally:
         shutil.rmtree(home, ignore_errors=True)
 

@@ -1,5 +1,5 @@
 """Two collector processes on one PostgreSQL database, as several behind a reverse proxy
-run (the README's "Deploying"): every event stored once, forwarded once, counted once.
+run (docs/operators/deploying.md): every event stored once, forwarded once, counted once.
 
 What races, on purpose:
 
@@ -21,9 +21,9 @@ nothing more is owed to the provider.
 Checked: each event the tools recorded or the senders sent is stored once; the provider got
 each stored event exactly once (counted by event id), from both processes; the answers to
 racing sends counted each event as new exactly once; the rollups and the report count each
-command once. The figures go to the `figures` fixture; the README's "Deploying" quotes
+command once. The figures go to the `figures` fixture; docs/operators/deploying.md quotes
 them. PostgreSQL only (CLI_TELEMETRY_TEST_POSTGRES): several processes on one SQLite file
-is not a deployment the README offers.
+is not a deployment the docs offer.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ PUBLIC_HOST: Final = "telemetry.example.com"
 
 class CollectorProcess:
     """``click-telemetry collector serve`` on the shared database, on a port of its own,
-    configured as the README's "Deploying" says: the tokens and the provider from the
+    configured as docs/operators/deploying.md says: the tokens and the provider from the
     environment, the public name with ``--allowed-host``. Its output goes to a file (a pipe
     nobody reads would fill and stall it)."""
 

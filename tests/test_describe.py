@@ -1,5 +1,6 @@
-"""`click-telemetry schema`: what a tool records, as the README shows it for the example tool,
-and as a JSON Schema that the events the tool really records satisfy."""
+"""`click-telemetry schema`: what a tool records, as the docs show it for the example tool
+(docs/authors/custom-events.md), and as a JSON Schema that the events the tool really
+records satisfy."""
 
 from __future__ import annotations
 
@@ -29,11 +30,11 @@ def schema(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[s
     )
 
 
-def test_the_readme_shows_what_the_command_prints_for_the_example(tmp_path: Path) -> None:
+def test_the_docs_show_what_the_command_prints_for_the_example(tmp_path: Path) -> None:
     result = schema("cli_app.cli:telemetry", cwd=tmp_path)
     assert (result.returncode, result.stderr) == (0, "")
-    readme = (ROOT / "README.md").read_text()
-    shown = readme.split("<!-- schema:cli-app -->\n```markdown\n", 1)[1].split("```\n<!--", 1)
+    page = (ROOT / "docs" / "authors" / "custom-events.md").read_text()
+    shown = page.split("<!-- schema:cli-app -->\n```markdown\n", 1)[1].split("```\n<!--", 1)
     assert shown[0] == result.stdout
 
 

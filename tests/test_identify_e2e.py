@@ -1,4 +1,4 @@
-"""``telemetry.identify`` at module level, as the README shows it, in a tool run as real
+"""``telemetry.identify`` at module level, as the docs show it, in a tool run as real
 processes: recorded once per change of its traits (and per install id), with a command that
 is recorded, and never by the runs that record nothing."""
 

@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 DISTRIBUTION = "click-telemetry"
-DOCUMENTS = {"README.md", "PRIVACY.md", "SECURITY.md", "CHANGELOG.md", "LICENSE"}
+DOCUMENTS = {"README.md", "PRIVACY.md", "SECURITY.md", "CHANGELOG.md", "LICENSE", "mkdocs.yml"}
 
 
 def run(argv: list[str | Path], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -54,6 +54,12 @@ def package_files() -> set[str]:
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
             found.add(path.relative_to(ROOT).as_posix())
     return found
+
+
+def docs_files() -> set[str]:
+    """The documentation site's sources: the README links into docs/, so the sdist holds
+    them (and mkdocs.yml), where the links resolve and the site can be built."""
+    return {p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").rglob("*") if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -96,11 +102,14 @@ def test_the_wheel_holds_the_package_its_license_and_its_command(dist: Path) -> 
 
 
 def test_the_sdist_holds_the_package_and_its_documents_and_nothing_else(dist: Path) -> None:
-    """Anchored includes: bench/baseline/cli_telemetry (a do-nothing stand-in) stays out."""
+    """Anchored includes: bench/baseline/cli_telemetry (a do-nothing stand-in) stays out;
+    the documentation site's sources are in."""
     sdist = only(dist, f"click_telemetry-{cli_telemetry.__version__}.tar.gz")
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
-    expected = package_files() | DOCUMENTS | {"pyproject.toml", "PKG-INFO", ".gitignore"}
+    expected = (
+        package_files() | DOCUMENTS | docs_files() | {"pyproject.toml", "PKG-INFO", ".gitignore"}
+    )
     assert names == expected
 
 

@@ -146,9 +146,10 @@ def serve(
     What is stored is forwarded to every provider whose variables are set: POSTHOG_API_KEY,
     SEGMENT_WRITE_KEY, MIXPANEL_TOKEN, AMPLITUDE_API_KEY, RUDDERSTACK_WRITE_KEY with
     RUDDERSTACK_DATA_PLANE_URL, TELEMETRY_WEBHOOK_URL, OTEL_EXPORTER_OTLP_ENDPOINT, and
-    TELEMETRY_PROVIDERS (custom providers' import paths); see the README. A deletion
-    request (sent by a tool's `telemetry disable`) deletes what the collector holds of that
-    install, and is passed on to each of those providers that has an eraser.
+    TELEMETRY_PROVIDERS (custom providers' import paths); see the docs' Forwarding page
+    (docs/operators/forwarding.md). A deletion request (sent by a tool's `telemetry
+    disable`) deletes what the collector holds of that install, and is passed on to each of
+    those providers that has an eraser.
 
     Tokens come from the environment or files, never the command line (where `ps` shows
     them): write tokens from CLI_TELEMETRY_COLLECTOR_TOKENS and --token-file, the read

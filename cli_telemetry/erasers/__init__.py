@@ -6,7 +6,7 @@ key), so only the collector builds them (`cli_telemetry.providers.erasers_from_e
 a tool never does. PostHog, Mixpanel and Amplitude have one; Segment and RudderStack have one
 only when the author opts in to sending the install id as ``userId`` too (``user_id=
 "install"``), because their deletion APIs find a user by ``userId`` and our events otherwise
-carry only an ``anonymousId`` (see the README, "Forgetting at each provider").
+carry only an ``anonymousId`` (see docs/operators/forgetting.md, "At each provider").
 """
 
 from __future__ import annotations
