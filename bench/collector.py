@@ -36,7 +36,7 @@ from typing import Any
 
 import urllib3
 
-from cli_telemetry.collector import report, retention, storage
+from cli_telemetry.collector import report, retention, storage, window
 
 CLI = os.path.join(os.path.dirname(sys.executable), "click-telemetry")
 COMMANDS = ["acme deploy start", "acme deploy status", "acme hello", "acme check", "acme init"]
@@ -180,7 +180,7 @@ def report_time(url: str, events: int, custom: float) -> float:
     times = []
     for _ in range(3):
         begin = time.perf_counter()
-        report.build(engine, since=report.iso_ago(7 * 86400), tool="acme")
+        report.build(engine, since=window.iso_ago(7 * 86400), tool="acme")
         times.append(time.perf_counter() - begin)
     return statistics.median(times)
 
@@ -201,7 +201,7 @@ def prune_while_storing(url: str, custom: float, days: int = 15) -> tuple[int, f
     thread = threading.Thread(target=store)
     thread.start()
     begin = time.perf_counter()
-    pruned = retention.prune(engine, report.iso_ago(days * 86400)) or 0
+    pruned = retention.prune(engine, window.iso_ago(days * 86400)) or 0
     seconds = time.perf_counter() - begin
     done.set()
     thread.join()
