@@ -64,6 +64,10 @@ OPEN_FROM: Final = 53
 """Magnitudes from 2**53 (past any whole number the schema allows) share one open range."""
 
 
+_TEXT: Final = json.JSONEncoder(ensure_ascii=False).encode
+"""Text as JSON (``json.dumps`` with an option makes an encoder on every call)."""
+
+
 def value_key(value: object) -> str:
     """How ``daily_custom.value`` holds a property's value.
 
@@ -72,8 +76,10 @@ def value_key(value: object) -> str:
     ``3``), other numbers as the range that holds them, in interval notation:
     ``[16, 32)``, ``[2, 4)`` for 2.5, ``(0, 1)``, ``(-32, -16]``, ``[9007199254740992, ∞)``.
     """
-    if value is None or isinstance(value, (bool, str)):
-        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str):
+        return _TEXT(value)
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else "true" if value else "false"
     if not isinstance(value, (int, float)):
         raise TypeError(f"not a property value: {type(value).__name__}")
     if value == int(value) and abs(value) < EXACT_BELOW:
