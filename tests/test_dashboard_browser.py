@@ -1,5 +1,6 @@
 """The dashboard in a real headless browser (Debian's Chromium): it loads, its charts are
-drawn with the stored data, the console stays clean, and a screenshot is kept for CI."""
+drawn with the stored data (the custom events' too), the console stays clean, and a
+screenshot is kept for CI."""
 
 from __future__ import annotations
 
@@ -54,8 +55,9 @@ def test_the_dashboard_draws_the_stored_data(collector: Collector, tmp_path: Pat
     assert result.returncode == 0, result.stderr[-2000:]
     dom = result.stdout
     assert "Usage since" in dom
-    assert dom.count("<svg") == 7  # every chart is drawn
-    for label in ("acme deploy start", "acme hello", "--env", "--shout", "linux", "3.11.7"):
+    assert dom.count("<svg") == 9  # every chart is drawn, custom events' two with them
+    for label in ("acme deploy start", "acme hello", "--env", "--shout", "linux", "3.11.7",
+                  "acme deploy.finished", "targets = 3", "custom events"):  # fmt: skip
         assert label in dom, label
     console = [line for line in result.stderr.splitlines() if "CONSOLE" in line]
     assert console == []

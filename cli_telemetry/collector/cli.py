@@ -329,7 +329,7 @@ def prune(url: str | None, age: str) -> None:
 @click.option("--tool", help="Only this tool.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def report(url: str | None, since: str, tool: str | None, as_json: bool) -> None:
-    """How your tools are used: commands, flags, errors, versions, platforms."""
+    """How your tools are used: commands, flags, errors, versions, platforms, custom events."""
     import json
 
     from .report import build, render

@@ -30,7 +30,7 @@ TOP: Final = 10
 def build(
     engine: Engine, *, since: str, tool: str | None = None, rollups: bool = True
 ) -> dict[str, Any]:
-    """The report for command events at or after ``since`` (ISO 8601), for one tool or all.
+    """The report for the events at or after ``since`` (ISO 8601), for one tool or all.
 
     Whole UTC days come from the daily rollups; a window that starts inside a day (``7d``
     from now does) counts that first, partial day from the events themselves, so the report
