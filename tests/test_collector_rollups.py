@@ -140,6 +140,17 @@ def test_custom_events_are_counted_per_property_value(engine: Engine) -> None:
     }  # fmt: skip
 
 
+def test_a_propertys_values_past_the_top_are_counted_together() -> None:
+    events = [custom(properties={"env": f"e{n:02}"}) for n in range(12) for _ in range(n + 1)]
+    summary = report.summarise(
+        rollups.of_events(events), since="2026-11-01T00:00:00.000Z", tool="acme"
+    )
+    [prop] = summary["custom_events"][0]["properties"]
+    assert [v["value"] for v in prop["values"]] == [f"e{n:02}" for n in range(11, 1, -1)]
+    assert (prop["count"], prop["others"]) == (78, 3)  # e00 once and e01 twice
+    assert "            (others)      3" in report.render(summary).splitlines()
+
+
 def test_an_earlier_releases_database_gets_its_custom_events_rolled_up_once(
     engine: Engine,
 ) -> None:

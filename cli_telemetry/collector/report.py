@@ -89,7 +89,7 @@ def summarise(
         pythons[python_version] += invocations
         days[day] += invocations
     installs_per_day = Counter(day for day, _ in {(d, i) for _, d, i in counted.installs})
-    custom = custom_events(counted, tool=tool)
+    custom = custom_events(counted)
     flags: Counter[str] = Counter()
     for (_, _, flag), uses in counted.flags.items():
         flags[flag] += uses
@@ -128,27 +128,27 @@ def summarise(
     }
 
 
-def custom_events(counted: Rollup, *, tool: str | None) -> list[dict[str, Any]]:
-    """Each custom event (of each tool, without ``tool``) with its count and, for each
-    property, how many carried it and the `TOP` values they held (``others`` counts the
-    rest). Events rank by count, properties by name, values by count."""
+def custom_events(counted: Rollup) -> list[dict[str, Any]]:
+    """Each custom event (of each tool) with its count and, for each property, how many
+    carried it and the `TOP` values they held (``others`` counts the rest). Events rank by
+    count, properties by name, values by count; ties by name."""
     events: Counter[tuple[str, str]] = Counter()
-    carried: Counter[tuple[str, str, str]] = Counter()
-    values: dict[tuple[str, str, str], Counter[str]] = {}
+    held: dict[tuple[str, str], dict[str, Counter[str]]] = {}
     for (name, _, event, prop, value), count in counted.custom.items():
         if not prop:
             events[name, event] += count
         else:
-            carried[name, event, prop] += count
-            values.setdefault((name, event, prop), Counter())[value] += count
+            held.setdefault((name, event), {}).setdefault(prop, Counter())[value] += count
     result = []
     for (name, event), count in sorted(events.items(), key=lambda i: (-i[1], i[0])):
         properties = []
-        for (_, _, prop), uses in sorted(i for i in carried.items() if i[0][:2] == (name, event)):
-            ranked = sorted(values[name, event, prop].items(), key=lambda i: (-i[1], i[0]))
-            shown = [{**decode(value), "count": n} for value, n in ranked[:TOP]]
-            properties.append({"name": prop, "count": uses, "values": shown,
-                               "others": sum(n for _, n in ranked[TOP:])})  # fmt: skip
+        for prop, values in sorted(held.get((name, event), {}).items()):
+            ranked = sorted(values.items(), key=lambda i: (-i[1], i[0]))
+            properties.append({
+                "name": prop, "count": sum(values.values()),
+                "values": [{**decode(value), "count": n} for value, n in ranked[:TOP]],
+                "others": sum(n for _, n in ranked[TOP:]),
+            })  # fmt: skip
         result.append({"tool": name, "event": event, "count": count, "properties": properties})
     return result
 

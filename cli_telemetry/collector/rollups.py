@@ -24,8 +24,10 @@ off in another order than it was added need not come back to what it was. A prop
 is a number (an ``int`` or ``float`` the tool declared) is counted per value while the
 value is a small whole number (``replicas`` of 1, 2 or 3: exactly what one wants to know),
 and per power-of-two range beyond (`value_key`): a distribution, in at most about a hundred
-rows a day per property however the values spread. A text or boolean property holds one of
-the values the tool declared (a ``Literal``), so its values are few.
+rows a day per property however the values spread. A text property holds one of the values
+the tool declared (a ``Literal``), so its values are few; a collector given the tool's
+catalog (``--schema``) refuses any other, one without it stores what a modified client
+sends, whose every new value costs a row a day, as every event costs one.
 
 ``identify`` (the install's traits, recorded when they change) is not rolled up: how
 often traits changed says nothing about use.
@@ -53,6 +55,8 @@ UsageKey = tuple[str, ...]
 CustomKey = tuple[str, str, str, str, str]
 """(tool, day, event, property, value) of ``tables.daily_custom``; property and value are
 '' for the count of the events themselves."""
+CUSTOM_KEY: Final = ("tool", "day", "event", "property", "value")
+"""The key columns of ``tables.daily_custom``, in `CustomKey`'s order."""
 
 NOT_ROLLED_UP: Final = (COMMAND_EVENT, DELETION_EVENT, IDENTIFY_EVENT)
 """Names of the records that are not custom events of the report."""
@@ -269,10 +273,6 @@ def of_tables(connection: Connection, *, since_day: str, tool: str | None = None
     ):
         rollup.custom[tuple(values)] += int(occurrences)
     return rollup
-
-
-CUSTOM_KEY: Final = ("tool", "day", "event", "property", "value")
-"""The key columns of ``tables.daily_custom``, in `CustomKey`'s order."""
 
 
 @cache
