@@ -6,6 +6,8 @@
    stored per second, for SQLite and, when CLI_TELEMETRY_TEST_POSTGRES is set (dev.py test
    and scripts/postgres.sh provide one), for PostgreSQL.
 2. Report: 1,000,000 events inserted directly, then the time of `report.build` over them.
+   ``--custom 0.2`` makes a fifth of the events custom events (``deploy.finished`` with
+   three properties) instead of command events; the default, 0, only command events.
 3. Retention: the events of those older than 15 days (about half) pruned in chunks
    (`retention.prune`), while a writer stores batches of 10 events one after another: how
    long the prune took, and how long a store waited meanwhile (the chunks hold ingest for
@@ -34,7 +36,7 @@ from typing import Any
 
 import urllib3
 
-from cli_telemetry.collector import report, retention, storage
+from cli_telemetry.collector import report, retention, storage, window
 
 CLI = os.path.join(os.path.dirname(sys.executable), "click-telemetry")
 COMMANDS = ["acme deploy start", "acme deploy status", "acme hello", "acme check", "acme init"]
@@ -68,6 +70,37 @@ def make_event(day: int = 0) -> dict[str, Any]:
     }
 
 
+def make_custom_event(day: int = 0) -> dict[str, Any]:
+    """A custom event as a tool's ``track`` records it, ``day`` days ago."""
+    when = time.gmtime(time.time() - day * 86400 - random.random() * 86400)
+    return {
+        "schema_version": 1,
+        "event_id": str(uuid.uuid4()),
+        "event": "deploy.finished",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", when),
+        "tool": "acme",
+        "tool_version": random.choice(["1.3.0", "1.4.0"]),
+        "install_id": str(uuid.UUID(int=random.randrange(5000))),
+        "command": "acme deploy start",
+        "os": random.choice(["linux", "macos"]),
+        "os_version": "6.1.0",
+        "arch": "x86_64",
+        "python_version": random.choice(["3.11.7", "3.12.4"]),
+        "ci": random.choice([None, None, None, "github_actions"]),
+        "interactive": True,
+        "properties": {
+            "replicas": random.choice([1, 1, 2, 3, 5, 40]),
+            "dry_run": random.random() < 0.2,
+            "env": random.choice(["dev", "staging", "prod"]),
+        },
+    }
+
+
+def any_event(custom: float, day: int = 0) -> dict[str, Any]:
+    """A custom event with probability ``custom`` (``--custom``), else a command event."""
+    return make_custom_event(day) if custom and random.random() < custom else make_event(day)
+
+
 def cpu_seconds(pid: int) -> float:
     """User and system CPU time of process ``pid`` and its children so far (Linux)."""
     with open(f"/proc/{pid}/stat") as stat:
@@ -75,22 +108,22 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
-def bodies(count: int) -> list[bytes]:
+def bodies(count: int, custom: float) -> list[bytes]:
     """``count`` gzip request bodies of 100 new events each (no duplicates), made before
     the clock starts: the clients then cost what an uploader costs to send (its events
     are JSON on disk already), and leave the 2 cores to the server as far as they can."""
     made = []
     for _ in range(count):
-        batch = {"batch": [make_event() for _ in range(100)]}
+        batch = {"batch": [any_event(custom) for _ in range(100)]}
         made.append(gzip.compress(json.dumps(batch).encode()))
     return made
 
 
 def ingest(
-    url: str, seconds: float, clients: int = 4, rate_cap: int = 40_000
+    url: str, seconds: float, custom: float, clients: int = 4, rate_cap: int = 40_000
 ) -> tuple[float, float, float]:
     """Events stored per second, and the CPU seconds per event of server and clients."""
-    payloads = bodies(int(seconds * rate_cap / 100))
+    payloads = bodies(int(seconds * rate_cap / 100), custom)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -137,21 +170,22 @@ def ingest(
     return total / elapsed, server_cpu / total, client_cpu / total
 
 
-def report_time(url: str, events: int) -> float:
+def report_time(url: str, events: int, custom: float) -> float:
     engine = storage.connect(url)
     for start in range(0, events, 10_000):
-        storage.store(engine, [[make_event(day=random.randrange(30)) for _ in range(10_000)]])
+        batch = [any_event(custom, day=random.randrange(30)) for _ in range(10_000)]
+        storage.store(engine, [batch])
         print(f"\r  inserted {start + 10_000:,} events", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     times = []
     for _ in range(3):
         begin = time.perf_counter()
-        report.build(engine, since=report.iso_ago(7 * 86400), tool="acme")
+        report.build(engine, since=window.iso_ago(7 * 86400), tool="acme")
         times.append(time.perf_counter() - begin)
     return statistics.median(times)
 
 
-def prune_while_storing(url: str, days: int = 15) -> tuple[int, float, list[float]]:
+def prune_while_storing(url: str, custom: float, days: int = 15) -> tuple[int, float, list[float]]:
     """Prune the events older than ``days`` while a writer stores batches of 10: how many
     were pruned, in how many seconds, and each store's time meanwhile."""
     engine, writer = storage.connect(url), storage.connect(url)
@@ -161,13 +195,13 @@ def prune_while_storing(url: str, days: int = 15) -> tuple[int, float, list[floa
     def store() -> None:
         while not done.is_set():
             begin = time.perf_counter()
-            storage.store(writer, [[make_event() for _ in range(10)]])
+            storage.store(writer, [[any_event(custom) for _ in range(10)]])
             waits.append(time.perf_counter() - begin)
 
     thread = threading.Thread(target=store)
     thread.start()
     begin = time.perf_counter()
-    pruned = retention.prune(engine, report.iso_ago(days * 86400)) or 0
+    pruned = retention.prune(engine, window.iso_ago(days * 86400)) or 0
     seconds = time.perf_counter() - begin
     done.set()
     thread.join()
@@ -180,7 +214,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--events", type=int, default=1_000_000)
-
+    parser.add_argument("--custom", type=float, default=0.0, help="share of custom events")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         databases = {"sqlite": f"sqlite:///{tmp}/bench.sqlite3"}
@@ -196,7 +230,7 @@ def main() -> None:
                 engine = storage.connect(url)
                 storage.metadata.drop_all(engine)
                 engine.dispose()
-            rate, server_cpu, client_cpu = ingest(url, args.seconds)
+            rate, server_cpu, client_cpu = ingest(url, args.seconds, args.custom)
             print(
                 f"{name}: ingest {rate:,.0f} events/s (4 clients, batches of 100, gzip,"
                 f" bodies made before the clock starts); CPU per event: server"
@@ -207,9 +241,9 @@ def main() -> None:
             engine = storage.connect(url)
             storage.metadata.drop_all(engine)
             engine.dispose()
-            seconds = report_time(url, args.events)
+            seconds = report_time(url, args.events, args.custom)
             print(f"{name}: report over {args.events:,} events: {seconds:.2f} s (median of 3)")
-            pruned, seconds, waits = prune_while_storing(url)
+            pruned, seconds, waits = prune_while_storing(url, args.custom)
             waits.sort()
             print(
                 f"{name}: pruned {pruned:,} events in {seconds:.1f} s"

@@ -19,7 +19,7 @@ reader sees in the source (`Marker`)::
 
 Only what truly varies is written as a placeholder, in commands and outputs alike: ``<home>``
 (the block's HOME), ``<port>`` (its collector's port), ``<install-id>``, ``<time>`` (a UTC
-timestamp the command printed), ``<today>`` and ``<7 days ago>`` (dates), ``<python>`` (the
+timestamp the command printed), ``<today>``, ``<7 days ago>`` and ``<30 days ago>`` (dates), ``<python>`` (the
 Python version), and ``<ms>`` for the report's mean durations (`PLACEHOLDERS`).
 Commands run in bash, so pipes, ``$(...)`` and ``export`` work as they read.
 """
@@ -432,6 +432,7 @@ def placeholders(run: Run) -> list[tuple[str, str]]:
         (str(run.home), "<home>"),
         (today.isoformat(), "<today>"),
         ((today - datetime.timedelta(days=7)).isoformat(), "<7 days ago>"),
+        ((today - datetime.timedelta(days=30)).isoformat(), "<30 days ago>"),
         (platform.python_version(), "<python>"),
     ]
     ids = run.home / ".local/state/cli-app/telemetry/ids"

@@ -291,6 +291,72 @@ def test_the_example_tool_reaches_the_collector_and_the_report(
     assert report["flags"] == [{"name": "--env", "count": 1}]
 
 
+def test_the_example_tools_custom_events_reach_the_report_and_leave_with_their_install(
+    collector: Collector, tmp_path: Path
+) -> None:
+    """Two installs of the example tool record ``deploy.finished`` (declared in its
+    catalog: ``replicas``, a whole number, and ``dry_run``) through their real uploaders;
+    ``report`` (text and --json) and the dashboard's ``/api/report`` count them, per
+    property value, without being asked for a window (30 days by default). Then one
+    install's ``telemetry disable`` forgets its events, and the three show what is left."""
+    from conftest import Tool
+
+    first, second = (Tool(tmp_path / name) for name in ("home1", "home2"))
+    for tool, runs in (
+        (first, [["--replicas", "3"], ["--replicas", "3"], ["--replicas", "40", "--dry-run"]]),
+        (second, [["--replicas", "1"], ["--replicas", "1", "--dry-run"]]),
+    ):
+        (tool.home).mkdir()
+        tool.enable()
+        tool.env["CLI_APP_TELEMETRY_ENDPOINT"] = collector.url + "/v1/events"
+        for extra in runs:
+            assert tool.run("deploy", "start", "web", "--env", "prod", *extra).returncode == 0
+    assert poll(lambda: collector.count() == 10, timeout=60)
+
+    def everywhere() -> list[dict[str, Any]]:
+        """The custom events of ``report --json``, having checked that ``/api/report`` and
+        the text report say the same."""
+        result = cli("report", "--db", collector.db_url, "--json")
+        assert result.returncode == 0, result.stderr
+        printed = json.loads(result.stdout)
+        served = json.loads(collector.get("/api/report").data)
+        assert served["custom_events"] == printed["custom_events"]
+        text = cli("report", "--db", collector.db_url, "--tool", "cli-app").stdout
+        for entry in printed["custom_events"]:
+            assert f"  {entry['event']}  {entry['count']:>5}" in text
+        value: list[dict[str, Any]] = printed["custom_events"]
+        return value
+
+    def replicas(value: Any, count: int) -> dict[str, Any]:
+        return {"value" if isinstance(value, int) else "range": value, "count": count}
+
+    assert everywhere() == [
+        {"tool": "cli-app", "event": "deploy.finished", "count": 5, "properties": [
+            {"name": "dry_run", "count": 5, "others": 0,
+             "values": [{"value": False, "count": 3}, {"value": True, "count": 2}]},
+            {"name": "replicas", "count": 5, "others": 0,
+             "values": [replicas(1, 2), replicas(3, 2), replicas("[32, 64)", 1)]},
+        ]},
+    ]  # fmt: skip
+    text = cli("report", "--db", collector.db_url, "--tool", "cli-app").stdout
+    assert "custom events 5," in text
+    rows = [line.split() for line in text.splitlines()]
+    below = rows.index(["replicas", "1", "2"])
+    assert rows[below + 1 : below + 3] == [["3", "2"], ["[32,", "64)", "1"]]
+
+    assert second.run("telemetry", "disable").returncode == 0
+    assert poll(lambda: collector.count() == 6, timeout=60)
+    assert everywhere() == [
+        {"tool": "cli-app", "event": "deploy.finished", "count": 3, "properties": [
+            {"name": "dry_run", "count": 3, "others": 0,
+             "values": [{"value": False, "count": 2}, {"value": True, "count": 1}]},
+            {"name": "replicas", "count": 3, "others": 0,
+             "values": [replicas(3, 2), replicas("[32, 64)", 1)]},
+        ]},
+    ]  # fmt: skip
+    assert collector.rows("select sum(occurrences) from daily_custom where property = ''") == [(3,)]
+
+
 def status_of(tool: Tool) -> dict[str, Any]:
     result = tool.run("telemetry", "status", "--json")
     assert result.returncode == 0, result.stderr

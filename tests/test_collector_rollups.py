@@ -1,7 +1,10 @@
 """The report read from the daily rollups equals the report counted from the events, on
 SQLite and on PostgreSQL: after resends, for windows that start at midnight or inside a day,
 for one tool or all, after a prune that cuts through a day, and after deletion requests
-that forget installs (alone, or in a batch with new events of theirs and of others)."""
+that forget installs (alone, or in a batch with new events of theirs and of others). Custom
+events included: their rollup made from the events stored (`of_events`), from the rows
+(`of_rows`) and read from the tables (`of_tables`) are one and the same, and a database of an
+earlier release gets its custom events' rollup filled once."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from test_collector_e2e import custom, event, fresh_postgres
 from test_collector_forget import deletion
 
 from cli_telemetry.collector import report, rollups, storage, tables
+from cli_telemetry.collector.rollups import value_key
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -57,6 +61,24 @@ def varied(rng: random.Random, seconds_ago: float) -> dict[str, Any]:
     )
 
 
+def varied_custom(rng: random.Random, seconds_ago: float) -> dict[str, Any]:
+    """A custom event (or now and then an ``identify``, which is not rolled up) with
+    properties of every kind, some left out."""
+    tool = rng.choice(["acme", "acme", "other"])
+    name = rng.choice(["deploy.finished", "deploy.finished", "cache.cleared", "identify"])
+    properties: dict[str, Any] = {
+        "replicas": rng.choice([0, 1, 2, 3, 15, 16, 40, 1000, -20]),
+        "ratio": rng.choice([0.0, 0.25, 2.5, 3.0, 1e300, -0.5]),
+        "dry_run": rng.choice([True, False]),
+        "env": rng.choice(["dev", "prod", "true", None]),
+    }
+    properties = {k: v for k, v in properties.items() if rng.random() < 0.8}
+    return custom(
+        tool=tool, event=name, command=f"{tool} deploy", timestamp=iso(seconds_ago),
+        install_id=str(uuid.UUID(int=rng.randrange(40))), properties=properties,
+    )  # fmt: skip
+
+
 def windows() -> list[str]:
     midnight = time.strftime("%Y-%m-%dT00:00:00.000Z", time.gmtime(time.time() - 3 * 86400))
     return [iso(7 * 86400), iso(36 * 3600), iso(3600), midnight, iso(40 * 86400)]
@@ -71,6 +93,86 @@ def assert_rollups_agree(engine: Engine) -> None:
             fast = report.build(engine, since=since, tool=tool)
             exact = report.build(engine, since=since, tool=tool, rollups=False)
             assert fast == exact, (since, tool)
+    with engine.connect() as connection:
+        tables = rollups.of_tables(connection, since_day="")
+        rows = rollups.of_rows(connection, since="")
+    assert tables == rows
+    assert tables.custom and all(n > 0 for n in tables.custom.values())
+
+
+def test_a_value_is_kept_as_itself_or_as_the_range_that_holds_it() -> None:
+    assert [value_key(v) for v in ("prod", "true", True, False, None, "é")] == [
+        '"prod"', '"true"', "true", "false", "null", '"é"'
+    ]  # fmt: skip
+    assert [value_key(v) for v in (0, 3, 3.0, -15, 15.0)] == ["0", "3", "3", "-15", "15"]
+    assert [value_key(v) for v in (16, 31, 31.9, 32, 2.5, 1.5, 0.25, -0.5)] == [
+        "[16, 32)", "[16, 32)", "[16, 32)", "[32, 64)", "[2, 4)", "[1, 2)", "(0, 1)", "(-1, 0)"
+    ]  # fmt: skip
+    assert [value_key(v) for v in (-16, -31.5, 2**53 - 1, 1e300, -1e300)] == [
+        "(-32, -16]", "(-32, -16]", "[4503599627370496, 9007199254740992)",
+        "[9007199254740992, ∞)", "(-∞, -9007199254740992]",
+    ]  # fmt: skip
+
+
+def test_custom_events_are_counted_per_property_value(engine: Engine) -> None:
+    stored = [
+        custom(properties={"replicas": 3, "dry_run": False}),
+        custom(properties={"replicas": 3, "dry_run": True}),
+        custom(properties={"replicas": 40}),
+        custom(event="identify", properties={"plan": "pro"}),
+        event(),
+    ]
+    storage.store(engine, [stored])
+    with engine.connect() as connection:
+        made = rollups.of_tables(connection, since_day="")
+    assert made == rollups.of_events(stored)
+    assert dict(made.custom) == {
+        ("acme", "2026-11-23", "deploy.finished", "", ""): 3,
+        ("acme", "2026-11-23", "deploy.finished", "replicas", "3"): 2,
+        ("acme", "2026-11-23", "deploy.finished", "replicas", "[32, 64)"): 1,
+        ("acme", "2026-11-23", "deploy.finished", "dry_run", "false"): 1,
+        ("acme", "2026-11-23", "deploy.finished", "dry_run", "true"): 1,
+    }
+    [entry] = report.build(engine, since="2026-11-01T00:00:00.000Z")["custom_events"]
+    assert entry == {
+        "tool": "acme", "event": "deploy.finished", "count": 3, "properties": [
+            {"name": "dry_run", "count": 2, "others": 0,
+             "values": [{"value": False, "count": 1}, {"value": True, "count": 1}]},
+            {"name": "replicas", "count": 3, "others": 0,
+             "values": [{"value": 3, "count": 2}, {"range": "[32, 64)", "count": 1}]},
+        ],
+    }  # fmt: skip
+
+
+def test_a_propertys_values_past_the_top_are_counted_together() -> None:
+    events = [custom(properties={"env": f"e{n:02}"}) for n in range(12) for _ in range(n + 1)]
+    summary = report.summarise(
+        rollups.of_events(events), since="2026-11-01T00:00:00.000Z", tool="acme"
+    )
+    [prop] = summary["custom_events"][0]["properties"]
+    assert [v["value"] for v in prop["values"]] == [f"e{n:02}" for n in range(11, 1, -1)]
+    assert (prop["count"], prop["others"]) == (78, 3)  # e00 once and e01 twice
+    assert "            (others)      3" in report.render(summary).splitlines()
+
+
+def test_an_earlier_releases_database_gets_its_custom_events_rolled_up_once(
+    engine: Engine,
+) -> None:
+    """A database made before ``daily_custom`` existed: the first start creates the table
+    and fills it from the custom events stored; later starts leave it as it is."""
+    rng = random.Random(7)
+    storage.store(engine, [[varied_custom(rng, rng.random() * 9 * 86400) for _ in range(200)]])
+    with engine.connect() as connection:
+        expected = rollups.of_tables(connection, since_day="").custom
+    assert expected
+    with engine.begin() as connection:
+        connection.execute(text("drop table daily_custom"))
+    for _ in range(2):
+        again = storage.connect(engine.url.render_as_string(hide_password=False))
+        with again.connect() as connection:
+            assert rollups.of_tables(connection, since_day="").custom == expected
+        again.dispose()
+    assert_rollups_agree(engine)
 
 
 def test_the_rollups_agree_with_the_events(engine: Engine) -> None:
@@ -79,12 +181,17 @@ def test_the_rollups_agree_with_the_events(engine: Engine) -> None:
         [varied(rng, rng.random() * 12 * 86400) for _ in range(50)] + [custom()] for _ in range(8)
     ]
     for batch in batches:
+        batch += [varied_custom(rng, rng.random() * 12 * 86400) for _ in range(20)]
+    for batch in batches:
         storage.store(engine, [batch])
     assert storage.store(engine, [batches[0], batches[1][:10], batches[0][:5]]) == [0, 0, 0]
     future = varied(rng, -3600)  # a client clock a little ahead
     assert storage.store(engine, [[future, future], [future]]) == [1, 0]
     assert report.build(engine, since=iso(12 * 86400), rollups=False)["invocations"] == 401
     assert_rollups_agree(engine)
+    stored = {e["event_id"]: e for e in [*(e for b in batches for e in b), future]}
+    with engine.connect() as connection:
+        assert rollups.of_tables(connection, since_day="") == rollups.of_events(stored.values())
 
     storage.prune(engine, iso(5.5 * 86400))  # through the middle of a day
     assert_rollups_agree(engine)
@@ -101,6 +208,7 @@ def test_the_rollups_agree_with_the_events(engine: Engine) -> None:
     storage.store(engine, [[deletion(i, tool="other") for i in installs[:4]]])
     assert_rollups_agree(engine)
     mixed = [varied(rng, rng.random() * 4 * 86400) for _ in range(60)]
+    mixed += [varied_custom(rng, rng.random() * 4 * 86400) for _ in range(20)]
     requests = [deletion(i, tool=t) for i in installs[4:] for t in ("acme", "other")]
     storage.store(engine, [mixed[:30], requests, mixed[30:]])
     assert_rollups_agree(engine)
@@ -109,7 +217,7 @@ def test_the_rollups_agree_with_the_events(engine: Engine) -> None:
             # (the events of the first four that came after their requests were refused)
             left = set(connection.execute(text(f"select install_id from {table}")).scalars())  # noqa: S608
             assert not set(installs) & left, table
-        for table in ("daily_usage", "daily_flags"):
+        for table in ("daily_usage", "daily_flags", "daily_custom"):
             counts = connection.execute(text(f"select * from {table}")).all()  # noqa: S608
             assert all(row[-1] > 0 for row in counts), table
 
@@ -118,7 +226,8 @@ def test_an_earlier_database_gets_the_daily_installs_counts(engine: Engine) -> N
     """A ``daily_installs`` made before it counted events gets its counts from the events
     (`tables.create`), and the rollups agree again."""
     rng = random.Random(11)
-    storage.store(engine, [[varied(rng, rng.random() * 5 * 86400) for _ in range(200)]])
+    stored = [varied(rng, rng.random() * 5 * 86400) for _ in range(200)]
+    storage.store(engine, [[*stored, custom(timestamp=iso(3600))]])
     with engine.begin() as connection:
         connection.execute(text("alter table daily_installs drop column events"))
     storage.connect(engine.url.render_as_string(hide_password=False)).dispose()

@@ -1,5 +1,6 @@
 """The dashboard in a real headless browser (Debian's Chromium): it loads, its charts are
-drawn with the stored data, the console stays clean, and a screenshot is kept for CI."""
+drawn with the stored data (the custom events' too), the console stays clean, and a
+screenshot is kept for CI."""
 
 from __future__ import annotations
 
@@ -50,12 +51,13 @@ def test_the_dashboard_draws_the_stored_data(collector: Collector, tmp_path: Pat
                     outcome="error", exit_code=1, error_type="RuntimeError"), custom()]  # fmt: skip
     assert collector.send(batch)[0] == 200
 
-    result = browse(collector.url + "/?since=7d", tmp_path / "profile", "--dump-dom")
+    result = browse(collector.url + "/?since=3650d", tmp_path / "profile", "--dump-dom")
     assert result.returncode == 0, result.stderr[-2000:]
     dom = result.stdout
     assert "Usage since" in dom
-    assert dom.count("<svg") == 7  # every chart is drawn
-    for label in ("acme deploy start", "acme hello", "--env", "--shout", "linux", "3.11.7"):
+    assert dom.count("<svg") == 9  # every chart is drawn, custom events' two with them
+    for label in ("acme deploy start", "acme hello", "--env", "--shout", "linux", "3.11.7",
+                  "acme deploy.finished", "targets = 3", "custom events"):  # fmt: skip
         assert label in dom, label
     console = [line for line in result.stderr.splitlines() if "CONSOLE" in line]
     assert console == []
@@ -63,7 +65,9 @@ def test_the_dashboard_draws_the_stored_data(collector: Collector, tmp_path: Pat
     artifacts = Path(tempfile.gettempdir()) / "cli-telemetry-artifacts"
     artifacts.mkdir(exist_ok=True)
     screenshot = artifacts / "dashboard.png"
-    shot = browse(collector.url + "/?since=7d", tmp_path / "profile2", f"--screenshot={screenshot}")
+    shot = browse(
+        collector.url + "/?since=3650d", tmp_path / "profile2", f"--screenshot={screenshot}"
+    )
     assert shot.returncode == 0, shot.stderr[-2000:]
     assert screenshot.stat().st_size > 10_000  # a picture, not an empty page
     print(f"dashboard screenshot: {screenshot}")
@@ -85,10 +89,10 @@ def test_a_browser_logs_in_with_the_read_token(tmp_path: Path) -> None:
     )
     try:
         assert server.send([event()])[0] == 200
-        anonymous = browse(f"{server.url}/?since=7d", tmp_path / "p1", "--dump-dom")
+        anonymous = browse(f"{server.url}/?since=3650d", tmp_path / "p1", "--dump-dom")
         assert anonymous.returncode == 0, anonymous.stderr[-2000:]
         assert "Usage since" not in anonymous.stdout
-        url = f"http://reader:r3ad@127.0.0.1:{server.port}/?since=7d"
+        url = f"http://reader:r3ad@127.0.0.1:{server.port}/?since=3650d"
         reader = browse(url, tmp_path / "p2", "--dump-dom")
         assert reader.returncode == 0, reader.stderr[-2000:]
         assert "Usage since" in reader.stdout and reader.stdout.count("<svg") == 7

@@ -323,10 +323,11 @@ def create_app(
         return JSONResponse({"ok": True})
 
     def report_for(request: Request) -> dict[str, Any] | JSONResponse:
-        from .report import build, iso_ago, parse_age
+        from .report import build
+        from .window import DEFAULT_SINCE, iso_ago, parse_age
 
         try:
-            seconds = parse_age(request.query_params.get("since", "30d"))
+            seconds = parse_age(request.query_params.get("since", DEFAULT_SINCE))
         except ValueError as exc:
             return error(400, str(exc), "since")
         return build(engine, since=iso_ago(seconds), tool=request.query_params.get("tool") or None)

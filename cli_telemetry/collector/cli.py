@@ -14,6 +14,7 @@ from typing import Any, Final
 import click
 
 from .. import __version__
+from .window import DEFAULT_SINCE
 
 DISTRIBUTION: Final = "click-telemetry"
 """The name on PyPI (``cli-telemetry`` there is an unrelated project); the import package
@@ -312,7 +313,7 @@ def prune(url: str | None, age: str) -> None:
     hour). It deletes in chunks, so a collector on the same database goes on storing
     meanwhile; on PostgreSQL it waits for a prune that another process is running."""
     from . import retention, storage
-    from .report import iso_ago, parse_age
+    from .window import iso_ago, parse_age
 
     try:
         seconds = parse_age(age)
@@ -325,15 +326,16 @@ def prune(url: str | None, age: str) -> None:
 
 @main.command()
 @click.option("--db", "url", help="SQLAlchemy URL; default: a SQLite file in your data dir.")
-@click.option("--since", default="7d", show_default=True, help="e.g. 7d, 24h.")
+@click.option("--since", default=DEFAULT_SINCE, show_default=True, help="e.g. 7d, 24h.")
 @click.option("--tool", help="Only this tool.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def report(url: str | None, since: str, tool: str | None, as_json: bool) -> None:
-    """How your tools are used: commands, flags, errors, versions, platforms."""
+    """How your tools are used: commands, flags, errors, versions, platforms, custom events."""
     import json
 
-    from .report import build, iso_ago, parse_age, render
+    from .report import build, render
     from .storage import connect, default_url
+    from .window import iso_ago, parse_age
 
     try:
         seconds = parse_age(since)

@@ -1,13 +1,19 @@
 """The dashboard: ``GET /`` draws the report as charts, server-side, as inline SVG.
 
 No JavaScript and nothing fetched from elsewhere: the page works offline, behind any
-firewall, and has nothing to break in a browser's console. ``?since=30d&tool=acme`` narrow it.
+firewall, and has nothing to break in a browser's console. ``?since=7d&tool=acme`` narrow it
+(the window is `window.DEFAULT_SINCE` otherwise, as for ``click-telemetry report``).
+
+Custom events get a chart of their counts, and one chart each (the `report.TOP` most
+recorded) of how often each property held each value, a bar per ``property = value``.
 """
 
 from __future__ import annotations
 
 from html import escape
 from typing import Any, Final
+
+from .report import event_label, shown
 
 PALETTE: Final = ("#3b82f6", "#10b981", "#f59e0b", "#ef4444", "#8b5cf6", "#06b6d4")
 
@@ -73,6 +79,16 @@ def columns(title: str, days: list[dict[str, Any]]) -> str:
     return f'<section class="chart wide"><h2>{escape(title)}</h2>{"".join(parts)}{legend}</section>'
 
 
+def custom_event(report: dict[str, Any], entry: dict[str, Any]) -> str:
+    """How often each property of one custom event held each value (its `report.TOP` most
+    frequent values, then the others together)."""
+    rows: list[tuple[str, float]] = []
+    for prop in entry["properties"]:
+        rows += [(f"{prop['name']} = {shown(value)}", value["count"]) for value in prop["values"]]
+        rows += [(f"{prop['name']} = (others)", prop["others"])] if prop["others"] else []
+    return bars(f"{event_label(report, entry)}: properties", rows, color=4)
+
+
 def page(report: dict[str, Any]) -> str:
     scope = f" for {escape(report['tool'])}" if report["tool"] else ""
     tiles = "".join(
@@ -82,6 +98,7 @@ def page(report: dict[str, Any]) -> str:
             (f"{report['installs']:,}", "installs"),
             (f"{report['error_rate']:.1%}", "errors"),
             (f"{report['ci_share']:.1%}", "in CI"),
+            (f"{report['custom_events_total']:,}", "custom events"),
             (f"{report['deletion_requests']:,}", "deletion requests"),
         )
     )
@@ -93,6 +110,8 @@ def page(report: dict[str, Any]) -> str:
         bars("Tool versions", [(r["name"], r["count"]) for r in report["tool_versions"]], color=1),
         bars("Operating systems", [(r["name"], r["count"]) for r in report["os"]], color=2),
         bars("Python versions", [(r["name"], r["count"]) for r in report["python_versions"]], color=5),
+        bars("Custom events", [(event_label(report, e), e["count"]) for e in report["custom_events"]], color=1),
+        *(custom_event(report, entry) for entry in report["custom_events"] if entry["properties"]),
     ]  # fmt: skip
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>cli-telemetry{scope}</title>

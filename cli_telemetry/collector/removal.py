@@ -39,7 +39,7 @@ class Removed:
 def remove(connection: Connection, where: Sequence[sa.ColumnElement[bool]]) -> Removed:
     """Delete the events that match ``where``, in the caller's transaction: their rollups
     and their ``outbox`` rows go with them."""
-    columns = [events.c.event_id, *(events.c[name] for name in rollups.STORED_COLUMNS)]
+    columns = [events.c.event_id, *rollups.stored_columns()]
     rows = connection.execute(sa.delete(events).where(*where).returning(*columns)).mappings()
     deleted = rows.all()
     removed = Removed(len(deleted))

@@ -4,14 +4,17 @@ Its figures come from a `rollups.Rollup` of the window: the daily rollup tables 
 days, the events themselves for a partial first day. Timestamps are ISO 8601 UTC strings of
 one fixed format, so comparing them as text compares them as times.
 
+Command events give the usage figures; custom events are counted per name, and per value of
+each of their properties (a number property per small whole value or power-of-two range:
+see `rollups`).
+
 Beside them, how many deletion requests each tool got (``deletions``, see `forget`): those
 are kept by day only, so the window's first day counts whole.
 """
 
 from __future__ import annotations
 
-import re
-import time
+import json
 from collections import Counter
 from typing import Any, Final
 
@@ -24,34 +27,10 @@ from .tables import deletions
 TOP: Final = 10
 
 
-MAX_AGE_DAYS: Final = 36500
-"""A century: further back than any event, and within what a date can hold (an age of
-10**12 days has no date, and was a 500)."""
-
-
-def parse_age(text: str) -> float:
-    """``90d``, ``12h``, ``30m`` or ``45s`` in seconds, at most `MAX_AGE_DAYS` days;
-    ValueError otherwise."""
-    match = re.fullmatch(r"([0-9]{1,12})([dhms])", text.strip())
-    if not match:
-        shown = text if len(text) <= 40 else text[:40] + "..."
-        if re.fullmatch(r"[0-9]+[dhms]", text.strip()):
-            raise ValueError(f"{shown!r} is too far back: an age is at most {MAX_AGE_DAYS} days")
-        raise ValueError(f"{shown!r} is not an age such as 7d, 12h, 30m or 45s")
-    seconds = int(match.group(1)) * {"d": 86400, "h": 3600, "m": 60, "s": 1}[match.group(2)]
-    if seconds > MAX_AGE_DAYS * 86400:
-        raise ValueError(f"{text.strip()!r} is too far back: an age is at most {MAX_AGE_DAYS} days")
-    return seconds
-
-
-def iso_ago(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - seconds))
-
-
 def build(
     engine: Engine, *, since: str, tool: str | None = None, rollups: bool = True
 ) -> dict[str, Any]:
-    """The report for command events at or after ``since`` (ISO 8601), for one tool or all.
+    """The report for the events at or after ``since`` (ISO 8601), for one tool or all.
 
     Whole UTC days come from the daily rollups; a window that starts inside a day (``7d``
     from now does) counts that first, partial day from the events themselves, so the report
@@ -110,6 +89,7 @@ def summarise(
         pythons[python_version] += invocations
         days[day] += invocations
     installs_per_day = Counter(day for day, _ in {(d, i) for _, d, i in counted.installs})
+    custom = custom_events(counted)
     flags: Counter[str] = Counter()
     for (_, _, flag), uses in counted.flags.items():
         flags[flag] += uses
@@ -138,12 +118,55 @@ def summarise(
             {"day": day, "invocations": days[day], "installs": installs_per_day[day]}
             for day in sorted(days)
         ],
+        "custom_events_total": sum(entry["count"] for entry in custom),
+        "custom_events": custom[:TOP],
         "deletion_requests": sum((deletion_requests or Counter()).values()),
         "deletion_requests_by_tool": [
             {"name": name, "count": count}
             for name, count in sorted((deletion_requests or Counter()).items())
         ],
     }
+
+
+def custom_events(counted: Rollup) -> list[dict[str, Any]]:
+    """Each custom event (of each tool) with its count and, for each property, how many
+    carried it and the `TOP` values they held (``others`` counts the rest). Events rank by
+    count, properties by name, values by count; ties by name."""
+    events: Counter[tuple[str, str]] = Counter()
+    held: dict[tuple[str, str], dict[str, Counter[str]]] = {}
+    for (name, _, event, prop, value), count in counted.custom.items():
+        if not prop:
+            events[name, event] += count
+        else:
+            held.setdefault((name, event), {}).setdefault(prop, Counter())[value] += count
+    result = []
+    for (name, event), count in sorted(events.items(), key=lambda i: (-i[1], i[0])):
+        properties = []
+        for prop, values in sorted(held.get((name, event), {}).items()):
+            ranked = sorted(values.items(), key=lambda i: (-i[1], i[0]))
+            properties.append({
+                "name": prop, "count": sum(values.values()),
+                "values": [{**decode(value), "count": n} for value, n in ranked[:TOP]],
+                "others": sum(n for _, n in ranked[TOP:]),
+            })  # fmt: skip
+        result.append({"tool": name, "event": event, "count": count, "properties": properties})
+    return result
+
+
+def decode(value: str) -> dict[str, Any]:
+    """A `rollups.value_key` as the JSON report shows it: ``{"value": "prod"}``,
+    ``{"value": 3}``, or for a range of numbers ``{"range": "[16, 32)"}``."""
+    if value[0] in "[(":
+        return {"range": value}
+    return {"value": json.loads(value)}
+
+
+def shown(entry: dict[str, Any]) -> str:
+    """A value of `decode` as text: ``prod``, ``true``, ``null``, ``3``, ``[16, 32)``."""
+    if "range" in entry:
+        return str(entry["range"])
+    value = entry["value"]
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def top(counts: Counter[str]) -> list[dict[str, Any]]:
@@ -158,10 +181,12 @@ def render(report: dict[str, Any]) -> str:
         + (f" for {report['tool']}" if report["tool"] else ""),
         f"  invocations {report['invocations']}, installs {report['installs']},"
         f" errors {report['error_rate']:.1%}, in CI {report['ci_share']:.1%},"
+        f" custom events {report['custom_events_total']},"
         f" deletion requests {report['deletion_requests']}",
     ]
 
-    def table(title: str, headers: list[str], rows: list[list[Any]]) -> None:
+    def table(title: str, headers: list[str], rows: list[list[Any]], left: int = 1) -> None:
+        """Aligned columns: the first ``left`` to the left, the others to the right."""
         lines.extend(["", title])
         if not rows:
             lines.append("  (none)")
@@ -172,7 +197,7 @@ def render(report: dict[str, Any]) -> str:
             lines.append(
                 "  "
                 + "  ".join(
-                    c.ljust(w) if i == 0 else c.rjust(w)
+                    c.ljust(w) if i < left else c.rjust(w)
                     for i, (c, w) in enumerate(zip(row, widths, strict=True))
                 )
             )
@@ -183,6 +208,21 @@ def render(report: dict[str, Any]) -> str:
     ]
     table("Commands", ["command", "runs", "errors", "avg ms"], command_rows)
     table("Flags", ["flag", "uses"], [[f["name"], f["count"]] for f in report["flags"]])
+    table(
+        "Custom events",
+        ["event", "count"],
+        [[event_label(report, e), e["count"]] for e in report["custom_events"]],
+    )
+    for entry in report["custom_events"]:
+        if not entry["properties"]:
+            continue
+        rows = []
+        for prop in entry["properties"]:
+            values = [[shown(v), v["count"]] for v in prop["values"]]
+            values += [["(others)", prop["others"]]] if prop["others"] else []
+            rows += [[prop["name"] if i == 0 else "", *row] for i, row in enumerate(values)]
+        title = f"{event_label(report, entry)} properties"
+        table(title, ["property", "value", "count"], rows, left=2)
     for key, title in (
         ("tool_versions", "Tool versions"),
         ("os", "Operating systems"),
@@ -200,3 +240,8 @@ def render(report: dict[str, Any]) -> str:
         [[r["name"], r["count"]] for r in report["deletion_requests_by_tool"]],
     )
     return "\n".join(lines)
+
+
+def event_label(report: dict[str, Any], entry: dict[str, Any]) -> str:
+    """A custom event's name, after its tool's when the report covers every tool."""
+    return str(entry["event"]) if report["tool"] else f"{entry['tool']} {entry['event']}"

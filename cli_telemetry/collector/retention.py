@@ -39,8 +39,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from .forget import let_go
 from .removal import remove
-from .report import MAX_AGE_DAYS, iso_ago
 from .tables import SCHEMA_LOCK, deletions, events
+from .window import MAX_AGE_DAYS, iso_ago
 
 log = logging.getLogger("cli_telemetry.collector")
 

@@ -1,9 +1,10 @@
-"""Per-day rollups of command events: what the report reads instead of every event.
+"""Per-day rollups of the events: what the report reads instead of every event.
 
 A `Rollup` is the report's raw material for a span of time: command events counted per UTC
 day and per combination of the columns the report groups by (``tables.USAGE_KEY``), option
-uses per day, and the installs seen each day. It is made in three ways, and the report's
-consistency test holds them equal:
+uses per day, the installs seen each day, and custom events per day, name, property and
+value (`value_key`). It is made in three ways, and the report's consistency test holds them
+equal:
 
 - `of_events`: from the events a transaction has just stored (in Python), for `add` to
   add to the rollup tables in that same transaction;
@@ -16,13 +17,28 @@ prunes old ones (`removal`), and the rollup of exactly the events deleted (`of_s
 from the rows the DELETE returned) is taken off the tables in the same transaction. A row
 that reaches zero goes, so the tables hold what adding the remaining events would.
 
-Only command events are rolled up (custom events are not in the report).
+Custom events are counted per value of each property, whatever its kind, so that the
+counts stay exact as events leave: a count can be subtracted, a minimum or a maximum cannot
+(it would have to be looked for again among the events left), and a sum of floats taken
+off in another order than it was added need not come back to what it was. A property that
+is a number (an ``int`` or ``float`` the tool declared) is counted per value while the
+value is a small whole number (``replicas`` of 1, 2 or 3: exactly what one wants to know),
+and per power-of-two range beyond (`value_key`): a distribution, in at most about a hundred
+rows a day per property however the values spread. A text property holds one of the values
+the tool declared (a ``Literal``), so its values are few; a collector given the tool's
+catalog (``--schema``) refuses any other, one without it stores what a modified client
+sends, whose every new value costs a row a day, as every event costs one.
+
+``identify`` (the install's traits, recorded when they change) is not rolled up: how
+often traits changed says nothing about use.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cache
@@ -31,11 +47,56 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..events import COMMAND_EVENT
+from ..events import COMMAND_EVENT, DELETION_EVENT, IDENTIFY_EVENT
 from . import tables
 
 UsageKey = tuple[str, ...]
 """Values for ``tables.USAGE_KEY``: tool, day, command, outcome, versions, os, ci."""
+CustomKey = tuple[str, str, str, str, str]
+"""(tool, day, event, property, value) of ``tables.daily_custom``; property and value are
+'' for the count of the events themselves."""
+CUSTOM_KEY: Final = ("tool", "day", "event", "property", "value")
+"""The key columns of ``tables.daily_custom``, in `CustomKey`'s order."""
+
+NOT_ROLLED_UP: Final = (COMMAND_EVENT, DELETION_EVENT, IDENTIFY_EVENT)
+"""Names of the records that are not custom events of the report."""
+
+EXACT_BELOW: Final = 16
+"""A number property's whole values of magnitude under this are counted each on its own;
+others by `value_key`'s power-of-two ranges."""
+OPEN_FROM: Final = 53
+"""Magnitudes from 2**53 (past any whole number the schema allows) share one open range."""
+
+
+_TEXT: Final = json.JSONEncoder(ensure_ascii=False).encode
+"""Text as JSON (``json.dumps`` with an option makes an encoder on every call)."""
+
+
+def value_key(value: object) -> str:
+    """How ``daily_custom.value`` holds a property's value.
+
+    Text, booleans and null as JSON (``"prod"``, ``true``, ``null``: a text "true" is not
+    the boolean), whole numbers under `EXACT_BELOW` in magnitude too (``3``; ``3.0`` is
+    ``3``), other numbers as the range that holds them, in interval notation:
+    ``[16, 32)``, ``[2, 4)`` for 2.5, ``(0, 1)``, ``(-32, -16]``, ``[9007199254740992, ∞)``.
+    """
+    if isinstance(value, str):
+        return _TEXT(value)
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else "true" if value else "false"
+    if not isinstance(value, (int, float)):
+        raise TypeError(f"not a property value: {type(value).__name__}")
+    if value == int(value) and abs(value) < EXACT_BELOW:
+        return str(int(value))
+    magnitude = abs(value)
+    if magnitude < 1:
+        return "(0, 1)" if value > 0 else "(-1, 0)"
+    power = math.frexp(magnitude)[1] - 1  # 2**power <= magnitude < 2**(power + 1)
+    if power >= OPEN_FROM:
+        low = 2**OPEN_FROM
+        return f"[{low}, ∞)" if value > 0 else f"(-∞, {-low}]"
+    low, high = 2**power, 2 ** (power + 1)
+    return f"[{low}, {high})" if value > 0 else f"({-high}, {-low}]"
 
 
 @dataclass
@@ -46,6 +107,8 @@ class Rollup:
     """(tool, day, flag) -> uses"""
     installs: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     """(tool, day, install_id) -> command events (see ``tables.daily_installs``)"""
+    custom: Counter[CustomKey] = field(default_factory=Counter)
+    """(tool, day, event, property, value) -> events (see `CustomKey`)"""
 
     def count(self, key: UsageKey, invocations: int, duration_ms: int) -> None:
         totals = self.usage.setdefault(key, [0, 0])
@@ -57,6 +120,13 @@ class Rollup:
             self.count(key, invocations, duration_ms)
         self.flags.update(other.flags)
         self.installs.update(other.installs)
+        self.custom.update(other.custom)
+
+    def track(self, tool: str, day: str, name: str, properties: Mapping[str, Any]) -> None:
+        """Count one custom event ``name`` with these ``properties``."""
+        self.custom[tool, day, name, "", ""] += 1
+        for key, value in properties.items():
+            self.custom[tool, day, name, key, value_key(value)] += 1
 
 
 def next_day(day: str) -> str:
@@ -69,6 +139,9 @@ def of_events(events: Iterable[dict[str, Any]]) -> Rollup:
     rollup = Rollup()
     for event in events:
         if event["event"] != COMMAND_EVENT:
+            if event["event"] not in NOT_ROLLED_UP:
+                rollup.track(event["tool"], event["timestamp"][:10], event["event"],
+                             event["properties"])  # fmt: skip
             continue
         tool, day = event["tool"], event["timestamp"][:10]
         key = (tool, day, event["command"], event["outcome"], event["tool_version"],
@@ -84,16 +157,31 @@ STORED_COLUMNS: Final = (
     "event", "tool", "timestamp", "command", "outcome", "tool_version", "os",
     "python_version", "ci", "duration_ms", "flags", "install_id",
 )  # fmt: skip
-"""The columns of ``events`` that `of_stored` reads (a DELETE returns them)."""
+"""The columns of ``events`` that `of_stored` reads (a DELETE returns them), besides the
+custom events' ``data`` (`stored_columns`)."""
+
+
+def stored_columns() -> list[sa.ColumnElement[Any]]:
+    """What a DELETE returns for `of_stored`: the `STORED_COLUMNS`, and ``data`` (the whole
+    event, for its properties) of custom events only: a prune of command events need not
+    carry every event's JSON back."""
+    events = tables.events
+    data = sa.case((events.c.event != COMMAND_EVENT, events.c.data), else_=sa.null())
+    return [*(events.c[name] for name in STORED_COLUMNS), data.label("data")]
 
 
 def of_stored(rows: Iterable[Mapping[Any, Any]]) -> Rollup:
-    """The rollup of stored events, given as rows with the `STORED_COLUMNS`."""
-    return of_events(
-        {**row, "flags": row["flags"].split(" ") if row["flags"] else []}
-        for row in rows
-        if row["event"] == COMMAND_EVENT
-    )
+    """The rollup of stored events, given as rows of `stored_columns`."""
+    rollup = Rollup()
+    commands = []
+    for row in rows:
+        if row["event"] == COMMAND_EVENT:
+            commands.append({**row, "flags": row["flags"].split(" ") if row["flags"] else []})
+        elif row["event"] not in NOT_ROLLED_UP:
+            properties = json.loads(row["data"]).get("properties") or {}
+            rollup.track(row["tool"], row["timestamp"][:10], row["event"], properties)
+    rollup.update(of_events(commands))
+    return rollup
 
 
 def of_rows(
@@ -124,7 +212,34 @@ def of_rows(
     installs = sa.select(*install, sa.func.count()).where(*where).group_by(*install)
     for tool_name, day_name, install_id, count in connection.execute(installs):
         rollup.installs[tool_name, day_name, install_id] += int(count)
+    for tool_name, timestamp, name, data in _custom_events(connection, since, until, tool):
+        properties = json.loads(data).get("properties") or {}
+        rollup.track(tool_name, timestamp[:10], name, properties)
     return rollup
+
+
+def _custom_events(
+    connection: Connection, since: str, until: str | None, tool: str | None
+) -> Iterator[Any]:
+    """(tool, timestamp, event, data) of the stored custom events in a span, streamed (on
+    PostgreSQL through a server-side cursor: `fill` reads every one)."""
+    events = tables.events
+    where = [events.c.event.not_in(NOT_ROLLED_UP), events.c.timestamp >= since]
+    if until is not None:
+        where.append(events.c.timestamp < until)
+    if tool:
+        where.append(events.c.tool == tool)
+    query = sa.select(events.c.tool, events.c.timestamp, events.c.event, events.c.data)
+    yield from connection.execute(query.where(*where).execution_options(yield_per=5000))
+
+
+def fill(connection: Connection) -> None:
+    """Fill an empty ``daily_custom`` from every custom event stored (`tables.create` calls
+    it when it makes the table in a database of an earlier release)."""
+    rollup = Rollup()
+    for tool, timestamp, name, data in _custom_events(connection, "", None, None):
+        rollup.track(tool, timestamp[:10], name, json.loads(data).get("properties") or {})
+    add(connection, rollup)
 
 
 def of_tables(connection: Connection, *, since_day: str, tool: str | None = None) -> Rollup:
@@ -149,11 +264,19 @@ def of_tables(connection: Connection, *, since_day: str, tool: str | None = None
         )
     ):
         rollup.installs[tool_name, day, install_id] += int(count)
+    custom = tables.daily_custom
+    key = [custom.c[name] for name in CUSTOM_KEY]
+    for *values, occurrences in connection.execute(
+        sa.select(*key, custom.c.occurrences).where(
+            custom.c.day >= since_day, *([custom.c.tool == tool] if tool else [])
+        )
+    ):
+        rollup.custom[tuple(values)] += int(occurrences)
     return rollup
 
 
 @cache
-def _sqlite_upserts() -> tuple[str, str, str]:
+def _sqlite_upserts() -> tuple[str, str, str, str]:
     """SQLite's upserts, written out: building SQLAlchemy's upsert constructs for each
     transaction cost more than the upserts themselves (~1 ms per transaction, measured).
     Only constant names and placeholders go into the text; values are bound."""
@@ -167,6 +290,9 @@ def _sqlite_upserts() -> tuple[str, str, str]:
         " ON CONFLICT (tool, day, flag) DO UPDATE SET uses = uses + excluded.uses",
         "INSERT INTO daily_installs (tool, day, install_id, events) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (tool, day, install_id) DO UPDATE SET events = events + excluded.events",
+        f"INSERT INTO daily_custom ({', '.join(CUSTOM_KEY)}, occurrences)"  # noqa: S608
+        f" VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT ({', '.join(CUSTOM_KEY)})"
+        " DO UPDATE SET occurrences = occurrences + excluded.occurrences",
     )
 
 
@@ -174,7 +300,7 @@ def add(connection: Connection, rollup: Rollup) -> None:
     """Add ``rollup`` to the rollup tables (upserts, in key order so that concurrent
     transactions lock rows in one order and never deadlock)."""
     if connection.dialect.name == "sqlite":
-        usage_sql, flags_sql, installs_sql = _sqlite_upserts()
+        usage_sql, flags_sql, installs_sql, custom_sql = _sqlite_upserts()
         if rollup.usage:
             rows = [(*key, n, ms) for key, (n, ms) in sorted(rollup.usage.items())]
             connection.exec_driver_sql(usage_sql, rows)
@@ -185,6 +311,10 @@ def add(connection: Connection, rollup: Rollup) -> None:
         if rollup.installs:
             connection.exec_driver_sql(
                 installs_sql, [(*k, n) for k, n in sorted(rollup.installs.items())]
+            )
+        if rollup.custom:
+            connection.exec_driver_sql(
+                custom_sql, [(*k, n) for k, n in sorted(rollup.custom.items())]
             )
         return
     usage, flags, installs = tables.daily_usage, tables.daily_flags, tables.daily_installs
@@ -243,13 +373,30 @@ def add(connection: Connection, rollup: Rollup) -> None:
             ),
             parameters,
         )
+    if rollup.custom:
+        custom = tables.daily_custom
+        upsert, parameters = tables.insert_rows(
+            connection,
+            custom,
+            [
+                {**dict(zip(CUSTOM_KEY, key, strict=True)), "occurrences": occurrences}
+                for key, occurrences in sorted(rollup.custom.items())
+            ],
+        )
+        connection.execute(
+            upsert.on_conflict_do_update(
+                index_elements=list(CUSTOM_KEY),
+                set_={"occurrences": custom.c.occurrences + upsert.excluded.occurrences},
+            ),
+            parameters,
+        )
 
 
 def subtract(connection: Connection, rollup: Rollup) -> None:
     """Take ``rollup``, of events this transaction has deleted, off the rollup tables;
-    rows that reach zero go. In key order, as `add`. An install's row for a day goes when
-    its count does: retention deletes a day's events up to a time, and the rest of the day
-    keeps its installs."""
+    rows that reach zero go. In key order and table order, as `add`. An install's row for a
+    day goes when its count does: retention deletes a day's events up to a time, and the
+    rest of the day keeps its installs."""
     usage, flags, installs = tables.daily_usage, tables.daily_flags, tables.daily_installs
     if rollup.usage:
         key = [usage.c[name] == sa.bindparam(f"k_{name}") for name in tables.USAGE_KEY]
@@ -304,5 +451,22 @@ def subtract(connection: Connection, rollup: Rollup) -> None:
         )
         connection.execute(
             sa.delete(installs).where(*key, installs.c.events <= 0),
+            [{k: v for k, v in row.items() if k != "n"} for row in rows],
+        )
+    if rollup.custom:
+        custom = tables.daily_custom
+        key = [custom.c[name] == sa.bindparam(f"k_{name}") for name in CUSTOM_KEY]
+        rows = [
+            {**{f"k_{name}": value for name, value in zip(CUSTOM_KEY, k, strict=True)}, "n": n}
+            for k, n in sorted(rollup.custom.items())
+        ]
+        connection.execute(
+            sa.update(custom)
+            .where(*key)
+            .values(occurrences=custom.c.occurrences - sa.bindparam("n")),
+            rows,
+        )
+        connection.execute(
+            sa.delete(custom).where(*key, custom.c.occurrences <= 0),
             [{k: v for k, v in row.items() if k != "n"} for row in rows],
         )

@@ -4,11 +4,11 @@ One row per event, keyed by ``event_id``: a resent event is acknowledged and not
 twice (``INSERT ... ON CONFLICT DO NOTHING RETURNING``). The columns the report filters and
 groups by are real columns; the whole event is kept as JSON beside them.
 
-Beside the events, per-day rollups of the command events (``rollups.py`` keeps them): the
-report over whole days reads those instead of every event. They are written in the same
-transaction as the events they count, and only for the events that transaction stored, so
-a batch is stored whole or not at all, rollups included, and a resent event is never
-counted twice.
+Beside the events, per-day rollups of the command events and of the custom events
+(``rollups.py`` keeps them): the report over whole days reads those instead of every
+event. They are written in the same transaction as the events they count, and only for the
+events that transaction stored, so a batch is stored whole or not at all, rollups
+included, and a resent event is never counted twice.
 
 A batch's deletion requests are applied in that transaction too, after its events
 (`forget`); retention deletes old events in chunks of transactions of their own
@@ -88,7 +88,7 @@ def connect(url: str) -> Engine:
             cursor.execute("PRAGMA wal_autocheckpoint=10000")
             cursor.close()
 
-    create(engine)
+    create(engine, fill={"daily_custom": rollups.fill})
     return engine
 
 

@@ -9,7 +9,7 @@ others.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -99,6 +99,21 @@ adding and subtracting are updates of one row, which its row lock puts one after
 other, and the row goes when it reaches zero. (Without it, a delete of the row "if the
 install has no event left that day" could not see the event a concurrent store had not
 committed yet, and the row went while that event stayed.)"""
+
+daily_custom: Final = sa.Table(
+    "daily_custom",
+    metadata,
+    sa.Column("tool", sa.Text, primary_key=True),
+    sa.Column("day", sa.Text, primary_key=True),
+    sa.Column("event", sa.Text, primary_key=True),
+    sa.Column("property", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, primary_key=True),
+    sa.Column("occurrences", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+"""Custom events per UTC day: for each event, one row with ``property`` and ``value`` ''
+(how many were recorded), and one per property and value (how many carried it), the value
+as `rollups.value_key` writes it. ``identify`` is not counted (see `rollups`)."""
 
 COLUMNS: Final = (
     "timestamp", "tool", "tool_version", "event", "command", "outcome",
@@ -196,12 +211,18 @@ ADDED_INDEXES: Final = (
 (``create_all`` makes only what is missing whole, a table with its indexes)."""
 
 
+ADDED_TABLES: Final = (daily_custom,)
+"""Tables that databases made by an earlier release lack, and that hold what is derived
+from the events they already have: `create` makes them and has them filled (its ``fill``),
+in one transaction."""
+
+
 SCHEMA_LOCK: Final = 0x636C692D74656C65
 """The PostgreSQL advisory lock that `create` holds ("cli-tele" in ASCII): one number that
 no other use of advisory locks in the same database is likely to pick."""
 
 
-def create(engine: Engine) -> None:
+def create(engine: Engine, fill: Mapping[str, Callable[[Connection], None]] | None = None) -> None:
     """Create the tables that do not exist yet.
 
     Several collector processes may start at once on one new PostgreSQL database; each
@@ -215,16 +236,42 @@ def create(engine: Engine) -> None:
     A database made by an earlier release gets the `ADDED_INDEXES` and the count of
     ``daily_installs`` (`_count_daily_installs`) here, under the same lock. Each reads the
     whole events table once, and on PostgreSQL holds off writes meanwhile: the first start
-    after an upgrade takes longer on a large database."""
+    after an upgrade takes longer on a large database.
+
+    It gets the `ADDED_TABLES` too, each filled by ``fill[name]`` from the events already
+    stored, in the transaction that creates it: a table is there filled or not at all, and
+    the process that finds it there does not fill it again. On SQLite that transaction
+    holds the write lock from its start (``BEGIN IMMEDIATE``, taken only when there is
+    something to upgrade): no batch is stored between the filling's read and its write,
+    and a second process waits, then finds the table."""
+    fill = fill or {}
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
+        elif _missing(connection) or _uncounted(connection):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        missing, uncounted = _missing(connection), _uncounted(connection)
         metadata.create_all(connection)
         for index in ADDED_INDEXES:
             index.create(connection, checkfirst=True)
-        columns = {c["name"] for c in sa.inspect(connection).get_columns("daily_installs")}
-        if "events" not in columns:
+        if uncounted:
             _count_daily_installs(connection)
+        for table in missing:
+            if table.name in fill:
+                fill[table.name](connection)
+
+
+def _missing(connection: Connection) -> list[sa.Table]:
+    inspector = sa.inspect(connection)
+    return [table for table in ADDED_TABLES if not inspector.has_table(table.name)]
+
+
+def _uncounted(connection: Connection) -> bool:
+    """Whether ``daily_installs`` is an earlier release's, without its ``events`` count."""
+    inspector = sa.inspect(connection)
+    if not inspector.has_table("daily_installs"):
+        return False
+    return "events" not in {c["name"] for c in inspector.get_columns("daily_installs")}
 
 
 def _count_daily_installs(connection: Connection) -> None:
