@@ -223,7 +223,8 @@ def _short(tool: str, consent: str, places: list[Destination]) -> list[str]:
             " shows a message, and records nothing."
         )
     return [
-        f"- {tool} records which of its commands you use, and whether they work. {where}",
+        f"- {tool} records which of its commands you use, whether they work, and what kind of"
+        f" computer runs them. {where}",
         f"- {when}",
         f"- To see whether it is on right now, type `{tool} telemetry status`.",
         f"- To stop it, and have your records deleted, type `{tool} telemetry disable`.",
@@ -419,9 +420,9 @@ def _stop(tool: str, prefix: str, places: list[Destination]) -> list[str]:
         " then press Enter: `echo 'export DO_NOT_TRACK=1' >> ~/.zshrc`. On Linux, type"
         " `echo 'export DO_NOT_TRACK=1' >> ~/.bashrc` instead. Each adds one line to a file"
         " that your terminal reads when it opens. So it works in each terminal window that"
-        " you open after that. On Windows, type `setx DO_NOT_TRACK 1` in a terminal, then"
-        f" open a new one. For `{prefix}_TELEMETRY_DISABLED=1`, type its name in place of"
-        " `DO_NOT_TRACK`.",
+        " you open after that. On Windows, type `setx DO_NOT_TRACK 1` in a terminal (Command"
+        " Prompt or PowerShell), then open a new one. For"
+        f" `{prefix}_TELEMETRY_DISABLED=1`, type its name in place of `DO_NOT_TRACK`.",
         "",
         f"To check, run `{tool} telemetry status`. Its first line says whether recording is"
         f" on or off, and why. To turn it back on, run `{tool} telemetry enable`. To see what"
