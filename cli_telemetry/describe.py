@@ -10,7 +10,7 @@ what ``collector serve --schema FILE`` checks the tool's custom events against.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from ._values import COMMAND_EVENT, DELETION_EVENT, MAX_LIST, SCHEMA_VERSION
@@ -172,15 +172,19 @@ def _values_schema(options: dict[str, RecordedOption]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "additionalProperties": False}
 
 
-def markdown(telemetry: Telemetry, level: int = 1, title: str | None = None) -> str:
+def markdown(
+    telemetry: Telemetry, level: int = 1, title: str | None = None, preface: Sequence[str] = ()
+) -> str:
     """The catalog for the tool's privacy page, under ``title``, a heading of ``level`` (the
-    privacy page, `cli_telemetry.privacy`, holds it as a section)."""
+    privacy page, `cli_telemetry.privacy`, holds it as a section, with ``preface``, its
+    lines, between the heading and the field table)."""
     tool = telemetry.tool
     options, _ = recorded_options(telemetry)
     top, sub, subsub = ("#" * (level + n) for n in range(3))
     lines = [
         f"{top} {title or f'What {tool} records'}",
         "",
+        *preface,
         f"Each time a command of {tool} runs, it records one `command` record; it may also"
         " record the custom events listed below, and `telemetry disable` sends one"
         " `deletion_request`. Each record has the fields below marked for it, and no"

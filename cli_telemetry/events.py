@@ -420,7 +420,7 @@ FIELDS: Final = (
           " environment variable, e.g. `[\"--env\", \"--dry-run\"]`. Never their values."
           " Options left at their defaults are not listed.",
           plain="the names of the options you gave (the words that start with `--`, such as"
-          " `--verbose`), but never what you typed after them"),
+          " `--verbose`), but not what you typed after them"),
     Field("values", "command", Rule("option values", _values_problem, _values_schema),
           "Values only of the options the author chose to record, and only when the value"
           " is one of a fixed list written in the tool's code (e.g. `{\"--format\":"
@@ -445,17 +445,18 @@ FIELDS: Final = (
     Field("python_version", "usage",
           _rule("a version such as 3.12.4", lambda value: _dotted(value, (3, 3), 6, False),
                 lambda: _dotted_schema((3, 3), 6, False)),
-          "e.g. `3.12.4`.", plain="the version of Python that runs {tool}"),
+          "e.g. `3.12.4`.",
+          plain="the version of Python (the language {tool} is written in) on your computer"),
     Field("ci", "usage", _nullable(Text("a CI provider name", first=LOWER + DIGITS + "_",
                                       rest=LOWER + DIGITS + "_", max_length=32)),
           "The name of the CI service the command ran in (e.g. `github_actions`; `generic`"
           " if only `CI` is set), otherwise `null`.",
-          plain="the name of the automatic build service it ran in, if any (such as GitHub"
-          " Actions)"),
+          plain="if a service that tests programs by itself ran {tool}, that service's name"
+          " (such as GitHub Actions)"),
     Field("interactive", "usage", _rule("true or false", lambda value: type(value) is bool,
                                       lambda: {"type": "boolean"}),
           "Whether stdin and stderr were a terminal (a person) rather than a script.",
-          plain="whether a person typed the command or a script ran it"),
+          plain="whether a person typed the command, or another program started it"),
     Field("properties", "custom", Rule("properties", _properties_problem, _properties_schema),
           "The properties the author declared for that custom event (or, for `identify`,"
           " the traits): names with plain values, e.g. `{\"replicas\": 3}`; text only from"

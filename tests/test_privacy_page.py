@@ -5,7 +5,8 @@ plain-language summary of every page the generator can write, and of the library
 PRIVACY.md, is held to rules a reader without a programmer's vocabulary needs:
 
 - no word of the trade (`JARGON`) outside a code span: a command or a path must be shown
-  as it is typed, the prose around it must not need a glossary;
+  as it is typed, the prose around it must not need a glossary; the few the summary needs
+  (`EXPLAINED`) come with their explanation;
 - no ``<placeholder>`` left once the author declared every detail;
 - no sentence longer than `LONGEST` words, and `AVERAGE` at most on average;
 - a Flesch reading-ease score of at least `FLESCH` (`flesch`).
@@ -26,8 +27,10 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Annotated, Literal, NotRequired, TypedDict
 
 import pytest
+from conftest import Tool
 
 from cli_telemetry import Privacy, Telemetry
 from cli_telemetry.errors import ConfigurationError
@@ -38,8 +41,12 @@ from cli_telemetry.providers import Collector, PostHog, Provider, Segment, Webho
 ROOT = Path(__file__).resolve().parent.parent
 CLI = os.path.join(os.path.dirname(sys.executable), "click-telemetry")
 EXAMPLE_PAGE = ROOT / "examples" / "cli_app" / "PRIVACY.md"
+ENDPOINT = "https://telemetry.example-widgets.example/v1/events"
+"""The address the example's page is made for: a real tool's users send over the internet,
+not to the loopback collector of the example's demo (its default), which would make the
+page say that the records never leave the computer."""
 REGENERATE = (
-    "regenerate it: cd examples/cli_app && env -u CLI_APP_ENDPOINT"
+    f"regenerate it: cd examples/cli_app && CLI_APP_ENDPOINT={ENDPOINT}"
     " click-telemetry schema --privacy cli_app.cli:telemetry > PRIVACY.md"
 )
 
@@ -47,11 +54,21 @@ _JARGON = """
     hmac xdg stderr stdin stdout uuid uuids 0700 0600 json spool spooled uploader collector
     endpoint sink sinks schema config env utc api sdk http https url hash hashed pid
     platformdirs kernel architecture cli subcommand flag flags boolean null string payload
-    daemon process ci os telemetry opt-in opt-out metadata id ids
+    daemon process ci os opt-in opt-out metadata id ids script scripts alias plugin
+    plugins variable variables environment exit property properties
+    custom event events identify trait dry-run export setx bashrc zshrc
 """
 JARGON = frozenset(_JARGON.split())
-"""Words a reader who never programmed would stop at. "pseudonymous" is not here: the
-summary must use it, and says what it means."""
+"""Words a reader who never programmed would stop at (the second half: those a reader of
+the example's page stopped at, or that the details use)."""
+EXPLAINED = {
+    "telemetry": "is called *telemetry*",
+    "pseudonymous": "Data like this is called *pseudonymous*",
+    "server": "A server is a computer",
+    "servers": "A server is a computer",
+    "traits": 'facts "traits"',
+}
+"""Words of the trade the summary needs, each allowed only with the words that explain it."""
 LONGEST = 30
 AVERAGE = 17.0
 FLESCH = 70.0
@@ -65,7 +82,8 @@ DECLARED = Privacy(
 
 
 def generate(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "CLI_APP_ENDPOINT"}
+    env = {k: v for k, v in os.environ.items() if "ENDPOINT" not in k}
+    env["CLI_APP_ENDPOINT"] = ENDPOINT
     return subprocess.run(
         [CLI, "schema", "--privacy", *args],
         capture_output=True,
@@ -145,6 +163,9 @@ def problems(markdown: str, *, declared: bool = True) -> list[str]:
     words = {word.lower() for word in re.findall(r"[A-Za-z0-9][A-Za-z0-9-]*", read)}
     if jargon := sorted(words & JARGON):
         found.append(f"jargon outside code spans: {jargon}")
+    flowing = " ".join(text.split())
+    if unexplained := sorted(w for w in words & set(EXPLAINED) if EXPLAINED[w] not in flowing):
+        found.append(f"jargon not explained: {unexplained}")
     if declared and (left := re.findall(r"<[^>\n]+>", text)):
         found.append(f"placeholders left: {left}")
     lengths = [len(sentence) for sentence in sentences(read)]
@@ -205,12 +226,88 @@ def test_the_example_page_reads_plainly_and_says_what_the_brief_asks() -> None:
         "`~/Library/Application Support/cli-app/telemetry/`",
         "`AppData\\Local\\cli-app\\telemetry.conf`",
         "`deploy.finished`",
-        "how many copies were deployed",
+        "- how many copies of the widget it started (the number given with `--replicas`):"
+        " a whole number;",
         "- `--env`: `dev`, `staging` or `prod`.",
     ):
         assert needed in plain, needed
     # ...and the field table is still the schema's own (cli_telemetry.events).
     assert privacy_table() in text.split(DETAILS_HEADING, 1)[1]
+
+
+def test_the_example_page_answers_what_a_reader_who_never_programmed_asked() -> None:
+    """What a reader without a programmer's vocabulary could not find, or misread, in the
+    page's first version: each is now said, where they looked for it."""
+    text = EXAMPLE_PAGE.read_text()
+    plain = summary(text)
+    for needed in (
+        # what "telemetry" is, once, in plain words
+        "Recording how a program is used, and sending those records to the people who make"
+        " it, is called *telemetry*.",
+        # does anything leave my computer, is it on now, is it on unless I act
+        "It sends them over the internet to the author's own server.",
+        "It is on unless you turn it off. It does not ask first",
+        "To see whether it is on right now, type `cli-app telemetry status`.",
+        # "never what you type", with its exceptions said where it is promised
+        "never records what you type after a command or an option, except the option values"
+        " listed above and the details of the extra records listed above.",
+        "A number in them may be one that you typed.",
+        "but not what you typed after them;",
+        # the random number is described above the commands that delete it
+        "and your random number (see above)",
+        # the first message: no question, and how to say no
+        "It does not ask whether you agree",
+        "To say no, turn it off as shown below, before you use it again.",
+        # the variables stop, but do not delete, unlike disable
+        "They delete nothing: the records that wait stay on your computer, unsent, and so"
+        " does your random number. Nor do they ask for anything to be deleted.",
+        "`echo 'export DO_NOT_TRACK=1' >> ~/.zshrc`",
+        # deleting, not only asking; overriding the retention; how to know it happened
+        "The author's own server deletes them as soon as the message arrives.",
+        "A deletion asked for as above does not wait for that time to end.",
+        "tries again each of the next times you run it, for up to 30 days. Those runs record"
+        " nothing.",
+        "it shows a line that starts with `Deletion:`",
+        # what to write, and what cannot be done once the number is gone
+        "Copy the number after `Install id:` into your message.",
+        "that number is gone, and nobody can tell which records are yours.",
+        # the internet address, and what the author's collector does with it
+        "The records themselves never hold it. The author's server runs cli-telemetry's own"
+        " server program, which does not keep that address, not even in a log.",
+        # uninstalling
+        "Uninstalling cli-app does not delete them.",
+        "you can safely delete that file and that folder yourself.",
+    ):
+        assert needed in plain, needed
+    assert "on this same computer" not in text and "127.0.0.1" not in text
+    # No HTML comment for a reader of the plain text to stumble on: how the page was made is
+    # its last sentence.
+    assert "<!--" not in text
+    assert text.endswith(
+        "This page was made by `click-telemetry schema --privacy cli_app.cli:telemetry`,"
+        " from cli-app's own settings.\n"
+    )
+    details = text.split(DETAILS_HEADING, 1)[1]
+    assert details.lstrip().startswith("This part is for those who want the technical details.")
+    assert "- **`identify`**, **traits**: a record of a few facts about a copy of a tool" in details
+    assert "cli-app makes none." in details
+
+
+def test_the_glossary_explains_words_the_details_use() -> None:
+    """Each term the glossary explains is used in the details after it (a term that the
+    field table stopped using goes), and each word of `JARGON` the details use outside code,
+    but for a few everyday ones, is explained."""
+    details = EXAMPLE_PAGE.read_text().split(DETAILS_HEADING, 1)[1]
+    glossary, table = details.split("\n\nEach time a command of", 1)
+    terms = re.findall(r"\*\*`?([^*`]+)`?\*\*", glossary)
+    assert len(terms) > 15
+    for term in terms:
+        assert term.lower() in table.lower(), term
+    ours = table.split("### Custom events", 1)[0]  # then the author's own words
+    used = {w.lower() for w in re.findall(r"[A-Za-z][A-Za-z-]*", prose(ours))} & JARGON
+    explained = {w.lower() + s for term in terms for w in term.split() for s in ("", "s")}
+    everyday = {"string"}  # "its full build string", beside an example of one
+    assert used - explained - everyday == set(), used - explained
 
 
 # -- every page the generator writes ------------------------------------------------------
@@ -243,7 +340,24 @@ def pages() -> dict[str, Telemetry]:
             ),
         ),
         "nowhere": Telemetry("acme", version="1", privacy=DECLARED),
+        "identify": identifying(),
     }
+
+
+class Traits(TypedDict):
+    """The plan this copy is on."""
+
+    plan: Annotated[Literal["free", "pro"], "Which plan your copy of acme uses"]
+    seats: NotRequired[Annotated[int, "How many people share it"]]
+
+
+def identifying() -> Telemetry:
+    """A tool that declares ``identify`` traits, and no other custom event."""
+    telemetry = Telemetry(
+        "acme", version="1", endpoint="https://t.acme.example/v1/events", privacy=DECLARED
+    )
+    telemetry.event("identify", Traits)
+    return telemetry
 
 
 @pytest.mark.parametrize("name", list(pages()))
@@ -285,12 +399,88 @@ def test_a_local_server_and_a_custom_provider_are_said_so(tmp_path: Path) -> Non
         privacy=DECLARED,
     )
     text, warnings = page(telemetry, "acme_tool:telemetry")
-    assert "the author's own server, on this same computer (at `127.0.0.1:8787`)" in text
+    assert "- a program on this same computer, set up by the author (at `127.0.0.1:8787`);" in text
     assert 'a destination that the author set up, named "mine"' in text
     assert warnings == [
+        "warning: collector sends to 127.0.0.1:8787, on the user's own computer, so the page"
+        " says that the records do not leave it: generate the page with the address your"
+        " users' copies send to",
         "warning: the sink 'mine' (mypkg.sinks:Mine) is not one cli-telemetry can describe:"
-        " check what the page says of it, and say more in Privacy(forwarded_to=...)"
+        " check what the page says of it, and say more in Privacy(forwarded_to=...)",
     ]
+
+
+def test_a_page_whose_only_destination_is_this_computer_says_so_plainly() -> None:
+    """A loopback endpoint (a demo's) is not "the author's own server": the page says that
+    the records stay on the computer, and does not speak of servers or internet addresses."""
+    telemetry = Telemetry(
+        "acme", version="1", endpoint="http://localhost:8787/v1/events", privacy=DECLARED
+    )
+    text, warnings = page(telemetry, "acme_tool:telemetry")
+    plain = summary(text)
+    assert "It sends them to a program on your own computer: they do not leave it." in plain
+    assert 'addresses that always mean "this computer"' in plain
+    assert "records sent there do not leave your computer" in plain
+    assert "server" not in plain and "sees your internet address" not in plain
+    assert "over the internet" not in plain
+    assert len(warnings) == 1 and "localhost:8787, on the user's own computer" in warnings[0]
+    assert problems(text) == []
+
+
+def test_a_tool_that_declares_identify_explains_its_traits_in_plain_words() -> None:
+    text, warnings = page(identifying(), "acme_tool:telemetry")
+    assert warnings == [] and problems(text) == []
+    plain = summary(text)
+    for needed in (
+        "acme also records a few facts about your copy of acme, which the author chose. It"
+        " records them once, and again only when one of them changes. The author describes"
+        " them so: The plan this copy is on. They are:",
+        "- which plan your copy of acme uses: `free` or `pro`;",
+        "- how many people share it: a whole number (not always there).",
+        "They are never your name, nor text that you wrote. The technical details call this"
+        ' record `identify`, and the facts "traits".',
+        "except the facts about your copy listed above.",
+        "A number in them may be one that you typed.",
+    ):
+        assert needed in plain, needed
+    assert "extra record" not in plain  # identify is not a custom event of its own
+    details = text.split(DETAILS_HEADING, 1)[1]
+    assert "- **`identify`**, **traits**: the record of the facts about your copy" in details
+
+
+def test_a_tool_with_no_recorded_values_promises_without_exceptions() -> None:
+    text, _ = page(pages()["nowhere"], "acme_tool:telemetry")
+    assert (
+        "acme never records what you type after a command or an option: no file names, web"
+        " addresses, names, passwords or other text."
+    ) in summary(text)
+
+
+def test_what_the_page_says_of_the_settings_and_of_status_is_what_they_do(tool: Tool) -> None:
+    """The variables stop a run before any file is read: the random number and the waiting
+    records stay. ``disable`` deletes both and leaves a request, which ``status`` shows on a
+    line that starts with ``Deletion:`` until it has arrived (here, never: the address
+    refuses)."""
+    tool.enable()
+    tool.env["CLI_APP_TELEMETRY_ENDPOINT"] = "http://127.0.0.1:9/v1/events"  # refused
+    assert tool.run("hello").returncode == 0
+    ids = tool.ids_file.read_text()
+    status = tool.run("telemetry", "status").stdout
+    assert status.startswith("Telemetry for cli-app is on")
+    assert "Install id:  " in status and "Deletion:" not in status
+
+    for variable in ("DO_NOT_TRACK", "CLI_APP_TELEMETRY_DISABLED"):
+        tool.env[variable] = "1"
+        assert tool.run("hello").returncode == 0
+        assert tool.run("telemetry", "status").stdout.startswith("Telemetry for cli-app is off")
+        assert tool.ids_file.read_text() == ids  # the number stays
+        del tool.env[variable]
+
+    tool.env["DO_NOT_TRACK"] = "1"  # disable works with it set
+    assert tool.run("telemetry", "disable").returncode == 0
+    assert not tool.ids_file.exists()
+    status = tool.run("telemetry", "status").stdout
+    assert re.search(r"^Deletion: ", status, flags=re.M), status
 
 
 def test_what_the_author_did_not_declare_is_a_placeholder_and_a_warning(tmp_path: Path) -> None:

@@ -34,10 +34,13 @@ telemetry = Telemetry(
 
 
 class DeployFinished(TypedDict):
-    """A deployment finished (or, with --dry-run, was only planned)."""
+    """A deployment of widgets finished, or was only planned (with --dry-run, cli-app only
+    shows what it would do)."""
 
-    replicas: Annotated[int, "How many copies were deployed"]
-    dry_run: Annotated[bool, "Whether it only said what it would do"]
+    replicas: Annotated[
+        int, "How many copies of the widget it started (the number given with --replicas)"
+    ]
+    dry_run: Annotated[bool, "Whether it was only planned"]
 
 
 # A custom event: declared in code, typed (mypy checks each .track call), listed for users.
