@@ -56,8 +56,9 @@ def notice_text(tool: str, privacy_url: str | None) -> str:
         f"{tool} collects usage data, under a random id that does not name you: which"
         " commands and option names you use, whether they succeed, and your OS and Python"
         " versions.",
-        "It never collects argument values, file names, paths or personal data."
-        " Nothing was recorded for this command.",
+        "It never collects file names, paths, text you type or personal data (of what you"
+        " type, at most a number, a yes/no or a choice from a list fixed in the tool, where"
+        " its author asked). Nothing was recorded for this command.",
         f"To opt out, run `{tool} telemetry disable` or set DO_NOT_TRACK=1.",
     ]
     if privacy_url:
@@ -75,8 +76,8 @@ def ask(tool: str, privacy_url: str | None) -> bool:
     details = f" Details: {privacy_url}" if privacy_url else ""
     sys.stderr.write(
         f"\nHelp improve {tool} by sending usage data under a random id (commands, option"
-        " names, errors, OS and Python versions; never arguments, paths or personal"
-        f" data).{details}\n"
+        " names, errors, OS and Python versions; never file names, paths, text you type or"
+        f" personal data).{details}\n"
         f"You can change your answer with `{tool} telemetry enable|disable`.\n"
         "Send usage data? [y/N] "
     )
