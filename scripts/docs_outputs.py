@@ -654,7 +654,8 @@ def update(lines: list[str], block: Block, box: Sandbox, outcome: Outcome) -> No
     if marker.bench:
         after = block.first + len(new) + 1  # the line after the closing fence
         caption = bench_caption(marker)
-        if lines[after : after + 1] == [""] and lines[after + 1].startswith(CAPTION):
+        following = lines[after : after + 2]  # fewer at the end of a page
+        if len(following) == 2 and following[0] == "" and following[1].startswith(CAPTION):
             lines[after + 1] = caption
         else:
             lines[after:after] = ["", caption]
