@@ -4,11 +4,12 @@ Runs the example tool's ``hello`` with telemetry on (recording to the spool, in 
 state: consent given, ids created) against the same command without telemetry (the tool
 with ``bench/baseline``'s do-nothing stand-in for cli_telemetry first on PYTHONPATH), paired
 and interleaved (ABBA, so drift hits both sides alike), and prints the median of the
-per-pair ratios. Two more scenarios run with DO_NOT_TRACK=1 and with a nearly full spool
-(990 of 1,000 events waiting, as when the network has been down for a while). The last
-line of each tool is the enabled scenario with an empty spool, the usual state once an
-uploader drains it: ``overhead ratio: X.XX``. Each run is a fresh process, so the figure
-includes import time, which is most of the cost.
+per-pair ratios. Three more scenarios run with DO_NOT_TRACK=1, with a nearly full spool
+(990 of 1,000 events waiting, as when the network has been down for a while), and as the
+first recorded run after ``telemetry enable`` (no ids, no spool yet: it creates them, and
+starts an uploader). The last line of each tool is the enabled scenario with an empty
+spool, the usual state once an uploader drains it: ``overhead ratio: X.XX``. Each run is
+a fresh process, so the figure includes import time, which is most of the cost.
 
 Both examples run: the click tool (``cli-app``) and its Typer twin (``typer-app``, on the
 Typer of this Python: in ``.venv``, a Typer that never imports click), or the one named by
@@ -61,20 +62,36 @@ def fill_spool(spool: Path, count: int) -> None:
 
 
 def measure(
-    tool: list[str], env: dict[str, str], home: str, pairs: int, waiting: int = 0
+    tool: list[str],
+    env: dict[str, str],
+    home: str,
+    pairs: int,
+    waiting: int = 0,
+    first: bool = False,
 ) -> tuple[float, float, float]:
-    """(median with, median without, median of per-pair ratios) over ``pairs`` pairs."""
+    """(median with, median without, median of per-pair ratios) over ``pairs`` pairs.
+
+    ``first``: every run with telemetry is the first recorded run after ``telemetry
+    enable`` (its state directory is removed before it: no ids, no spool, no uploader
+    stamp, so it creates them all and starts an uploader)."""
     with_env, without_env = env, {**env, "PYTHONPATH": BASELINE}
-    spool = Path(home, ".local/state", os.path.basename(tool[0]), "telemetry/spool/new")
+    state = Path(home, ".local/state", os.path.basename(tool[0]))
+    spool = state / "telemetry/spool/new"
+
+    def with_telemetry() -> float:
+        if first:
+            shutil.rmtree(state, ignore_errors=True)
+        return timed(tool, with_env, home)
+
     with_times: list[float] = []
     without_times: list[float] = []
     for i in range(pairs + 2):  # the first two pairs warm the page cache and are dropped
         if i % 2 == 0:
-            a = timed(tool, with_env, home)
+            a = with_telemetry()
             b = timed(tool, without_env, home)
         else:
             b = timed(tool, without_env, home)
-            a = timed(tool, with_env, home)
+            a = with_telemetry()
         if spool.is_dir():
             fill_spool(spool, waiting)  # the same spool for every pair
         if i >= 2:
@@ -149,10 +166,13 @@ def bench(name: str, pairs: int) -> dict[str, Any]:
         timed(tool, env, home)  # creates the ids: steady state from here on
         disabled = measure(tool, {**env, "DO_NOT_TRACK": "1"}, home, pairs)
         full = measure(tool, env, home, pairs, waiting=990)
+        first = measure(tool, env, home, pairs, first=True)
+        timed(tool, env, home)  # the ids again: steady state
         enabled = measure(tool, env, home, pairs)
         scenarios = [
             scenario("DO_NOT_TRACK=1", disabled),
             scenario("enabled, 990 waiting", full),
+            scenario("enabled, first run", first),
             scenario("enabled, recording", enabled),  # the last: the overhead ratio
         ]
         return {"tool": name, "pairs": pairs, "scenarios": scenarios}

@@ -283,6 +283,16 @@ class UnsafeFile(OSError):
         return f"{self.filename} {self.strerror}"
 
 
+def modified_after(path: str, when: float) -> bool:
+    """Whether ``path`` is a regular file (not followed if a link) modified after ``when``:
+    one lstat, and no exception."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_mtime > when
+
+
 def read_private(path: str, limit: int) -> bytes:
     """The bytes of ``path``, a file this library wrote, if it still is one.
 

@@ -37,6 +37,11 @@ Named here, where every run finds it, because in a frozen app it is also one of 
 marks of a run started as the uploader (`cli_telemetry._spawn.run_if_frozen_uploader`),
 which the command looks for before it imports anything."""
 
+SPAWN_INTERVAL: Final = 2.0
+"""A command starts an uploader only if none started (or asked to wait) in this many
+seconds (`cli_telemetry._spawn`). Named here because a command checks the stamp before it
+imports `cli_telemetry._spawn` (`cli_telemetry.recording`): most runs start nothing."""
+
 COLLECTOR: Final = "collector"
 COLLECTOR_TARGET: Final = "cli_telemetry.sinks.http:HttpSink"
 """The sink ``endpoint`` describes (`cli_telemetry.providers.Collector`), spelled out here

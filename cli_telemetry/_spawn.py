@@ -29,13 +29,12 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Final, TypedDict
 
+from ._settings import SPAWN_INTERVAL as SPAWN_INTERVAL
 from ._settings import UPLOADER_OPTIONS_VARIABLE
 
 if TYPE_CHECKING:
     from ._paths import Paths
     from ._settings import ToolConfig
-
-SPAWN_INTERVAL: Final = 2.0
 
 # Windows process creation flags (subprocess only defines them on Windows).
 CREATE_NEW_PROCESS_GROUP: Final = 0x00000200
@@ -80,8 +79,8 @@ def start_uploader(
     """Start a detached uploader for ``sinks``, unless one runs, started recently or is
     backing off. ``uploaders`` holds the pids this process started (a long-lived host
     reaps them here)."""
+    from ._append import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS
     from ._values import encode
-    from .spool import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS
 
     uploaders[:] = reap(uploaders)
     if running_uploader(paths.uploader_pid) is not None:
@@ -105,12 +104,10 @@ def start_uploader(
 def should_spawn(stamp: str, now: float) -> bool:
     """True, and the stamp touched, if no uploader started (or is backing off) recently.
     Only a regular file is a stamp: whatever else is at its name is replaced."""
-    try:
-        st = os.lstat(stamp)
-        if stat.S_ISREG(st.st_mode) and st.st_mtime > now - SPAWN_INTERVAL:
-            return False
-    except FileNotFoundError:
-        pass
+    from ._paths import modified_after
+
+    if modified_after(stamp, now - SPAWN_INTERVAL):
+        return False
     next_spawn_at(stamp, now)
     return True
 
@@ -275,7 +272,8 @@ def run_if_frozen_uploader() -> None:
 
 
 def _spawn_posix(argv: list[str], env: dict[str, str]) -> int:
-    import signal
+    # The C module's plain ints: `signal` would build its enums (~0.6 ms) for five numbers.
+    import _signal as signal  # type: ignore[import-not-found]  # (it has no stub)
 
     actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),

@@ -265,16 +265,31 @@ def _store(
             env.report(f"dropped event {event['event']!r}: {len(data)} bytes")
             continue
         encoded.append(data)
-    spool = open_spool(config, paths, env)
-    appended = spool.append(encoded)
+    # `_append`, not `Spool.append`: the spool module is imported only when it is past a
+    # bound (then `Spool.trim` takes its lock) or the events are taken back.
+    from . import _append
+
+    appended = _append.append(paths.spool_dir, encoded)
+    max_events = config.max_events or _append.DEFAULT_MAX_EVENTS
+    max_bytes = config.max_bytes or _append.DEFAULT_MAX_BYTES
+    if _append.over_bounds(paths.spool_dir, max_events, max_bytes):
+        open_spool(config, paths, env).trim(wait=False)
     if not os.path.exists(paths.ids_file):
         # ``telemetry disable`` ran meanwhile: it deletes the ids before it empties the
         # spool, so an event of the id it deleted that was appended after that is ours to
         # take back (it would otherwise wait, and be sent after its deletion request).
-        spool.discard(appended)
+        open_spool(config, paths, env).discard(appended)
         return
     sinks = config.sink_specs(env)
     if sinks and not paths.testing:  # a test's events stay where the test reads them
+        from ._paths import modified_after
+        from ._settings import SPAWN_INTERVAL
+
+        # The throttle `_spawn.should_spawn` applies, checked first (one lstat): most runs
+        # start no uploader, and then need not import `_spawn`. A long-lived host with
+        # uploaders to reap goes on to `start_uploader`, which reaps them.
+        if not uploaders and modified_after(paths.uploader_stamp, time.time() - SPAWN_INTERVAL):
+            return
         from . import _spawn
 
         _spawn.start_uploader(config, sinks, paths, uploaders)

@@ -34,19 +34,13 @@ from collections.abc import Callable, Collection, Container, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final
 
-from ._paths import CREATE_FLAGS, make_private_dir
+from . import _append
+from ._append import DEFAULT_MAX_BYTES as DEFAULT_MAX_BYTES
+from ._append import DEFAULT_MAX_EVENTS as DEFAULT_MAX_EVENTS
+from ._append import event_file_name as event_file_name
+from ._paths import make_private_dir
 from ._record import Record
 from ._values import MAX_EVENT_BYTES
-
-
-def event_file_name(time_ns: int, random_hex: str, size: int) -> str:
-    """``<time_ns:20>-<random:12 hex>-<size:7>.json``.
-
-    The time sorts the names oldest first; the random part keeps concurrent writers apart;
-    the size lets the hot path check the byte bound from a directory listing, without a
-    stat per file (1,000 stats cost ~3 ms).
-    """
-    return f"{time_ns:020d}-{random_hex}-{size:07d}.json"
 
 
 def is_event_file(name: str) -> bool:
@@ -65,14 +59,6 @@ def is_event_file(name: str) -> bool:
     )
 
 
-def _named_size(name: str) -> int:
-    # Cheap, and tolerant: a foreign name counts as empty.
-    size = name[34:41]
-    return int(size) if len(name) == 46 and size.isascii() and size.isdigit() else 0
-
-
-DEFAULT_MAX_EVENTS: Final = 1000
-DEFAULT_MAX_BYTES: Final = 2_000_000
 LOW_WATER: Final = 0.9
 """Trimming goes down to 90% of a bound, so a full spool pays the lock once per ~10% of its
 capacity instead of on every invocation."""
@@ -160,38 +146,12 @@ class Spool:
 
     def append(self, events: list[bytes]) -> list[str]:
         """Add encoded events atomically, then keep the spool within its bounds; returns
-        the events' file names (for `discard`)."""
-        appended = []
-        for data in events:
-            name = event_file_name(self._next_ns(), os.urandom(6).hex(), len(data))
-            tmp = os.path.join(self._tmp, name)
-            try:
-                fd = os.open(tmp, CREATE_FLAGS, 0o600)
-            except FileNotFoundError:
-                self._create_dirs()
-                fd = os.open(tmp, CREATE_FLAGS, 0o600)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                try:
-                    os.replace(tmp, os.path.join(self._new, name))
-                except FileNotFoundError:
-                    # tmp/ existed but new/ did not (yet): another process is creating
-                    # them, or one died between the two mkdirs.
-                    self._create_dirs()
-                    os.replace(tmp, os.path.join(self._new, name))
-            except BaseException:
-                _unlink(tmp)
-                raise
-            appended.append(name)
-        try:
-            names = os.listdir(self._new)  # unsorted, unfiltered: this runs on every command
-        except OSError:
-            return appended
-        if len(names) > self.max_events or (
-            len(names) * MAX_EVENT_BYTES > self.max_bytes
-            and sum(_named_size(n) for n in names) > self.max_bytes
-        ):
+        the events' file names (for `discard`). A recorded run calls `_append` itself and
+        never imports this module unless the spool is past a bound."""
+        appended = _append.append(self.directory, events, self._last_ns)
+        if appended:
+            self._last_ns = int(appended[-1][:20])
+        if _append.over_bounds(self.directory, self.max_events, self.max_bytes):
             self.trim(wait=False)
         return appended
 
@@ -199,16 +159,6 @@ class Spool:
         """Delete the waiting events ``names`` (returned by `append`), those still there."""
         for name in names:
             _unlink(os.path.join(self._new, name))
-
-    def _next_ns(self) -> int:
-        # Strictly increasing within this process, so the events of one invocation keep
-        # their order even where the clock is coarse (Windows before 3.13: ~15.6 ms).
-        self._last_ns = max(time.time_ns(), self._last_ns + 1)
-        return self._last_ns
-
-    def _create_dirs(self) -> None:
-        for path in (self._new, self._claimed, self._tmp):
-            make_private_dir(path)
 
     def _new_names(self) -> list[str]:
         try:
