@@ -14,7 +14,10 @@
    that long at most).
 
 PostgreSQL runs in its own database, ``cli_telemetry_bench`` beside the test database, or
-the one CLI_TELEMETRY_BENCH_POSTGRES names.
+the one CLI_TELEMETRY_BENCH_POSTGRES names. ``--only ingest`` (or ``report``, ``prune``;
+repeatable) runs only those parts; ``--json PATH`` also writes the results there, with when,
+where and under what load they were measured (bench/measured.py): the docs' figures are
+rendered from that file by `render` (scripts/docs_outputs.py).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import time
 import uuid
 from typing import Any
 
+import measured  # bench/measured.py, beside this script
 import urllib3
 
 from cli_telemetry.collector import report, retention, storage, window
@@ -170,18 +174,27 @@ def ingest(
     return total / elapsed, server_cpu / total, client_cpu / total
 
 
-def report_time(url: str, events: int, custom: float) -> float:
+def fill(url: str, events: int, custom: float) -> None:
+    """Store ``events`` events spread over the last 30 days, directly (no server)."""
     engine = storage.connect(url)
     for start in range(0, events, 10_000):
-        batch = [any_event(custom, day=random.randrange(30)) for _ in range(10_000)]
+        count = min(10_000, events - start)
+        batch = [any_event(custom, day=random.randrange(30)) for _ in range(count)]
         storage.store(engine, [batch])
-        print(f"\r  inserted {start + 10_000:,} events", end="", file=sys.stderr, flush=True)
+        print(f"\r  inserted {start + count:,} events", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
+    engine.dispose()
+
+
+def report_time(url: str) -> float:
+    """The median time of 3 reports of the last 7 days."""
+    engine = storage.connect(url)
     times = []
     for _ in range(3):
         begin = time.perf_counter()
         report.build(engine, since=window.iso_ago(7 * 86400), tool="acme")
         times.append(time.perf_counter() - begin)
+    engine.dispose()
     return statistics.median(times)
 
 
@@ -210,12 +223,76 @@ def prune_while_storing(url: str, custom: float, days: int = 15) -> tuple[int, f
     return pruned, seconds, waits
 
 
+PARTS = ("ingest", "report", "prune")
+
+
+def render(results: dict[str, Any], part: str | None = None) -> list[str]:
+    """The lines printed for the results (as in the ``--json`` file), all parts or only
+    ``part``: the docs' figures are these lines, rendered from the committed results
+    (scripts/docs_outputs.py)."""
+    databases: dict[str, dict[str, Any]] = results["databases"]
+    width = max(len(name) for name in databases)
+    lines: list[str] = []
+    ran = [p for p in PARTS if any(p in parts for parts in databases.values())]
+    if results.get("custom"):
+        lines.append(f"a share of {results['custom']:g} of the events are custom events")
+    for name in ran if part is None else [part]:
+        rows = {db: parts[name] for db, parts in databases.items() if name in parts}
+        if not rows:
+            raise ValueError(f"no {name} in these results")
+        if name == "ingest":
+            lines += [
+                f"ingest: the server on loopback, {results['clients']} clients posting batches"
+                f" of 100 (gzip) for {results['seconds']:g} s",
+                f"{'':<{width}}  {'events/s':>10}  {'server CPU/event':>16}"
+                f"  {'clients CPU/event':>17}",
+            ]
+            for db, row in rows.items():
+                lines.append(
+                    f"{db:<{width}}  {row['events_per_second']:>10,.0f}"
+                    f"  {row['server_cpu_us']:>13.0f} µs  {row['clients_cpu_us']:>14.0f} µs"
+                )
+        elif name == "report":
+            lines.append(
+                f"report: the last 7 days of {results['events']:,} events over 30 days"
+                " (median of 3)"
+            )
+            lines += [f"{db:<{width}}  {row['seconds']:.2f} s" for db, row in rows.items()]
+        else:
+            lines += [
+                f"prune: the events older than 15 days of those {results['events']:,}, in"
+                f" chunks of {results['chunk']:,},",
+                "while a writer stores batches of 10 events, one after another (each store's time)",
+                f"{'':<{width}}  {'pruned':>9}  {'took':>6}  {'stores':>6}  {'median':>8}"
+                f"  {'p99':>8}  {'worst':>8}",
+            ]
+            for db, row in rows.items():
+                lines.append(
+                    f"{db:<{width}}  {row['pruned']:>9,}  {row['seconds']:>4.0f} s"
+                    f"  {row['stores']:>6,}  {row['store_median_ms']:>5.0f} ms"
+                    f"  {row['store_p99_ms']:>5.0f} ms  {row['store_max_ms']:>5.0f} ms"
+                )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=float, default=10, help="of ingest")
+    parser.add_argument("--events", type=int, default=1_000_000, help="for report and prune")
     parser.add_argument("--custom", type=float, default=0.0, help="share of custom events")
+    parser.add_argument("--only", action="append", choices=PARTS, help="run only this part")
+    parser.add_argument("--json", metavar="PATH", help="also write the results there")
     args = parser.parse_args()
+    parts = args.only or list(PARTS)
+    run = measured.context(sys.argv)
+    results: dict[str, Any] = {
+        "seconds": args.seconds,
+        "clients": 4,
+        "events": args.events,
+        "chunk": retention.CHUNK,
+        "custom": args.custom,
+        "databases": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         databases = {"sqlite": f"sqlite:///{tmp}/bench.sqlite3"}
         if os.environ.get("CLI_TELEMETRY_TEST_POSTGRES"):
@@ -226,32 +303,41 @@ def main() -> None:
                 "CLI_TELEMETRY_BENCH_POSTGRES", test_url.rsplit("/", 1)[0] + "/cli_telemetry_bench"
             )
         for name, url in databases.items():
-            if name == "postgresql":
+            measured_here: dict[str, Any] = results["databases"].setdefault(name, {})
+            if "ingest" in parts:
                 engine = storage.connect(url)
                 storage.metadata.drop_all(engine)
                 engine.dispose()
-            rate, server_cpu, client_cpu = ingest(url, args.seconds, args.custom)
-            print(
-                f"{name}: ingest {rate:,.0f} events/s (4 clients, batches of 100, gzip,"
-                f" bodies made before the clock starts); CPU per event: server"
-                f" {server_cpu * 1e6:.0f} µs, clients {client_cpu * 1e6:.0f} µs (the clients"
-                f" run on the same {os.cpu_count()} cores)"
-            )
+                rate, server_cpu, client_cpu = ingest(url, args.seconds, args.custom)
+                measured_here["ingest"] = {
+                    "events_per_second": rate,
+                    "server_cpu_us": server_cpu * 1e6,
+                    "clients_cpu_us": client_cpu * 1e6,
+                }
         for name, url in databases.items():
+            if "report" not in parts and "prune" not in parts:
+                break
+            measured_here = results["databases"][name]
             engine = storage.connect(url)
             storage.metadata.drop_all(engine)
             engine.dispose()
-            seconds = report_time(url, args.events, args.custom)
-            print(f"{name}: report over {args.events:,} events: {seconds:.2f} s (median of 3)")
-            pruned, seconds, waits = prune_while_storing(url, args.custom)
-            waits.sort()
-            print(
-                f"{name}: pruned {pruned:,} events in {seconds:.1f} s"
-                f" ({pruned / seconds:,.0f}/s, chunks of {retention.CHUNK:,}); meanwhile"
-                f" {len(waits)} stores of 10 events took {statistics.median(waits) * 1e3:.0f} ms"
-                f" (median), {waits[int(len(waits) * 0.99)] * 1e3:.0f} ms (p99),"
-                f" {waits[-1] * 1e3:.0f} ms at most"
-            )
+            fill(url, args.events, args.custom)
+            if "report" in parts:
+                measured_here["report"] = {"seconds": report_time(url)}
+            if "prune" in parts:
+                pruned, seconds, waits = prune_while_storing(url, args.custom)
+                waits.sort()
+                measured_here["prune"] = {
+                    "pruned": pruned,
+                    "seconds": seconds,
+                    "stores": len(waits),
+                    "store_median_ms": statistics.median(waits) * 1e3,
+                    "store_p99_ms": waits[int(len(waits) * 0.99)] * 1e3,
+                    "store_max_ms": waits[-1] * 1e3,
+                }
+    print("\n".join(render(results)))
+    if args.json:
+        measured.write(args.json, run, results)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ reader sees in the source (`Marker`)::
     <!-- docs-run: server args="..." -->    a server: run until it answers /healthz, stop it
     <!-- docs-run: synopsis -->              a usage line: every --option of it is in --help
     <!-- docs-run: bench=overhead.json -->   the figures of bench/results/<file>, rendered
+    <!-- docs-run: bench=collector.json part=prune -->   only that part of them
     <!-- docs-run: skip "why" covered-by=tests/test_x.py::test_y -->
 
 Only what truly varies is written as a placeholder, in commands and outputs alike: ``<home>``
@@ -76,6 +77,8 @@ class Marker:
     synopsis: bool = False
     bench: str | None = None
     tool: str | None = None
+    part: str | None = None
+    """One part of a bench's results (the bench's ``render(results, part)``)."""
     skip: str | None = None
     covered_by: str | None = None
 
@@ -95,7 +98,7 @@ class Marker:
                 fields["server_args"] = ""
             elif key == "args":
                 fields["server_args"] = value
-            elif key in ("setup", "bench", "tool"):
+            elif key in ("setup", "bench", "tool", "part"):
                 fields[key] = value
             elif key == "covered-by":
                 fields["covered_by"] = value
@@ -480,6 +483,8 @@ def bench_lines(marker: Marker) -> list[str]:
     data = json.loads((RESULTS / marker.bench).read_text(encoding="utf-8"))
     module = load_bench(marker.bench.removesuffix(".json"))
     results = data["results"]
+    if marker.part is not None:
+        return [f"$ {data['command']}", *module.render(results, marker.part)]
     if "tools" not in results:
         return [f"$ {data['command']}", *module.render(results)]
     tools = results["tools"]
@@ -650,7 +655,8 @@ def update(lines: list[str], block: Block, box: Sandbox, outcome: Outcome) -> No
     if marker.bench:
         after = block.first + len(new) + 1  # the line after the closing fence
         caption = bench_caption(marker)
-        if lines[after : after + 1] == [""] and lines[after + 1].startswith(CAPTION):
+        following = lines[after : after + 2]  # fewer at the end of a page
+        if len(following) == 2 and following[0] == "" and following[1].startswith(CAPTION):
             lines[after + 1] = caption
         else:
             lines[after:after] = ["", caption]

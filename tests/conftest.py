@@ -363,7 +363,7 @@ FIGURES = pytest.StashKey[list[tuple[str, dict[str, Any]]]]()
 def figures(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
     """What a fault test measured (kills, events sent, stored, duplicates, seconds): fill
     the dict. Written, passed or failed, to ``$TMPDIR/cli-telemetry-figures/<test>.json``
-    and listed at the end of the run (docs/delivery/reliability.md quotes them)."""
+    and listed at the end of the run (docs/delivery/reliability.md says what they count)."""
     values: dict[str, Any] = {}
     yield values
     if not values:

@@ -21,9 +21,9 @@ nothing more is owed to the provider.
 Checked: each event the tools recorded or the senders sent is stored once; the provider got
 each stored event exactly once (counted by event id), from both processes; the answers to
 racing sends counted each event as new exactly once; the rollups and the report count each
-command once. The figures go to the `figures` fixture; docs/operators/deploying.md quotes
-them. PostgreSQL only (CLI_TELEMETRY_TEST_POSTGRES): several processes on one SQLite file
-is not a deployment the docs offer.
+command once. The figures go to the `figures` fixture, listed at the end of the run
+(docs/operators/deploying.md points there). PostgreSQL only (CLI_TELEMETRY_TEST_POSTGRES):
+several processes on one SQLite file is not a deployment the docs offer.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The fault suite: crashes and failures on every side, each tried many times, each with its
 figures (written to ``$TMPDIR/cli-telemetry-figures/`` and listed at the end of the run;
-docs/delivery/reliability.md quotes them).
+docs/delivery/reliability.md says what they count).
 
 - the uploader killed (SIGKILL) at random points, hundreds of times, against a real
   collector: no event lost, none stored twice;
