@@ -19,8 +19,9 @@ reader sees in the source (`Marker`)::
 
 Only what truly varies is written as a placeholder, in commands and outputs alike: ``<home>``
 (the block's HOME), ``<port>`` (its collector's port), ``<install-id>``, ``<time>`` (a UTC
-timestamp the command printed), ``<today>``, ``<7 days ago>`` and ``<30 days ago>`` (dates), ``<python>`` (the
-Python version), and ``<ms>`` for the report's mean durations (`PLACEHOLDERS`).
+timestamp the command printed), ``<today>``, ``<7 days ago>`` and ``<30 days ago>`` (dates),
+``<python>`` (the Python version), and ``<ms>`` for the report's mean durations
+(`PLACEHOLDERS`).
 Commands run in bash, so pipes, ``$(...)`` and ``export`` work as they read.
 """
 
