@@ -174,10 +174,16 @@ cli()
 # --- the venv --------------------------------------------------------------------------
 
 
-def venv() -> Path:
-    """The peers' venv, made once per set of pins (and Python version), reused after."""
+def venv_home() -> Path:
+    """Where the peers' venv is: one per set of pins and Python version."""
     key = "\n".join([sys.version.split()[0], *PINS])
-    home = ROOT / "build" / "peers" / hashlib.sha256(key.encode()).hexdigest()[:12]
+    return ROOT / "build" / "peers" / hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def venv() -> Path:
+    """The peers' venv's Python, the venv made (from PyPI) if it is not there yet."""
+    key = "\n".join([sys.version.split()[0], *PINS])
+    home = venv_home()
     python = home / "bin" / "python"
     if (home / "ready").exists():
         return python
@@ -284,10 +290,16 @@ def cell(
     python: Path, scripts: dict[str, Path], tool: str, state: str, env: dict[str, str],
     runs: int, warmup: int, cap: float,
 ) -> dict[str, Any]:  # fmt: skip
-    """``runs`` pairs of (tool, click alone), interleaved, against a fresh endpoint."""
-    stamp = Path(env["HOME"], ".local/state/peers-bench/telemetry/uploader.stamp")
+    """``runs`` pairs of (tool, click alone), interleaved, against a fresh endpoint, in a
+    HOME of the cell's own (cells run at once must not share this library's spool and
+    backoff)."""
+    home = tempfile.mkdtemp(prefix=f"{state}-", dir=env["HOME"])
+    stamp = Path(home, ".local/state/peers-bench/telemetry/uploader.stamp")
     with endpoint(state) as (url, server):
-        env = {**env, "PEERS_URL": url}
+        env = {**env, "HOME": home, "PEERS_URL": url}
+        if tool == "cli-telemetry":  # as its user would have: `tool telemetry enable`
+            enable = [str(python), str(scripts[tool]), "telemetry", "enable"]
+            subprocess.run(enable, env=env, check=True, capture_output=True)
         pairs = []
         for i in range(warmup + runs):
             if tool == "cli-telemetry" and stamp.exists():
@@ -398,14 +410,10 @@ def main() -> None:
     home = tempfile.mkdtemp(prefix="cli-telemetry-peers-")
     scripts = write_apps(Path(home))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "PEERS_BENCH_"))}
-    for name in ("DO_NOT_TRACK", "CI", "PYTHONPATH", "VIRTUAL_ENV"):
-        env.pop(name, None)
+    for name in ("DO_NOT_TRACK", "CI", "PYTHONPATH", "VIRTUAL_ENV", "PYTEST_CURRENT_TEST"):
+        env.pop(name, None)  # a user's run (pytest's variable: the smoke test starts this)
     env["HOME"] = home
     try:
-        subprocess.run(
-            [str(python), str(scripts["cli-telemetry"]), "telemetry", "enable"],
-            env={**env, "PEERS_URL": "http://127.0.0.1:9"}, check=True, capture_output=True,
-        )  # fmt: skip
         for script in scripts.values():  # compiled once, as an installed tool is
             subprocess.run([str(python), "-m", "py_compile", str(script)], check=True)
         cells: dict[str, dict[str, Any]] = {t: {} for t in tools}

@@ -6,9 +6,12 @@ harness, tests/test_docs_commands.py, checks that the page shows what these resu
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -43,3 +46,27 @@ def test_a_cell_whose_median_run_was_killed_shows_the_cap_not_a_time() -> None:
     assert PEERS.figure(cell(10_141.0, 154.6), 60.0) == "10.1 s (154.6x)"
     assert PEERS.figure(cell(71.0, 1.04), 60.0) == "71 ms (1.04x)"
     assert PEERS.figure(cell(1036.0, 3.91, failed=5), 60.0) == "1.0 s (3.9x) 5/5 failed"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (PEERS.venv_home() / "ready").exists(),
+    reason="the peers' venv is not set up here (bench/peers.py makes it, from PyPI)",
+)
+def test_the_bench_runs_the_apps_against_each_endpoint(tmp_path: Path) -> None:
+    """A short run on the venv already made: Mixpanel sends in the command's thread (it fails
+    when refused, hangs when blackholed); this library's command does neither."""
+    out = tmp_path / "peers.json"
+    command = [sys.executable, str(ROOT / "bench" / "peers.py"), "--runs", "1", "--warmup", "0"]
+    command += ["--cap", "5", "--tools", "cli-telemetry,mixpanel", "--jobs", "4"]
+    subprocess.run([*command, "--json", str(out)], check=True, capture_output=True, timeout=300)
+    cells = json.loads(out.read_text(encoding="utf-8"))["results"]["cells"]
+    assert [cells["mixpanel"][s]["killed"] for s in ("healthy", "refusing", "blackholed")] == [
+        0,
+        0,
+        1,
+    ]
+    assert cells["mixpanel"]["refusing"]["failed"] == 1
+    assert all(c["killed"] == c["failed"] == 0 for c in cells["cli-telemetry"].values())
+    assert cells["mixpanel"]["healthy"]["requests"] == 1
+    assert cells["cli-telemetry"]["healthy"]["requests"] == 1
