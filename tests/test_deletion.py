@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from test_uploader import OPTIONS, envelope, record
 
-from cli_telemetry import Telemetry, _paths, _uploader, deletion
+from cli_telemetry import Telemetry, _append, _paths, _uploader, deletion
 from cli_telemetry._ids import load_or_create_ids
 from cli_telemetry.delivery import UploadState
 from cli_telemetry.events import check_event
@@ -327,18 +327,18 @@ def test_an_event_recorded_while_disable_runs_is_taken_back(
     def acme() -> None:
         click.echo("done")
 
-    append = Spool.append
+    append = _append.append  # what a recorded run appends with
 
-    def disable_meanwhile(self: Spool, events: list[bytes]) -> list[str]:
+    def disable_meanwhile(directory: str, events: list[bytes], after_ns: int = 0) -> list[str]:
         os.unlink(paths.ids_file)  # as disable does, before it empties the spool
-        return append(self, events)
+        return append(directory, events, after_ns)
 
-    monkeypatch.setattr(Spool, "append", disable_meanwhile)
+    monkeypatch.setattr(_append, "append", disable_meanwhile)
     result = CliRunner().invoke(acme, [])
     assert (result.exit_code, result.output) == (0, "done\n")
     assert Spool(paths.spool_dir).stats().pending == 0
 
-    monkeypatch.setattr(Spool, "append", append)  # and without disable, it records
+    monkeypatch.setattr(_append, "append", append)  # and without disable, it records
     load_or_create_ids(paths.ids_file)
     CliRunner().invoke(acme, [])
     assert Spool(paths.spool_dir).stats().pending == 1
