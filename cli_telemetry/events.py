@@ -392,7 +392,8 @@ FIELDS: Final = (
     Field("schema_version", "all", _one_of("the schema version", (SCHEMA_VERSION,)),
           "The version of this format, `1`.", plain=_WHICH_RECORD),
     Field("event_id", "all", UUID,
-          "A random id for this record, so that a record sent twice is counted once.",
+          "An id for this record, so that a record sent twice is counted once: the time the"
+          " record was made (as in `timestamp`, to the millisecond) followed by random bits.",
           plain=_WHICH_RECORD),
     Field("event", "all", EVENT_NAME,
           "`command`, the name of a custom event the author declared, e.g."
