@@ -13,7 +13,9 @@ day each (``--times day``, as in `bench/collector.py`), or of the last minute (`
 recent``: as events arrive from uploaders that send right after their runs). ``--ids v4``
 makes their ids random (UUID4), as clients of earlier releases send them; the default,
 ``v7``, the ids of their times, as the library makes them now. ``--profile`` prints the
-functions that took the most time (cProfile).
+functions that took the most time (cProfile). ``--before N`` first stores N events spread
+over the last 30 days (their ids of the same kind), directly: the cost of a random id
+grows with the index it goes into.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ from cli_telemetry.collector.validation import check_batch
 GROUP = 4
 
 
-def make_event(ids: str, times: str) -> dict[str, Any]:
-    event = collector.make_event()
+def make_event(ids: str, times: str, day: int = 0) -> dict[str, Any]:
+    event = collector.make_event(day)
     if times == "recent":
         at = time.time() - random.random() * 60
         event["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(at))
@@ -60,9 +62,16 @@ def make_bodies(events: int, ids: str, times: str) -> list[bytes]:
     return made
 
 
-def run(url: str, bodies: list[bytes], profile: cProfile.Profile | None) -> dict[str, float]:
+def run(
+    url: str, bodies: list[bytes], profile: cProfile.Profile | None, before: int, ids: str
+) -> dict[str, float]:
     """CPU seconds per event of each stage."""
     engine = storage.connect(url)
+    for start in range(0, before, 10_000):
+        count = min(10_000, before - start)
+        storage.store(
+            engine, [[make_event(ids, "day", random.randrange(30)) for _ in range(count)]]
+        )
     spent = {"read": 0.0, "check": 0.0, "store": 0.0}
 
     def timed(stage: str, work: Callable[[], Any]) -> Any:
@@ -92,6 +101,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--ids", choices=["v4", "v7"], default="v7")
     parser.add_argument("--times", choices=["day", "recent"], default="day")
+    parser.add_argument("--before", type=int, default=0, help="events stored first")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     bodies = make_bodies(args.events, args.ids, args.times)
@@ -106,11 +116,12 @@ def main() -> None:
                 engine.dispose()
             profile = cProfile.Profile() if args.profile else None
             load = os.getloadavg()[0]
-            per_event = run(url, bodies, profile)
+            per_event = run(url, bodies, profile, args.before, args.ids)
             total = sum(per_event.values())
             stages = ", ".join(f"{stage} {s * 1e6:.1f}" for stage, s in per_event.items())
             print(
-                f"{name}: {args.events:,} events, {args.ids} ids, times of the {args.times}:"
+                f"{name}: {args.events:,} events after {args.before:,}, {args.ids} ids,"
+                f" times of the {args.times}:"
                 f" {total * 1e6:.1f} µs of CPU per event ({stages}); load average {load:.2f}"
             )
             if profile is not None:
