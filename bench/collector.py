@@ -40,6 +40,7 @@ from typing import Any
 import measured  # bench/measured.py, beside this script
 import urllib3
 
+from cli_telemetry._ids import new_event_id
 from cli_telemetry.collector import report, retention, storage, window
 
 CLI = os.path.join(os.path.dirname(sys.executable), "click-telemetry")
@@ -47,12 +48,14 @@ COMMANDS = ["acme deploy start", "acme deploy status", "acme hello", "acme check
 
 
 def make_event(day: int = 0) -> dict[str, Any]:
-    """A realistic command event, ``day`` days ago (plus a random time of day)."""
-    when = time.gmtime(time.time() - day * 86400 - random.random() * 86400)
+    """A realistic command event, ``day`` days ago (plus a random time of day), its id
+    made as the library makes it (a UUIDv7 of its time)."""
+    at = time.time() - day * 86400 - random.random() * 86400
+    when = time.gmtime(at)
     flags = random.sample(["--env", "--dry-run", "--verbose", "--replicas"], 2)
     return {
         "schema_version": 1,
-        "event_id": str(uuid.uuid4()),
+        "event_id": new_event_id(at),
         "event": "command",
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", when),
         "tool": "acme",
@@ -76,10 +79,11 @@ def make_event(day: int = 0) -> dict[str, Any]:
 
 def make_custom_event(day: int = 0) -> dict[str, Any]:
     """A custom event as a tool's ``track`` records it, ``day`` days ago."""
-    when = time.gmtime(time.time() - day * 86400 - random.random() * 86400)
+    at = time.time() - day * 86400 - random.random() * 86400
+    when = time.gmtime(at)
     return {
         "schema_version": 1,
-        "event_id": str(uuid.uuid4()),
+        "event_id": new_event_id(at),
         "event": "deploy.finished",
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", when),
         "tool": "acme",

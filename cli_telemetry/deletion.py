@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -99,11 +98,12 @@ class Pending(Record):
 
 def request_for(tool: str, install_id: str, now: float) -> DeletionRequest:
     """The deletion request for ``install_id``: nothing but the fields every record has."""
+    from ._ids import new_event_id
     from ._values import DELETION_EVENT, SCHEMA_VERSION, iso_time
 
     return {
         "schema_version": SCHEMA_VERSION,
-        "event_id": str(uuid.uuid4()),
+        "event_id": new_event_id(now),
         "event": DELETION_EVENT,
         "timestamp": iso_time(now),
         "tool": tool,

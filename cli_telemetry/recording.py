@@ -58,7 +58,7 @@ def record_custom(config: ToolConfig, custom: CustomEvent, uploaders: list[int])
             name, properties, when = custom
             ids = _ids(env, paths, decision)
             common = _common(config, ids, name, config.tool, when)
-            _store(config, env, paths, decision, [_custom(common, properties)], uploaders)
+            _store(config, env, paths, decision, [_custom(common, properties, when)], uploaders)
     except (Exception, KeyboardInterrupt) as exc:
         _report_failure(env, exc)
 
@@ -126,7 +126,7 @@ def _record_run(
         custom = common.copy()
         custom["event"] = name
         custom["timestamp"] = iso_time(when)
-        events.append(_custom(custom, properties))
+        events.append(_custom(custom, properties, when))
     _store(config, env, paths, decision, events, uploaders)
     if identified is not None and not env.debug:
         from ._identified import remember
@@ -205,15 +205,14 @@ def _ids(env: EnvSettings, paths: Paths, decision: Decision) -> Ids:
 
 def _common(config: ToolConfig, ids: Ids, event: str, command: str, when: float) -> Event:
     """The fields every event has (see events.Event); ``when`` is a ``time.time()``."""
-    import uuid
-
     from . import capture
+    from ._ids import new_event_id
     from ._values import SCHEMA_VERSION, iso_time
 
     platform = capture.platform_fields()
     return {
         "schema_version": SCHEMA_VERSION,
-        "event_id": str(uuid.uuid4()),
+        "event_id": new_event_id(when),
         "event": event,
         "timestamp": iso_time(when),
         "tool": config.tool,
@@ -229,11 +228,12 @@ def _common(config: ToolConfig, ids: Ids, event: str, command: str, when: float)
     }
 
 
-def _custom(common: Event, properties: dict[str, Scalar]) -> Event:
-    import uuid
+def _custom(common: Event, properties: dict[str, Scalar], when: float) -> Event:
+    """A custom event recorded at ``when`` (its ``timestamp`` already says so)."""
+    from ._ids import new_event_id
 
     custom = common.copy()
-    custom["event_id"] = str(uuid.uuid4())
+    custom["event_id"] = new_event_id(when)
     custom["properties"] = properties
     return custom
 

@@ -17,6 +17,8 @@ from cli_telemetry.events import COMMAND_ONLY_FIELDS, CUSTOM_ONLY_FIELDS, Event,
 
 ALL_FIELDS = set(typing.get_type_hints(Event))
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+UUID7 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+"""The install id is random (UUID4); a record's id is time-ordered (UUIDv7)."""
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
@@ -33,7 +35,7 @@ def only_event(tool: Tool) -> dict[str, Any]:
 def assert_common(event: dict[str, Any], kind: str = "command") -> None:
     assert set(event) == expected_keys(kind)
     assert event["schema_version"] == 1
-    assert UUID.fullmatch(event["event_id"])
+    assert UUID7.fullmatch(event["event_id"])
     assert UUID.fullmatch(event["install_id"])
     assert TIMESTAMP.fullmatch(event["timestamp"])
     assert event["tool"] == "cli-app"

@@ -161,6 +161,22 @@ def test_a_batch_is_stored_and_a_resend_is_not_stored_twice(collector: Collector
     assert collector.count() == 2
 
 
+def test_event_ids_of_earlier_clients_and_of_this_one_are_both_accepted(
+    collector: Collector,
+) -> None:
+    """Clients of earlier releases made random ids (UUID4), this one makes time-ordered
+    ones (UUIDv7, `_ids.new_event_id`): both are stored, and a resend of either is not."""
+    from cli_telemetry._ids import new_event_id
+
+    batch = [event(event_id=str(uuid.uuid4())), event(event_id=new_event_id()), custom()]
+    batch[2]["event_id"] = new_event_id()
+    assert collector.send(batch) == (200, answer(stored=3))
+    assert collector.send(batch) == (200, answer(stored=0, duplicates=3))
+    stored = {event_id for (event_id,) in collector.rows("select event_id from events")}
+    assert stored == {e["event_id"] for e in batch}
+    assert sorted(uuid.UUID(e).version or 0 for e in stored) == [4, 7, 7]
+
+
 def test_gzip_bodies(collector: Collector) -> None:
     body = gzip.compress(json.dumps({"batch": [event()]}).encode())
     assert collector.post(body, {"Content-Encoding": "gzip"}) == (200, answer(stored=1))
@@ -283,6 +299,8 @@ def test_the_example_tool_reaches_the_collector_and_the_report(
         ("command", "cli-app deploy start", "success"),
         ("deploy.finished", "cli-app deploy start", None),
     ]
+    ids = [event_id for (event_id,) in collector.rows("select event_id from events")]
+    assert {uuid.UUID(event_id).version for event_id in ids} == {7}  # time-ordered
     result = cli("report", "--db", collector.db_url, "--since", "1d", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)

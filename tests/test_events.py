@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import random
 import re
+import time
 import typing
 import uuid
 from typing import Any
@@ -308,3 +310,39 @@ def test_encode_refuses_what_json_would_not_write_faithfully(
 ) -> None:
     with pytest.raises(error):
         encode(value)
+
+
+# -- the timestamp rule ------------------------------------------------------------------------
+
+
+def _judged_by_datetime(value: str) -> str | None:
+    """The timestamp rule as it was written first, whole: ``datetime`` judges each value."""
+    from datetime import UTC, datetime
+
+    try:
+        when = datetime(
+            int(value[0:4]), int(value[5:7]), int(value[8:10]),
+            int(value[11:13]), int(value[14:16]), int(value[17:19]), tzinfo=UTC,
+        )  # fmt: skip
+    except ValueError:
+        return "is not a real date and time"
+    return "is in the future" if when.timestamp() > time.time() + events.FUTURE_SKEW else None
+
+
+def test_the_timestamp_rule_judges_dates_and_times_as_datetime_does() -> None:
+    """The rule judges the day once per day (`events._epoch_day`) and the time itself: it
+    must refuse exactly what ``datetime`` refuses, and what is more than a day ahead."""
+    rng = random.Random(12)
+    days = ["0000-01-01", "0001-01-01", "1969-12-31", "1970-01-01", "2024-02-29", "2025-02-29",
+            "1900-02-29", "2000-02-29", "2026-04-31", "2026-13-01", "2026-00-10", "2026-12-00",
+            "2026-12-32", "9999-12-31"]  # fmt: skip
+    times = ["00:00:00", "23:59:59", "24:00:00", "12:60:00", "12:00:60", "99:99:99"]
+    values = [f"{d}T{t}.000Z" for d in days for t in times]
+    for _ in range(5000):
+        digits = [rng.choice("0123456789") for _ in range(14)]
+        values.append("{}{}{}{}-{}{}-{}{}T{}{}:{}{}:{}{}Z".format(*digits))
+    now = time.time()
+    for ahead in (-86400, 0, 86400 - 5, 86400 + 5, 86400 * 2):
+        values.append(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + ahead)))
+    for value in values:
+        assert events.TIMESTAMP.problem(value) == _judged_by_datetime(value), value

@@ -6,13 +6,14 @@ import os
 import stat
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 import cli_telemetry
-from cli_telemetry._ids import Ids, load_or_create_ids, read_ids
+from cli_telemetry._ids import Ids, load_or_create_ids, new_event_id, read_ids
 
 
 def _mode(path: Path) -> int:
@@ -173,3 +174,34 @@ def test_concurrent_first_calls_agree_on_one_install_id(tmp_path: Path) -> None:
         assert stored is not None
         assert stored.install_id == install_id
         assert os.listdir(path.parent) == ["ids"], "no temporary file is left behind"
+
+
+# -- event ids ----------------------------------------------------------------------------
+
+
+def test_an_event_id_is_a_uuid7_holding_the_records_millisecond() -> None:
+    when = 1_795_000_000.1234  # 2026-11-18
+    event_id = new_event_id(when)
+    parsed = uuid.UUID(event_id)
+    assert str(parsed) == event_id  # lowercase, 8-4-4-4-12: what the schema's UUID rule takes
+    assert parsed.version == 7
+    assert parsed.variant == uuid.RFC_4122
+    assert int.from_bytes(parsed.bytes[:6], "big") == 1_795_000_000_123
+    assert abs(int(new_event_id()[:13].replace("-", ""), 16) / 1000 - time.time()) < 5
+
+
+def test_event_ids_sort_by_time_and_stay_unique_under_a_burst() -> None:
+    """A burst in one millisecond leaves 74 random bits to tell the ids apart; ids of later
+    milliseconds sort after (what the collector's index gains by)."""
+    burst = [new_event_id(1_795_000_000.0) for _ in range(100_000)]
+    assert len(set(burst)) == len(burst)
+    assert {uuid.UUID(event_id).version for event_id in burst} == {7}
+    later = [new_event_id(1_795_000_000.0 + i / 1000) for i in range(1, 1000)]
+    assert max(burst) < min(later) and later == sorted(later)
+
+
+def test_every_record_the_library_makes_has_a_uuid7_id() -> None:
+    from cli_telemetry.deletion import request_for
+
+    request = request_for("acme", str(uuid.uuid4()), 1_795_000_000.0)
+    assert uuid.UUID(request["event_id"]).version == 7

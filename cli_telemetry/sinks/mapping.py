@@ -7,7 +7,7 @@ things:
 
 - the distinct (anonymous) id is the event's ``install_id``: a random, per-tool id, never a
   real identity, so no provider can join it with anything else;
-- the de-duplication id (insert id, message id, uuid) is the ``event_id``, a UUID4 that a
+- the de-duplication id (insert id, message id, uuid) is the ``event_id``, a UUID that a
   retry repeats;
 - the properties are every other field, with a custom event's own ``properties`` merged in
   (the built-in fields win a name clash, so a custom property cannot pose as, say, ``os``);
