@@ -3,8 +3,8 @@
 Runs the example tool's ``hello`` with telemetry on against the same tool without
 telemetry (bench/baseline's stand-in), paired and interleaved, in three scenarios of use:
 
-- ``spaced``: runs spaced out as a person types them: each pair starts once every
-  uploader started before it has exited. The real upload policy and throttle decide.
+- ``spaced``: runs spaced out as a person types them: each run starts once every uploader
+  started before it has exited. The real upload policy and throttle decide.
 - ``script``: a script running the tool ``--loop`` (50) times back to back; the whole
   loop is timed, with telemetry and without, the real policy and throttle deciding.
 - ``forced``: the stress of the old bench: an uploader on every run (the spawn stamp is
@@ -124,12 +124,12 @@ def measure(
                 event.unlink(missing_ok=True)  # an uploader may be taking them too
         else:
             reap(block=True)  # a person's pause, a script started later: none is running
-        if i % 2 == 0:
-            a = timed(shape, tool, env, home, times)
-            b = timed(shape, tool, without_env, home, times)
-        else:
-            b = timed(shape, tool, without_env, home, times)
-            a = timed(shape, tool, env, home, times)
+        first, second = (env, without_env) if i % 2 == 0 else (without_env, env)
+        x = timed(shape, tool, first, home, times)
+        if scenario == "spaced":
+            reap(block=True)  # the next command is typed once this one's uploader is done
+        y = timed(shape, tool, second, home, times)
+        a, b = (x, y) if i % 2 == 0 else (y, x)
         if i:
             ratios.append(a / b)
     return statistics.median(ratios)
