@@ -42,12 +42,12 @@ SPAWN_INTERVAL: Final = 2.0
 seconds (`cli_telemetry._spawn`). Named here because a command checks the stamp before it
 imports `cli_telemetry._spawn` (`cli_telemetry.recording`): most runs start nothing."""
 UPLOAD_AFTER_EVENTS: Final = 20
-"""The upload policy's defaults (`cli_telemetry._spawn.upload_due`): a command starts the
-uploader once this many events wait, or once the oldest has waited `UPLOAD_AFTER_SECONDS`.
-An uploader run costs the user's machine 100-150 ms of CPU (an interpreter, urllib3, a
-TLS handshake) whether it sends one event or a hundred: at 20 a run, a person's day of 200
-commands starts about ten, a tenth of one per command, and the events still reach the
-author within the hour (bench/upload_cost.py; docs/delivery/retries.md#when-to-upload)."""
+"""The upload policy's defaults (`cli_telemetry.recording.upload_due`): a command starts
+the uploader once this many events wait, or once the oldest has waited
+`UPLOAD_AFTER_SECONDS`. An uploader run costs the user's machine more CPU than the command
+it follows (an interpreter, urllib3, a connection) whether it sends one event or a hundred:
+at 20 a run, a person's day of 200 commands starts about ten, and the events still reach
+the author within the hour (bench/upload_cost.py; docs/delivery/retries.md#when-to-upload)."""
 UPLOAD_AFTER_SECONDS: Final = 3600.0
 UPLOAD_AT_ONCE_VARIABLE: Final = "CLI_TELEMETRY_UPLOAD_AT_ONCE"
 """A flag: every recorded command starts the uploader (throttled as ever), whatever the
