@@ -115,6 +115,10 @@ def isolated_env(home: str, bin_path: Path) -> dict[str, str]:
     env.pop("PYTHONPATH", None)
     env["HOME"] = home
     env["PATH"] = f"{bin_path}{os.pathsep}{env.get('PATH', '')}"
+    # Every recorded command starts the uploader (throttled as ever), so that the demo's
+    # events reach its collector at once, not after 20 of them or an hour (the upload
+    # policy: docs/delivery/retries.md#when-to-upload).
+    env["CLI_TELEMETRY_UPLOAD_AT_ONCE"] = "1"
     return env
 
 

@@ -1,12 +1,25 @@
-"""Can the network be felt at exit? ``python bench/exit_latency.py [--pairs N]``.
+"""Can the network, or the uploader, be felt at exit? ``python bench/exit_latency.py``.
 
-Runs the example tool's ``hello`` with telemetry on and an uploader spawned on every run
-(the spawn throttle's stamp is reset before each run, as if commands were spaced out)
-against the same tool without telemetry (bench/baseline's stand-in), paired and
-interleaved, in three shapes: ``tool hello`` (until exit), ``out=$(tool hello)`` (until the
-captured pipe's EOF) and ``tool hello | cat`` (until the pipeline ends); each with the
-endpoint healthy, refusing connections, and blackholed (accepts, never answers). Prints the
-median of the per-pair ratios for each cell; the last line is the worst of them.
+Runs the example tool's ``hello`` with telemetry on against the same tool without
+telemetry (bench/baseline's stand-in), paired and interleaved, in three scenarios of use:
+
+- ``spaced``: runs spaced out as a person types them: each run starts once every uploader
+  started before it has exited. The real upload policy and throttle decide.
+- ``script``: a script running the tool ``--loop`` (50) times back to back; the whole
+  loop is timed, with telemetry and without, the real policy and throttle deciding.
+- ``forced``: the stress of the old bench: an uploader on every run (the spawn stamp is
+  reset, the spool emptied and ``CLI_TELEMETRY_UPLOAD_AT_ONCE`` set before each run).
+
+Each in three shapes: ``tool hello`` (until exit), ``out=$(tool hello)`` (until the captured
+pipe's EOF) and ``tool hello | cat`` (until the pipeline ends); and with the endpoint
+healthy, refusing connections, and blackholed (accepts, never answers). Prints the median
+of the per-pair ratios for each cell; the last line is the worst of each scenario.
+
+The uploaders are waited for, not slept for: this process makes itself the child
+subreaper (Linux), so a detached uploader, orphaned when its command exits, becomes its
+child, and ``os.wait4`` returns when it ends. ``--before REV`` measures the library as it
+was at REV too (``git archive``, first on the tool's PYTHONPATH, which its uploader
+inherits), same machine, same minutes.
 """
 
 from __future__ import annotations
@@ -26,9 +39,12 @@ from pathlib import Path
 from typing import Any
 
 import measured  # bench/measured.py, beside this script
+from processes import library_at, subreaper
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = str(ROOT / "bench" / "baseline")
+SCENARIOS = ("spaced", "script", "forced")
+TARGETS = {"spaced": 1.05, "script": 1.05, "forced": 1.10}
 SHAPES = {
     "tool hello": '"$@" >/dev/null',
     "out=$(tool hello)": 'out=$("$@")',
@@ -69,28 +85,51 @@ def refusing() -> str:
     return f"http://127.0.0.1:{port}/v1/events"
 
 
-def timed(shape: str, tool: list[str], env: dict[str, str], home: str) -> float:
+def reap(block: bool) -> None:
+    """Collect the uploaders that ended (every one, waiting for them, with ``block``)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def timed(shape: str, tool: list[str], env: dict[str, str], home: str, times: int = 1) -> float:
+    script = SHAPES[shape] if times == 1 else f"for i in $(seq {times}); do {SHAPES[shape]}; done"
     start = time.perf_counter()
-    subprocess.run(["sh", "-c", SHAPES[shape], "sh", *tool], env=env, cwd=home, check=True)
-    return time.perf_counter() - start
+    subprocess.run(["sh", "-c", script, "sh", *tool], env=env, cwd=home, check=True)
+    elapsed = time.perf_counter() - start
+    reap(block=False)
+    return elapsed
 
 
-def measure(shape: str, tool: list[str], env: dict[str, str], home: str, pairs: int) -> float:
-    stamp = Path(home, ".local/state/cli-app/telemetry/uploader.stamp")
-    spool = Path(home, ".local/state/cli-app/telemetry/spool/new")
+def measure(
+    scenario: str, shape: str, tool: list[str], env: dict[str, str], home: str, args: Any
+) -> float:
+    state = Path(home, ".local/state/cli-app/telemetry")
     without_env = {**env, "PYTHONPATH": BASELINE}
+    times = args.loop if scenario == "script" else 1
+    pairs = args.loops if scenario == "script" else args.pairs
+    if scenario == "forced":
+        env = {**env, "CLI_TELEMETRY_UPLOAD_AT_ONCE": "1"}
     ratios = []
     for i in range(pairs + 1):  # the first pair warms up
-        if stamp.exists():
-            os.utime(stamp, (0, 0))  # spawn an uploader on this run, whatever happened before
-        for event in spool.glob("*.json") if spool.is_dir() else []:
-            event.unlink(missing_ok=True)  # an uploader may be taking them too
-        if i % 2 == 0:
-            a = timed(shape, tool, env, home)
-            b = timed(shape, tool, without_env, home)
+        if scenario == "forced":
+            if (state / "uploader.stamp").exists():
+                os.utime(state / "uploader.stamp", (0, 0))  # an uploader on this run
+            new = state / "spool" / "new"
+            for event in new.glob("*.json") if new.is_dir() else []:
+                event.unlink(missing_ok=True)  # an uploader may be taking them too
         else:
-            b = timed(shape, tool, without_env, home)
-            a = timed(shape, tool, env, home)
+            reap(block=True)  # a person's pause, a script started later: none is running
+        first, second = (env, without_env) if i % 2 == 0 else (without_env, env)
+        x = timed(shape, tool, first, home, times)
+        if scenario == "spaced":
+            reap(block=True)  # the next command is typed once this one's uploader is done
+        y = timed(shape, tool, second, home, times)
+        a, b = (x, y) if i % 2 == 0 else (y, x)
         if i:
             ratios.append(a / b)
     return statistics.median(ratios)
@@ -101,22 +140,32 @@ def render(results: dict[str, Any]) -> list[str]:
     these lines, rendered from the committed results (scripts/docs_outputs.py)."""
     endpoints = results["endpoints"]
     lines = [
-        f"median ratio (with / without telemetry) over {results['pairs']} pairs",
-        f"{'':<20}" + "".join(f"{name:>12}" for name in endpoints),
+        f"median ratio (with / without telemetry): spaced and forced over {results['pairs']}"
+        f" pairs, script over {results['loops']} pairs of {results['loop']}-run loops",
     ]
-    for shape, cells in results["ratios"].items():
-        lines.append(f"{shape:<20}" + "".join(f"{cells[name]:>12.3f}" for name in endpoints))
-    worst = max(c for cells in results["ratios"].values() for c in cells.values())
-    lines.append(f"worst median ratio: {worst:.2f}")
+    worst = []
+    for library, scenarios in results["libraries"].items():
+        for scenario, shapes in scenarios.items():
+            lines.append(f"{library}, {scenario:<14}" + "".join(f"{n:>12}" for n in endpoints))
+            for shape, cells in shapes.items():
+                lines.append(f"  {shape:<20}" + "".join(f"{cells[n]:>12.3f}" for n in endpoints))
+            top = max(c for cells in shapes.values() for c in cells.values())
+            worst.append(f"{library}, {scenario}: {top:.2f} (target {TARGETS[scenario]:.2f})")
+    lines.append("worst median ratio: " + "; ".join(worst))
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=20)
+    parser.add_argument("--loop", type=int, default=50, help="runs in the script's loop")
+    parser.add_argument("--loops", type=int, default=5, help="pairs of loops")
+    parser.add_argument("--scenario", choices=SCENARIOS, action="append")
+    parser.add_argument("--before", metavar="REV", help="also measure the library at REV")
     parser.add_argument("--json", metavar="PATH", help="also write the results there")
     args = parser.parse_args()
     run = measured.context(sys.argv)
+    subreaper()
     script = shutil.which("cli-app", path=os.path.dirname(sys.executable))
     if script is None:
         raise SystemExit("cli-app is not installed next to this Python; run `python3 dev.py test`")
@@ -128,29 +177,50 @@ def main() -> None:
     ok_url, server = healthy()
     hole_url, hole = blackhole()
     endpoints = {"healthy": ok_url, "refusing": refusing(), "blackholed": hole_url}
-    home = tempfile.mkdtemp(prefix="cli-telemetry-exit-")
+    work = Path(tempfile.mkdtemp(prefix="cli-telemetry-exit-"))
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "CLI_APP_"))}
-    base_env.pop("DO_NOT_TRACK", None)
-    base_env["HOME"] = home
-    ratios: dict[str, dict[str, float]] = {}
+    for name in ("DO_NOT_TRACK", "CLI_TELEMETRY_UPLOAD_AT_ONCE", "PYTHONPATH"):
+        base_env.pop(name, None)
+    libraries: list[tuple[str, str | None]] = []
+    if args.before:
+        libraries.append((f"before {args.before}", str(library_at(args.before, work / "lib"))))
+    libraries.append(("this checkout", None))
+    measured_: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    homes = []
     try:
-        subprocess.run([script, "telemetry", "enable"], env=base_env, cwd=home, check=True,
-                       capture_output=True)  # fmt: skip
-        for shape in SHAPES:
-            ratios[shape] = {}
-            for name, url in endpoints.items():
-                env = {**base_env, "CLI_APP_TELEMETRY_ENDPOINT": url}
-                ratios[shape][name] = measure(shape, [script, "hello"], env, home, args.pairs)
-        results = {"pairs": args.pairs, "endpoints": list(endpoints), "ratios": ratios}
+        for library, path in libraries:
+            measured_[library] = {}
+            for scenario in args.scenario or SCENARIOS:
+                measured_[library][scenario] = {}
+                for shape in SHAPES:
+                    measured_[library][scenario][shape] = {}
+                    for name, url in endpoints.items():
+                        # A home per cell: each starts without waiting events or backoff.
+                        home = work / f"home{len(homes)}"
+                        home.mkdir()
+                        homes.append(home)
+                        env = {**base_env, "HOME": str(home),
+                               "CLI_APP_TELEMETRY_ENDPOINT": url}  # fmt: skip
+                        if path is not None:
+                            env["PYTHONPATH"] = path
+                        subprocess.run([script, "telemetry", "enable"], env=env, cwd=home,
+                                       check=True, capture_output=True)  # fmt: skip
+                        ratio = measure(scenario, shape, [script, "hello"], env, str(home), args)
+                        measured_[library][scenario][shape][name] = ratio
+                        subprocess.run([script, "telemetry", "disable"], env=env, cwd=home,
+                                       capture_output=True, check=False)  # fmt: skip
+        results = {
+            "pairs": args.pairs, "loop": args.loop, "loops": args.loops,
+            "endpoints": list(endpoints), "libraries": measured_,
+        }  # fmt: skip
         print("\n".join(render(results)))
         if args.json:
             measured.write(args.json, run, results)
     finally:
-        subprocess.run([script, "telemetry", "disable"], env=base_env, cwd=home,
-                       capture_output=True, check=False)  # fmt: skip
+        reap(block=True)
         server.shutdown()
         hole.close()
-        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

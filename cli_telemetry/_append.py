@@ -75,17 +75,47 @@ def append(directory: str, events: list[bytes], after_ns: int = 0) -> list[str]:
     return appended
 
 
-def over_bounds(directory: str, max_events: int, max_bytes: int) -> bool:
-    """Whether the waiting events are more than ``max_events`` or ``max_bytes``: one
-    directory listing, unsorted and unfiltered (this runs on every command), and the sizes
-    from the names."""
+def waiting(directory: str) -> list[str] | None:
+    """The names in ``new/``, unsorted and unfiltered (this runs on every command), or None
+    if it cannot be listed: what `over_bounds` and the upload policy read."""
     try:
-        names = os.listdir(os.path.join(directory, "new"))
+        return os.listdir(os.path.join(directory, "new"))
     except OSError:
-        return False
+        return None
+
+
+def over_bounds(
+    directory: str, max_events: int, max_bytes: int, names: list[str] | None = None
+) -> bool:
+    """Whether the waiting events are more than ``max_events`` or ``max_bytes``: one
+    directory listing (or ``names``, `waiting`'s), and the sizes from the names."""
+    if names is None:
+        names = waiting(directory)
+        if names is None:
+            return False
     return len(names) > max_events or (
         len(names) * MAX_EVENT_BYTES > max_bytes and sum(map(named_size, names)) > max_bytes
     )
+
+
+def oldest_ns(names: list[str]) -> int | None:
+    """When the oldest event of a listing was appended (``time.time_ns()``), from its name:
+    the names sort by time, so this is one ``min``; a foreign name that sorts first costs a
+    filtered pass."""
+    if not names:
+        return None
+    first = min(names)
+    if not _is_event_name(first):
+        events = [name for name in names if _is_event_name(name)]
+        if not events:
+            return None
+        first = min(events)
+    return int(first[:20])
+
+
+def _is_event_name(name: str) -> bool:
+    # Enough to trust its time (`cli_telemetry.spool.is_event_file` checks all of it).
+    return len(name) == 46 and name[20] == "-" and name[:20].isascii() and name[:20].isdigit()
 
 
 def create_dirs(directory: str) -> None:

@@ -41,6 +41,17 @@ SPAWN_INTERVAL: Final = 2.0
 """A command starts an uploader only if none started (or asked to wait) in this many
 seconds (`cli_telemetry._spawn`). Named here because a command checks the stamp before it
 imports `cli_telemetry._spawn` (`cli_telemetry.recording`): most runs start nothing."""
+UPLOAD_AFTER_EVENTS: Final = 20
+"""The upload policy's defaults (`cli_telemetry.recording.upload_due`): a command starts
+the uploader once this many events wait, or once the oldest has waited
+`UPLOAD_AFTER_SECONDS`. An uploader run costs the user's machine more CPU than the command
+it follows (an interpreter, urllib3, a connection) whether it sends one event or a hundred:
+at 20 a run, a person's day of 200 commands starts about ten, and the events still reach
+the author within the hour (bench/upload_cost.py; docs/delivery/retries.md#when-to-upload)."""
+UPLOAD_AFTER_SECONDS: Final = 3600.0
+UPLOAD_AT_ONCE_VARIABLE: Final = "CLI_TELEMETRY_UPLOAD_AT_ONCE"
+"""A flag: every recorded command starts the uploader (throttled as ever), whatever the
+policy says; for tests and demos, where events are expected at the server promptly."""
 
 COLLECTOR: Final = "collector"
 COLLECTOR_TARGET: Final = "cli_telemetry.sinks.http:HttpSink"
@@ -134,6 +145,8 @@ class ToolConfig(Record):
         "strict",
         "token",
         "tool",
+        "upload_after_events",
+        "upload_after_seconds",
         "version",
     )
 
@@ -153,6 +166,8 @@ class ToolConfig(Record):
         sinks: tuple[Provider, ...] = (),
         record_values: frozenset[str] = frozenset(),
         privacy: Privacy | None = None,
+        upload_after_events: int = UPLOAD_AFTER_EVENTS,
+        upload_after_seconds: float = UPLOAD_AFTER_SECONDS,
     ) -> None:
         self.tool: Final = tool
         self.version: Final = version
@@ -168,6 +183,8 @@ class ToolConfig(Record):
         self.sinks: Final = sinks
         self.record_values: Final = record_values
         self.privacy: Final = privacy or Privacy()
+        self.upload_after_events: Final = upload_after_events
+        self.upload_after_seconds: Final = upload_after_seconds
 
     def replace(self, **changes: Any) -> ToolConfig:
         """A copy with ``changes`` (the derived ``env_prefix`` follows ``tool``)."""

@@ -161,7 +161,7 @@ def page(telemetry: Telemetry, target: str) -> tuple[str, list[str]]:
         "",
         "## Who receives it",
         "",
-        *_who(tool, places, forwarded),
+        *_who(tool, places, forwarded, config.upload_after_events, config.upload_after_seconds),
         "",
         "## The random number",
         "",
@@ -357,14 +357,35 @@ def _when(tool: str, consent: str) -> list[str]:
     ]
 
 
-def _who(tool: str, places: list[Destination], forwarded_to: tuple[str, ...]) -> list[str]:
+def _age(seconds: float) -> str:
+    """``3600`` → ``"an hour"``, ``5400`` → ``"90 minutes"``, in whole units."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return ("an " if unit == "hour" else "a ") + unit if count == 1 else f"{count} {unit}s"
+    return f"{seconds:g} seconds"
+
+
+def _who(
+    tool: str,
+    places: list[Destination],
+    forwarded_to: tuple[str, ...],
+    after_events: int,
+    after_seconds: float,
+) -> list[str]:
     if not places:
         return [
             f"Nobody: {tool} is set up to send the records nowhere. They stay on your computer."
         ]
+    when = "After a command has finished"
+    if after_events > 1 and after_seconds > 0:
+        when = (
+            f"{tool} keeps its records on your computer until {after_events} of them wait, or"
+            f" the oldest is {_age(after_seconds)} old. Then, after a command has finished"
+        )
     lines = [
-        f"After a command has finished, {tool} sends its records in the background, so it"
-        " does not slow you down. They are sent to:",
+        f"{when}, {tool} sends its records in the background, so it does not slow you down."
+        " They are sent to:",
         "",
         *_items([place.text for place in places]),
         "",

@@ -272,7 +272,8 @@ def _store(
     appended = _append.append(paths.spool_dir, encoded)
     max_events = config.max_events or _append.DEFAULT_MAX_EVENTS
     max_bytes = config.max_bytes or _append.DEFAULT_MAX_BYTES
-    if _append.over_bounds(paths.spool_dir, max_events, max_bytes):
+    waiting = _append.waiting(paths.spool_dir)
+    if _append.over_bounds(paths.spool_dir, max_events, max_bytes, waiting):
         open_spool(config, paths, env).trim(wait=False)
     if not os.path.exists(paths.ids_file):
         # ``telemetry disable`` ran meanwhile: it deletes the ids before it empties the
@@ -282,6 +283,8 @@ def _store(
         return
     sinks = config.sink_specs(env)
     if sinks and not paths.testing:  # a test's events stay where the test reads them
+        if not upload_due(config, paths, waiting, max_events, time.time()):
+            return  # the upload policy: not yet worth an uploader
         from ._paths import modified_after
         from ._settings import SPAWN_INTERVAL
 
@@ -293,6 +296,36 @@ def _store(
         from . import _spawn
 
         _spawn.start_uploader(config, sinks, paths, uploaders)
+
+
+def upload_due(
+    config: ToolConfig, paths: Paths, waiting: list[str] | None, max_events: int, now: float
+) -> bool:
+    """The upload policy: whether the events ``waiting`` (the names `_append.waiting` listed
+    after this run's append) are worth starting an uploader for.
+
+    An uploader run costs the user's machine 100-250 ms of CPU however few events it sends,
+    so it is worth one once ``upload_after_events`` wait (never more than ``max_events``:
+    the policy alone must not make the spool drop events), or once the oldest has waited
+    ``upload_after_seconds`` (its name carries its time); or when a deletion request waits
+    (it goes at once, whatever the policy), or `UPLOAD_AT_ONCE_VARIABLE` is set (tests,
+    demos). A spool that could not be listed is due: better an uploader too many than
+    events stuck. The throttle and a sink's backoff still apply after this: the policy only
+    ever holds an uploader back. Decided from what the append listed anyway, here rather
+    than in `_spawn`, so that a run that starts nothing does not import it."""
+    from ._append import oldest_ns
+    from ._settings import UPLOAD_AT_ONCE_VARIABLE, env_flag
+
+    if waiting is None:
+        return True
+    if len(waiting) >= min(config.upload_after_events, max_events):
+        return True
+    oldest = oldest_ns(waiting)
+    if oldest is None or now - oldest / 1e9 >= config.upload_after_seconds:
+        return True
+    if env_flag(os.environ.get(UPLOAD_AT_ONCE_VARIABLE)):
+        return True
+    return os.path.exists(paths.deletion_file)
 
 
 def _show(env: EnvSettings, paths: Paths, decision: Decision, events: list[Event]) -> None:

@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, is_typeddict
 
-from ._settings import COLLECTOR, Privacy, ToolConfig
+from ._settings import (
+    COLLECTOR,
+    UPLOAD_AFTER_EVENTS,
+    UPLOAD_AFTER_SECONDS,
+    Privacy,
+    ToolConfig,
+)
 from ._values import COMMAND_EVENT, DELETION_EVENT, EVENT_NAME, OPTION, TOOL, fit_version
 from ._values import IDENTIFY_EVENT as IDENTIFY
 
@@ -54,6 +60,10 @@ class Telemetry:
     recorded by name only. Never name an option whose choices are built from the user's
     data (their profiles, contexts, files or plugins).
 
+    ``upload_after_events`` and ``upload_after_seconds`` are the upload policy: a command
+    starts the background uploader once that many events wait, or once the oldest has
+    waited that long (20 and an hour by default; `cli_telemetry._spawn.upload_due`).
+
     ``privacy`` (a `Privacy`) says who collects, how to reach them, why and for how long:
     ``click-telemetry schema --privacy`` writes the tool's privacy page from it and from
     this configuration.
@@ -75,6 +85,8 @@ class Telemetry:
         sinks: Sequence[Provider | str] = (),
         record_values: Iterable[str] = (),
         privacy: Privacy | None = None,
+        upload_after_events: int = UPLOAD_AFTER_EVENTS,
+        upload_after_seconds: float = UPLOAD_AFTER_SECONDS,
     ) -> None:
         if not isinstance(tool, str) or not TOOL.fits(tool):
             raise _configuration_error(f"tool name {tool!r} must be {TOOL.what}")
@@ -100,6 +112,11 @@ class Telemetry:
             )
         if (max_events is not None and max_events < 1) or (max_bytes is not None and max_bytes < 1):
             raise _configuration_error("max_events and max_bytes must be at least 1")
+        if type(upload_after_events) is not int or upload_after_events < 1:
+            raise _configuration_error("upload_after_events must be a whole number of at least 1")
+        seconds = upload_after_seconds
+        if type(seconds) not in (int, float) or not 0 <= seconds < float("inf"):
+            raise _configuration_error("upload_after_seconds must be 0 or more seconds")
         self._config = ToolConfig(
             tool,
             fit_version(version),
@@ -113,6 +130,8 @@ class Telemetry:
             max_bytes=max_bytes,
             record_values=record_values,
             privacy=privacy,
+            upload_after_events=upload_after_events,
+            upload_after_seconds=float(upload_after_seconds),
         )
         self._declared: dict[str, tuple[type[Any], str | None]] = {}  # custom events
         self._specs: dict[str, EventSpec] = {}  # those of them checked (see catalog)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from cli_telemetry._settings import RECORD_UNDER_TEST_VARIABLE
+from cli_telemetry._settings import RECORD_UNDER_TEST_VARIABLE, UPLOAD_AT_ONCE_VARIABLE
 from cli_telemetry.capture import _CI_VARIABLES
 
 TOOL = "cli-app"
@@ -57,6 +57,10 @@ def clean_environ(home: Path) -> dict[str, str]:
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["CLI_APP_ENDPOINT"] = ""  # no uploads, unless a test sets CLI_APP_TELEMETRY_ENDPOINT
     env["TYPER_APP_ENDPOINT"] = ""  # the same for the Typer example (tests/test_typer_e2e.py)
+    # Every recorded run starts the uploader, as the demo's do: these tests expect their
+    # events at the server promptly. The policy itself is tested without it
+    # (tests/test_upload_policy_e2e.py).
+    env[UPLOAD_AT_ONCE_VARIABLE] = "1"
     return env
 
 
@@ -69,6 +73,7 @@ def as_a_user(monkeypatch: pytest.MonkeyPatch) -> None:
     author's test's does (tests/test_test_runner_e2e.py); an author's test records through
     the ``telemetry_events`` fixture instead."""
     monkeypatch.setenv(RECORD_UNDER_TEST_VARIABLE, "1")
+    monkeypatch.setenv(UPLOAD_AT_ONCE_VARIABLE, "1")  # as `clean_environ`
 
 
 def poll(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> bool:

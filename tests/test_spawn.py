@@ -21,6 +21,7 @@ import pytest
 from pytest_subprocess import FakeProcess
 
 from cli_telemetry import _spawn
+from cli_telemetry._settings import UPLOAD_AT_ONCE_VARIABLE
 
 
 def test_argv_is_this_interpreter_running_the_uploader_module() -> None:
@@ -503,3 +504,93 @@ def test_an_instrumented_command_in_a_frozen_uploader_never_runs(
     uploader_marks(monkeypatch, ["/opt/acme"], None)
     assert CliRunner().invoke(cli, []).exit_code == 0
     assert (ran, telemetry.status().pending) == (["cli"], 1)
+
+
+def _appended(tmp_path: Path, count: int, **config: Any) -> tuple[Any, Any, str]:
+    from cli_telemetry import _append, _paths
+    from cli_telemetry._settings import ToolConfig
+
+    spool = str(tmp_path / "spool")
+    for _ in range(count):
+        _append.append(spool, [b"{}"])
+    paths = _paths.resolve("acme", {"HOME": str(tmp_path)})
+    return ToolConfig("acme", "1", **config), paths, spool
+
+
+def test_upload_due_when_enough_events_wait_or_the_oldest_waited_long_enough(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cli_telemetry._append import append, waiting
+    from cli_telemetry.recording import upload_due
+
+    monkeypatch.delenv(UPLOAD_AT_ONCE_VARIABLE, raising=False)
+    config, paths, spool = _appended(tmp_path, 2, upload_after_events=3)
+    now = time.time()
+    assert not upload_due(config, paths, waiting(spool), 1000, now)
+    append(spool, [b"{}"])
+    assert upload_due(config, paths, waiting(spool), 1000, now)  # three wait
+    config = config.replace(upload_after_events=10, upload_after_seconds=60.0)
+    assert not upload_due(config, paths, waiting(spool), 1000, now + 59)
+    assert upload_due(config, paths, waiting(spool), 1000, now + 61)  # the oldest: a minute
+    monkeypatch.setenv(UPLOAD_AT_ONCE_VARIABLE, "1")
+    assert upload_due(config, paths, waiting(spool), 1000, now)
+
+
+def test_the_policy_alone_never_fills_the_spool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cli_telemetry._append import waiting
+    from cli_telemetry.recording import upload_due
+
+    monkeypatch.delenv(UPLOAD_AT_ONCE_VARIABLE, raising=False)
+    config, paths, spool = _appended(tmp_path, 5, upload_after_events=20)
+    assert upload_due(config, paths, waiting(spool), 5, time.time())  # max_events=5
+
+
+def test_a_foreign_file_in_the_spool_does_not_stand_for_the_oldest_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cli_telemetry._append import append, oldest_ns, waiting
+    from cli_telemetry.recording import upload_due
+
+    monkeypatch.delenv(UPLOAD_AT_ONCE_VARIABLE, raising=False)
+    config, paths, spool = _appended(tmp_path, 0)
+    new = tmp_path / "spool" / "new"
+    new.mkdir(parents=True)
+    (new / "00000000000000000001-foreign.json").write_text("{}")
+    [name] = append(spool, [b"{}"])
+    names = waiting(spool)
+    assert names is not None and len(names) == 2
+    assert oldest_ns(names) == int(name[:20])
+    assert not upload_due(config, paths, names, 1000, time.time())
+
+
+def test_a_spool_that_could_not_be_listed_is_due(tmp_path: Path) -> None:
+    from cli_telemetry._append import waiting
+    from cli_telemetry.recording import upload_due
+
+    config, paths, spool = _appended(tmp_path, 0)
+    assert waiting(spool) is None
+    assert upload_due(config, paths, None, 1000, time.time())
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"upload_after_events": 0}, "upload_after_events must be a whole number"),
+        ({"upload_after_events": True}, "upload_after_events must be a whole number"),
+        ({"upload_after_seconds": -1}, "upload_after_seconds must be 0 or more"),
+        ({"upload_after_seconds": float("nan")}, "upload_after_seconds must be 0 or more"),
+        ({"upload_after_seconds": "60"}, "upload_after_seconds must be 0 or more"),
+    ],
+)
+def test_an_upload_policy_that_makes_no_sense_is_the_authors_error(
+    options: dict[str, Any], message: str
+) -> None:
+    from cli_telemetry import Telemetry
+    from cli_telemetry.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=message):
+        Telemetry("acme", version="1", **options)
+    policy = Telemetry("acme", version="1", upload_after_events=5, upload_after_seconds=0)
+    assert (policy.config.upload_after_events, policy.config.upload_after_seconds) == (5, 0.0)

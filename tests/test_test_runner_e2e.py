@@ -25,6 +25,7 @@ from loopback import Endpoint
 from typer.testing import CliRunner as TyperRunner
 
 from cli_telemetry import Telemetry
+from cli_telemetry._settings import UPLOAD_AT_ONCE_VARIABLE
 from cli_telemetry.pytest_plugin import TelemetryEvents
 
 pytestmark = pytest.mark.e2e
@@ -132,6 +133,7 @@ def test_a_run_with_neither_sign_is_a_users_run_and_records(
     """The rule is exactly those two signs: the same command, called as a console script
     calls it, with pytest's variable gone, records (and sends) as a user's run does."""
     monkeypatch.delenv("PYTEST_CURRENT_TEST")
+    monkeypatch.setenv(UPLOAD_AT_ONCE_VARIABLE, "1")  # one event: sent now, not at 20
     telemetry, cli = acme(endpoint)
     assert cli.main(["hello"], standalone_mode=False) is None
     assert telemetry.status().pending == 1
