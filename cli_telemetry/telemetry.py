@@ -62,7 +62,7 @@ class Telemetry:
 
     ``upload_after_events`` and ``upload_after_seconds`` are the upload policy: a command
     starts the background uploader once that many events wait, or once the oldest has
-    waited that long (20 and an hour by default; `cli_telemetry._spawn.upload_due`).
+    waited that long (20 and an hour by default; `cli_telemetry.recording.upload_due`).
 
     ``privacy`` (a `Privacy`) says who collects, how to reach them, why and for how long:
     ``click-telemetry schema --privacy`` writes the tool's privacy page from it and from
