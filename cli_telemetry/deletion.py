@@ -97,13 +97,18 @@ class Pending(Record):
 
 
 def request_for(tool: str, install_id: str, now: float) -> DeletionRequest:
-    """The deletion request for ``install_id``: nothing but the fields every record has."""
-    from ._ids import new_event_id
+    """The deletion request for ``install_id``: nothing but the fields every record has.
+
+    Its id is random (a UUID4), not time-ordered as events' are: the collector keeps a
+    request's id, to count a resent one once, for as long as it keeps its count, which is
+    by day only; a UUIDv7 would keep the moment of ``disable`` to the millisecond."""
+    import uuid
+
     from ._values import DELETION_EVENT, SCHEMA_VERSION, iso_time
 
     return {
         "schema_version": SCHEMA_VERSION,
-        "event_id": new_event_id(now),
+        "event_id": str(uuid.uuid4()),
         "event": DELETION_EVENT,
         "timestamp": iso_time(now),
         "tool": tool,

@@ -404,7 +404,8 @@ FIELDS: Final = (
           "The version of this format, `1`.", plain=_WHICH_RECORD),
     Field("event_id", "all", UUID,
           "An id for this record, so that a record sent twice is counted once: the time the"
-          " record was made (as in `timestamp`, to the millisecond) followed by random bits.",
+          " record was made (as in `timestamp`, to the millisecond) followed by random bits;"
+          " only random bits for a deletion request.",
           plain=_WHICH_RECORD),
     Field("event", "all", EVENT_NAME,
           "`command`, the name of a custom event the author declared, e.g."

@@ -283,7 +283,7 @@ def _store(
         return
     sinks = config.sink_specs(env)
     if sinks and not paths.testing:  # a test's events stay where the test reads them
-        if not upload_due(config, paths, waiting, max_events, time.time()):
+        if not upload_due(config, paths, waiting, max_events, max_bytes, time.time()):
             return  # the upload policy: not yet worth an uploader
         from ._paths import modified_after
         from ._settings import SPAWN_INTERVAL
@@ -299,7 +299,12 @@ def _store(
 
 
 def upload_due(
-    config: ToolConfig, paths: Paths, waiting: list[str] | None, max_events: int, now: float
+    config: ToolConfig,
+    paths: Paths,
+    waiting: list[str] | None,
+    max_events: int,
+    max_bytes: int,
+    now: float,
 ) -> bool:
     """The upload policy: whether the events ``waiting`` (the names `_append.waiting` listed
     after this run's append) are worth starting an uploader for.
@@ -307,13 +312,16 @@ def upload_due(
     An uploader run costs the user's machine 100-250 ms of CPU however few events it sends,
     so it is worth one once ``upload_after_events`` wait (never more than ``max_events``:
     the policy alone must not make the spool drop events), or once the oldest has waited
-    ``upload_after_seconds`` (its name carries its time); or when a deletion request waits
+    ``upload_after_seconds`` (its name carries its time; one dated more than a minute
+    ahead means the clock went back, and counts as due), or once they hold half of
+    ``max_bytes`` (large events under a small byte bound would be trimmed before 20 wait);
+    or when a deletion request waits
     (it goes at once, whatever the policy), or `UPLOAD_AT_ONCE_VARIABLE` is set (tests,
     demos). A spool that could not be listed is due: better an uploader too many than
     events stuck. The throttle and a sink's backoff still apply after this: the policy only
     ever holds an uploader back. Decided from what the append listed anyway, here rather
     than in `_spawn`, so that a run that starts nothing does not import it."""
-    from ._append import oldest_ns
+    from ._append import named_size, oldest_ns
     from ._settings import UPLOAD_AT_ONCE_VARIABLE, env_flag
 
     if waiting is None:
@@ -321,7 +329,12 @@ def upload_due(
     if len(waiting) >= min(config.upload_after_events, max_events):
         return True
     oldest = oldest_ns(waiting)
-    if oldest is None or now - oldest / 1e9 >= config.upload_after_seconds:
+    if oldest is None:
+        return True
+    waited = now - oldest / 1e9
+    if waited >= config.upload_after_seconds or waited < -60:
+        return True
+    if sum(map(named_size, waiting)) * 2 >= max_bytes:
         return True
     if env_flag(os.environ.get(UPLOAD_AT_ONCE_VARIABLE)):
         return True

@@ -237,3 +237,13 @@ def test_an_earlier_database_gets_the_daily_installs_counts(engine: Engine) -> N
         assert "events" in columns
         least = sa.select(sa.func.min(tables.daily_installs.c.events))
         assert connection.execute(least).scalar_one() > 0
+
+
+def test_the_report_shows_a_value_with_control_characters_as_a_literal() -> None:
+    """A collector without ``--schema`` takes any text a client sends: one with an escape
+    sequence or a newline must not drive the operator's terminal or forge a table row."""
+    assert report.shown({"value": "prod"}) == "prod"
+    assert report.shown({"value": "\x1b]0;x\x07\x1b[2J\nfake row"}) == (
+        '"\\u001b]0;x\\u0007\\u001b[2J\\nfake row"'
+    )
+    assert report.shown({"value": True}) == "true"

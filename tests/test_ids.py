@@ -200,8 +200,10 @@ def test_event_ids_sort_by_time_and_stay_unique_under_a_burst() -> None:
     assert max(burst) < min(later) and later == sorted(later)
 
 
-def test_every_record_the_library_makes_has_a_uuid7_id() -> None:
+def test_a_deletion_request_has_a_random_id_that_keeps_no_time() -> None:
+    """The collector keeps a request's id (to count a resent one once) with a count by day
+    only: a UUIDv7 would keep the moment of ``disable``."""
     from cli_telemetry.deletion import request_for
 
     request = request_for("acme", str(uuid.uuid4()), 1_795_000_000.0)
-    assert uuid.UUID(request["event_id"]).version == 7
+    assert uuid.UUID(request["event_id"]).version == 4

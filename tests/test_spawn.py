@@ -526,14 +526,31 @@ def test_upload_due_when_enough_events_wait_or_the_oldest_waited_long_enough(
     monkeypatch.delenv(UPLOAD_AT_ONCE_VARIABLE, raising=False)
     config, paths, spool = _appended(tmp_path, 2, upload_after_events=3)
     now = time.time()
-    assert not upload_due(config, paths, waiting(spool), 1000, now)
+    assert not upload_due(config, paths, waiting(spool), 1000, 2_000_000, now)
     append(spool, [b"{}"])
-    assert upload_due(config, paths, waiting(spool), 1000, now)  # three wait
+    assert upload_due(config, paths, waiting(spool), 1000, 2_000_000, now)  # three wait
     config = config.replace(upload_after_events=10, upload_after_seconds=60.0)
-    assert not upload_due(config, paths, waiting(spool), 1000, now + 59)
-    assert upload_due(config, paths, waiting(spool), 1000, now + 61)  # the oldest: a minute
+    assert not upload_due(config, paths, waiting(spool), 1000, 2_000_000, now + 59)
+    assert upload_due(config, paths, waiting(spool), 1000, 2_000_000, now + 61)  # a minute old
     monkeypatch.setenv(UPLOAD_AT_ONCE_VARIABLE, "1")
-    assert upload_due(config, paths, waiting(spool), 1000, now)
+    assert upload_due(config, paths, waiting(spool), 1000, 2_000_000, now)
+
+
+def test_a_clock_that_went_back_or_a_small_byte_bound_makes_it_due(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An oldest event dated ahead (the clock went back) would otherwise wait for 20 runs;
+    large events under a small ``max_bytes`` would be trimmed before 20 wait."""
+    from cli_telemetry._append import append, waiting
+    from cli_telemetry.recording import upload_due
+
+    monkeypatch.delenv(UPLOAD_AT_ONCE_VARIABLE, raising=False)
+    config, paths, spool = _appended(tmp_path, 0, upload_after_events=20)
+    append(spool, [b"x" * 700, b"x" * 700])
+    now = time.time()
+    assert not upload_due(config, paths, waiting(spool), 1000, 10_000, now)
+    assert upload_due(config, paths, waiting(spool), 1000, 10_000, now - 120)  # clock back
+    assert upload_due(config, paths, waiting(spool), 1000, 2_800, now)  # half the bytes
 
 
 def test_the_policy_alone_never_fills_the_spool(
@@ -544,7 +561,7 @@ def test_the_policy_alone_never_fills_the_spool(
 
     monkeypatch.delenv(UPLOAD_AT_ONCE_VARIABLE, raising=False)
     config, paths, spool = _appended(tmp_path, 5, upload_after_events=20)
-    assert upload_due(config, paths, waiting(spool), 5, time.time())  # max_events=5
+    assert upload_due(config, paths, waiting(spool), 5, 2_000_000, time.time())  # max_events=5
 
 
 def test_a_foreign_file_in_the_spool_does_not_stand_for_the_oldest_event(
@@ -562,7 +579,7 @@ def test_a_foreign_file_in_the_spool_does_not_stand_for_the_oldest_event(
     names = waiting(spool)
     assert names is not None and len(names) == 2
     assert oldest_ns(names) == int(name[:20])
-    assert not upload_due(config, paths, names, 1000, time.time())
+    assert not upload_due(config, paths, names, 1000, 2_000_000, time.time())
 
 
 def test_a_spool_that_could_not_be_listed_is_due(tmp_path: Path) -> None:
@@ -571,7 +588,7 @@ def test_a_spool_that_could_not_be_listed_is_due(tmp_path: Path) -> None:
 
     config, paths, spool = _appended(tmp_path, 0)
     assert waiting(spool) is None
-    assert upload_due(config, paths, None, 1000, time.time())
+    assert upload_due(config, paths, None, 1000, 2_000_000, time.time())
 
 
 @pytest.mark.parametrize(

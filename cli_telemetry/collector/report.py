@@ -166,7 +166,12 @@ def shown(entry: dict[str, Any]) -> str:
     if "range" in entry:
         return str(entry["range"])
     value = entry["value"]
-    return value if isinstance(value, str) else json.dumps(value)
+    if isinstance(value, str) and value.isprintable():
+        return value
+    # Not a printable text: a JSON literal, so that a control character (an escape
+    # sequence, a newline) sent by a client without --schema cannot drive the terminal
+    # or forge a row of the table.
+    return json.dumps(value)
 
 
 def top(counts: Counter[str]) -> list[dict[str, Any]]:
