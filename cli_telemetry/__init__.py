@@ -18,7 +18,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._settings import ConsentMode, Privacy, Source
+    from ._aliases import ConsentMode, Source
+    from ._settings import Privacy
     from ._values import SCHEMA_VERSION
     from .errors import ConfigurationError, SpoolBusyError, TelemetryError
     from .events import Event, Outcome
@@ -55,9 +56,9 @@ _LAZY = {
     "ConfigurationError": "errors",
     "SpoolBusyError": "errors",
     "TelemetryError": "errors",
-    "ConsentMode": "_settings",
+    "ConsentMode": "_aliases",
     "Privacy": "_settings",
-    "Source": "_settings",
+    "Source": "_aliases",
     "SCHEMA_VERSION": "events",
     "Event": "events",
     "Outcome": "events",

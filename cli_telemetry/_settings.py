@@ -16,18 +16,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
 from ._record import Record
 
 if TYPE_CHECKING:
+    from ._aliases import ConsentMode, Pending, Source
     from .providers import Provider
-
-ConsentMode = Literal["notice", "prompt"]
-Source = Literal["do_not_track", "env", "test_runner", "files", "config", "default"]
-"""Which setting decided, highest precedence first (``test_runner``: a test runs the tool,
-see `detect_test_runner`; ``files``: the directories or the home directory are not safe to
-use, see `cli_telemetry._paths.untrusted`)."""
 
 
 UPLOADER_OPTIONS_VARIABLE: Final = "CLI_TELEMETRY_UPLOADER_OPTIONS"
@@ -426,9 +421,6 @@ def write_stderr(text: str) -> None:
         sys.stderr.flush()
     except Exception:  # nothing of ours may reach the user as an error
         pass
-
-
-Pending = Literal["notice", "prompt"]
 
 
 class Decision(Record):

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any, Final
 from ._record import Record
 
 if TYPE_CHECKING:
-    from ._settings import Source, ToolConfig
+    from ._aliases import Source
+    from ._settings import ToolConfig
     from .delivery import UploadState
 
 

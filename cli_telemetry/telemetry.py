@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import click
     import typer
 
-    from ._settings import ConsentMode
+    from ._aliases import ConsentMode
     from .catalog import EventSpec
     from .errors import ConfigurationError
     from .events import Scalar
@@ -34,10 +34,12 @@ if TYPE_CHECKING:
     from .spool import Spool
     from .status import Status
 
-C = TypeVar("C", bound="click.Command | typer.Typer")
-"""What `Telemetry.instrument` takes: a command or group of either click (the real one, or
-the copy Typer 0.26 and later bundle as ``typer._click``), or a Typer app. The run-time
-check is `cli_telemetry.instrument.instrument`'s; click is never imported for it."""
+    C = TypeVar("C", bound="click.Command | typer.Typer")
+    """What `Telemetry.instrument` takes: a command or group of either click (the real one,
+    or the copy Typer 0.26 and later bundle as ``typer._click``), or a Typer app. The
+    run-time check is `cli_telemetry.instrument.instrument`'s; click is never imported for
+    it. (Only a type checker needs it: a TypeVar bound by a string costs ~0.05 ms.)"""
+
 P = TypeVar("P", bound=Mapping[str, object])
 _RESERVED = (COMMAND_EVENT, DELETION_EVENT)
 """Names of records the library makes itself, which no custom event may take."""

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from cli_telemetry._aliases import ConsentMode
 from cli_telemetry._settings import (
     Config,
     ConfigError,
-    ConsentMode,
     Decision,
     EnvSettings,
     decide,
