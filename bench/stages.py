@@ -46,7 +46,7 @@ DRIVER = textwrap.dedent(
         times[label] = t() - start
 
     timed_import("import: package, telemetry, settings, values",
-                 ["cli_telemetry", "cli_telemetry._record", "cli_telemetry._values",
+                 ["cli_telemetry", "cli_telemetry._values",
                   "cli_telemetry._settings", "cli_telemetry.telemetry"])
     timed_import("import: instrument", ["cli_telemetry.instrument"])
     start = t()

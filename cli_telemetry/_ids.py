@@ -22,8 +22,8 @@ import time
 import uuid
 from typing import Final
 
-from ._record import Record
 from ._settings import ConfigError, parse_lines
+from ._values import Record
 
 _MS_MAX: Final = (1 << 48) - 1
 _VERSION_7: Final = 0x7 << 76

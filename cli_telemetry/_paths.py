@@ -27,7 +27,7 @@ import sys
 from collections.abc import Mapping
 from typing import Final
 
-from ._record import Record
+from ._values import Record
 
 _OURS: Final = (
     getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from ._record import Record
+from ._values import Record
 
 if TYPE_CHECKING:
     from ._aliases import ConsentMode, Pending, Source

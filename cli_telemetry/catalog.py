@@ -38,8 +38,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
-from ._record import Record
-from ._values import IDENTIFY_EVENT, MAX_SAFE_INTEGER, PROPERTY_NAME
+from ._values import IDENTIFY_EVENT, MAX_SAFE_INTEGER, PROPERTY_NAME, Record
 from .errors import ConfigurationError
 from .events import MAX_PROPERTIES, PROPERTY_VALUE_WHAT, Scalar, property_value
 

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from ._record import Record
+from ._values import Record
 
 if TYPE_CHECKING:
     from ._paths import Paths

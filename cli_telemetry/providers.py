@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from ._record import Record
+from ._values import Record
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:

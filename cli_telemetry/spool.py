@@ -39,8 +39,7 @@ from ._append import DEFAULT_MAX_BYTES as DEFAULT_MAX_BYTES
 from ._append import DEFAULT_MAX_EVENTS as DEFAULT_MAX_EVENTS
 from ._append import event_file_name as event_file_name
 from ._paths import make_private_dir
-from ._record import Record
-from ._values import MAX_EVENT_BYTES
+from ._values import MAX_EVENT_BYTES, Record
 
 
 def is_event_file(name: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Final
 
-from ._record import Record
+from ._values import Record
 
 if TYPE_CHECKING:
     from ._aliases import Source

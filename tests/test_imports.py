@@ -24,7 +24,6 @@ OURS = {
     "cli_telemetry",
     "cli_telemetry._ids",
     "cli_telemetry._paths",
-    "cli_telemetry._record",
     "cli_telemetry._values",
     "cli_telemetry._settings",
     "cli_telemetry._spawn",
@@ -38,7 +37,6 @@ OURS = {
     "cli_telemetry.telemetry",
 }
 DO_NOT_TRACK_RUN = {
-    "cli_telemetry._record",
     "cli_telemetry._settings",
     "cli_telemetry._values",
     "cli_telemetry.instrument",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Final, Literal, Protocol, runtime_checkable
 
-from .._record import Record
+from .._values import Record
 
 Outcome = Literal["delivered", "retry", "rejected"]
 """delivered: the sink has the events (but those it names as refused). retry: keep them and
