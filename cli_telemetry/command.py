@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from . import _paths
     from ._settings import Config, ToolConfig
+    from .status import Status
 
     Echo = Callable[..., None]
     """The framework's ``echo(message, err=False)``."""
@@ -139,7 +140,7 @@ def show_status(config_of: Callable[[], ToolConfig], as_json: bool, echo: Echo) 
     echo(f"Install id:  {state.install_id or '(none: created with the first recorded event)'}")
     echo(f"Config file: {state.config_file}")
     echo(f"Spool:       {state.spool_dir}")
-    echo(f"Waiting:     {state.pending} event(s)")
+    echo(f"Waiting:     {state.pending} event(s){_when_sent(state, config_of())}")
     echo(f"Dropped:     {state.dropped} (spool full), {state.rejected} (refused for good)")
     echo(f"Last upload: {state.last_upload or 'never'}")
     if state.last_error:
@@ -155,6 +156,22 @@ def show_status(config_of: Callable[[], ToolConfig], as_json: bool, echo: Echo) 
         )
     if state.enabled:
         echo(f"Turn it off with `{tool} telemetry disable` or DO_NOT_TRACK=1.")
+
+
+def _when_sent(state: Status, config: ToolConfig) -> str:
+    """When the waiting events go, by the upload policy (`Status.upload_due`) and the
+    destinations' backoff; nothing when none would (telemetry off, or no destination)."""
+    if not (state.enabled and state.sinks and (state.upload_due or state.upload_due_at)):
+        return ""
+    if state.upload_due:
+        resting = [sink.next_attempt for sink in state.sinks]
+        if all(resting):  # every destination backs off: the uploader would start for none
+            return f", sent with the first command after {min(filter(None, resting))}"
+        return ", sent with the next command"
+    from ._append import DEFAULT_MAX_EVENTS
+
+    enough = min(config.upload_after_events, config.max_events or DEFAULT_MAX_EVENTS)
+    return f", sent once {enough} wait or with the first command after {state.upload_due_at}"
 
 
 def turn_on(config_of: Callable[[], ToolConfig], echo: Echo) -> None:

@@ -20,7 +20,7 @@ class SinkStatus(Record):
     failure or refusal (cleared by a clean delivery; ``redirect:https://host`` when its
     endpoint redirects, see `cli_telemetry.sinks.http.redirected`), ``failures`` how many
     attempts in a row failed, ``next_attempt`` when it may be sent to again while it backs
-    off (UTC, ISO 8601; None when it may be sent to now, by the next command's uploader).
+    off (UTC, ISO 8601; None when it may be sent to now, by the next upload).
     """
 
     __slots__ = ("failures", "last_error", "last_upload", "name", "next_attempt")
@@ -63,7 +63,7 @@ class SinkStatus(Record):
         if self.next_attempt:
             parts.append(f"next attempt after {self.next_attempt}")
         else:
-            parts.append("next attempt with the next command")
+            parts.append("next attempt with the next upload")
         lines = [f"  {self.name}: {'; '.join(parts)}"]
         if is_redirect(self.last_error):
             target = self.last_error[len(REDIRECT) + 1 :] if self.last_error else ""
@@ -88,6 +88,14 @@ class Status(Record):
     state (`SinkStatus`), in the order the tool sends to them. ``deletions_waiting`` counts
     the deletion requests ``disable`` left that have not reached every destination yet,
     ``deletions_waiting_for`` names those destinations (`cli_telemetry.deletion`).
+
+    ``upload_due`` says the upload policy (`cli_telemetry.recording.upload_due`) starts the
+    uploader with the next recorded command (its throttle and each destination's backoff
+    permitting); when it does not yet, ``upload_due_at`` is when the oldest waiting event
+    will have waited ``upload_after_seconds`` (UTC, ISO 8601; the policy is also due
+    earlier, once ``upload_after_events`` wait). Both are false and None when no event
+    waits: without them, a user who sees three events waiting could not tell why nothing
+    is sent.
     """
 
     __slots__ = (
@@ -105,6 +113,8 @@ class Status(Record):
         "sinks",
         "source",
         "spool_dir",
+        "upload_due",
+        "upload_due_at",
     )
 
     def __init__(
@@ -123,6 +133,8 @@ class Status(Record):
         last_error: str | None = None,
         deletions_waiting: int = 0,
         deletions_waiting_for: tuple[str, ...] = (),
+        upload_due: bool = False,
+        upload_due_at: str | None = None,
     ) -> None:
         self.enabled: Final = enabled
         self.source: Final = source
@@ -138,6 +150,8 @@ class Status(Record):
         self.last_error: Final = last_error
         self.deletions_waiting: Final = deletions_waiting
         self.deletions_waiting_for: Final = deletions_waiting_for
+        self.upload_due: Final = upload_due
+        self.upload_due_at: Final = upload_due_at
 
     def as_dict(self) -> dict[str, Any]:
         """The fields, each sink's as a dict too (what ``status --json`` prints)."""
@@ -148,11 +162,11 @@ class Status(Record):
 
 def read_status(config: ToolConfig) -> Status:
     """The current decision, ids, spool and last upload, read from disk (writes nothing)."""
-    from . import _paths, deletion
+    from . import _append, _paths, deletion
     from ._ids import read_ids
     from ._settings import EnvSettings
-    from .delivery import UploadState
-    from .recording import decide, open_spool
+    from .delivery import UploadState, iso_seconds
+    from .recording import decide, open_spool, upload_due
 
     env = EnvSettings.read(config.env_prefix)
     paths = _paths.resolve(config.tool)
@@ -167,6 +181,15 @@ def read_status(config: ToolConfig) -> Status:
         for p in deletion.read(paths.deletion_file, env.report)
         if p.waiting_for() and not p.expired(now)
     ]
+    names = _append.waiting(paths.spool_dir)
+    due, due_at = False, None
+    if names:
+        max_events = config.max_events or _append.DEFAULT_MAX_EVENTS
+        max_bytes = config.max_bytes or _append.DEFAULT_MAX_BYTES
+        due = upload_due(config, paths, names, max_events, max_bytes, now)
+        oldest = _append.oldest_ns(names)
+        if not due and oldest is not None:
+            due_at = iso_seconds(oldest / 1e9 + config.upload_after_seconds)
     return Status(
         enabled=decision.enabled,
         source=decision.source,
@@ -182,4 +205,6 @@ def read_status(config: ToolConfig) -> Status:
         last_error=upload.last_error,
         deletions_waiting=len(waiting),
         deletions_waiting_for=tuple(sorted({name for p in waiting for name in p.waiting_for()})),
+        upload_due=due,
+        upload_due_at=due_at,
     )

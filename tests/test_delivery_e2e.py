@@ -211,7 +211,7 @@ def test_status_lists_each_sink_when_one_of_two_fails(tmp_path: Path, endpoint: 
         lines = acme.run("telemetry", "status").stdout.splitlines()
         sinks = lines[lines.index("Sinks:") + 1 :]
         assert sinks[0] == (
-            f"  collector: last delivery {main['last_upload']}; next attempt with the next command"
+            f"  collector: last delivery {main['last_upload']}; next attempt with the next upload"
         )
         assert sinks[1] == (
             f"  backup: last delivery never; last error redirect:{origin}, 1 failure(s) in a"

@@ -9,6 +9,7 @@ before it spawns (`_spawn.should_spawn`), and nothing else creates it.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -149,3 +150,48 @@ def test_a_sink_in_backoff_still_waits_for_it(tmp_path: Path, endpoint: Endpoint
     assert tool.run("hello").returncode == 0  # due by the policy, held by the backoff
     assert os.stat(stamp(tool)).st_mtime == before
     assert endpoint.seen == 1
+    status = json.loads(tool.run("telemetry", "status", "--json").stdout)
+    resting_until = status["sinks"][0]["next_attempt"]
+    assert status["upload_due"] and resting_until is not None
+    assert (
+        f"Waiting:     2 event(s), sent with the first command after {resting_until}"
+        in tool.run("telemetry", "status").stdout.splitlines()
+    )
+
+
+def test_status_says_when_the_waiting_events_go(tmp_path: Path, endpoint: Endpoint) -> None:
+    tool = policy_tool(tmp_path, endpoint, "upload_after_events=3")
+    assert tool.run("hello").returncode == 0
+    assert tool.run("hello").returncode == 0
+    [first, _] = sorted(tool.event_files())
+    due_at = time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(first.name[:20]) / 1e9 + 3600)
+    )  # the policy's default: an hour after the oldest was recorded
+    status = json.loads(tool.run("telemetry", "status", "--json").stdout)
+    assert (status["pending"], status["upload_due"], status["upload_due_at"]) == (2, False, due_at)
+    lines = tool.run("telemetry", "status").stdout.splitlines()
+    assert (
+        f"Waiting:     2 event(s), sent once 3 wait or with the first command after {due_at}"
+        in (lines)
+    )
+    assert "  collector: last delivery never; next attempt with the next upload" in lines
+    # An hour passes (the names are the policy's clock): now due, by time.
+    ns = int(first.name[:20]) - 3601 * 10**9
+    first.rename(first.with_name(f"{ns:020d}{first.name[20:]}"))
+    status = json.loads(tool.run("telemetry", "status", "--json").stdout)
+    assert (status["upload_due"], status["upload_due_at"]) == (True, None)
+    lines = tool.run("telemetry", "status").stdout.splitlines()
+    assert "Waiting:     2 event(s), sent with the next command" in lines
+    assert endpoint.seen == 0  # status only says: it sends nothing of the events
+
+
+def test_status_names_no_upload_when_nothing_waits_or_telemetry_is_off(
+    tmp_path: Path, endpoint: Endpoint
+) -> None:
+    tool = policy_tool(tmp_path, endpoint, "upload_after_events=3")
+    status = json.loads(tool.run("telemetry", "status", "--json").stdout)
+    assert (status["pending"], status["upload_due"], status["upload_due_at"]) == (0, False, None)
+    assert "Waiting:     0 event(s)" in tool.run("telemetry", "status").stdout.splitlines()
+    assert tool.run("hello").returncode == 0
+    off = tool.run("telemetry", "status", env={"DO_NOT_TRACK": "1"}).stdout.splitlines()
+    assert "Waiting:     1 event(s)" in off  # nothing goes while it is off
