@@ -25,6 +25,10 @@ decides whether the events waiting are worth an uploader yet: one run costs the 
 machine 100-250 ms of CPU however few events it sends, so a command starts one only once
 ``upload_after_events`` wait or the oldest has waited ``upload_after_seconds``, or a
 deletion request waits.
+
+The uploader runs at the lowest CPU priority (`lower_priority`): it is background work,
+and the user's next command, started while it sends, must not share a core with it on
+equal terms.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ if TYPE_CHECKING:
 
 # Windows process creation flags (subprocess only defines them on Windows).
 CREATE_NEW_PROCESS_GROUP: Final = 0x00000200
+BELOW_NORMAL_PRIORITY_CLASS: Final = 0x00004000
 DETACHED_PROCESS: Final = 0x00000008
 CREATE_NO_WINDOW: Final = 0x08000000
 
@@ -269,6 +274,7 @@ def run_if_frozen_uploader() -> None:
         return
     code = 1
     try:
+        lower_priority()
         from ._uploader import main
 
         code = main()
@@ -326,8 +332,35 @@ def _spawn_windows(argv: list[str], env: dict[str, str]) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         close_fds=True,
-        creationflags=CREATE_NO_WINDOW | DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP,
+        creationflags=(
+            CREATE_NO_WINDOW
+            | DETACHED_PROCESS
+            | CREATE_NEW_PROCESS_GROUP
+            | BELOW_NORMAL_PRIORITY_CLASS  # see `lower_priority`
+        ),
     )
+
+
+UPLOADER_NICENESS: Final = 19
+
+
+def lower_priority() -> None:
+    """Give the uploader the lowest CPU priority (niceness 19), first thing in its process.
+
+    An uploader run costs 100-250 ms of CPU (an interpreter, urllib3, a connection), most
+    of it while the user may already run their next command: at niceness 19 it gets what
+    the commands leave (Linux's scheduler weighs it at about 1.5% of a normal process's
+    share of a busy core), and Linux's default I/O scheduling follows the CPU priority. It
+    still runs, so its deadline holds on a busy machine. posix_spawn has no attribute for
+    it, so the uploader sets its own; on Windows `_spawn_windows` starts it below normal
+    priority instead. A failure (a sandbox that refuses it) changes nothing else.
+    """
+    if not hasattr(os, "nice"):
+        return
+    try:
+        os.nice(UPLOADER_NICENESS - os.nice(0))
+    except OSError:
+        pass
 
 
 def reap(pids: list[int]) -> list[int]:

@@ -31,6 +31,13 @@ in ``upload.json``, which ``telemetry status`` shows.
 
 from __future__ import annotations
 
+from ._spawn import lower_priority
+
+if __name__ == "__main__":
+    # Started as the uploader, not imported (a frozen app's uploader does this in
+    # `_spawn.run_if_frozen_uploader`): before the imports below, most of the run's CPU.
+    lower_priority()
+
 import json
 import os
 import random

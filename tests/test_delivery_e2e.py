@@ -312,6 +312,21 @@ def test_the_uploaders_endpoint_and_token_are_not_in_its_arguments(
     endpoint.release.set()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_uploader_runs_at_the_lowest_cpu_priority(sending: Tool, endpoint: Endpoint) -> None:
+    """The user's next command must not share a core with the uploader on equal terms
+    (`_spawn.lower_priority`)."""
+    endpoint.mode = "hold"
+    result = sending.run("hello")
+    assert result.returncode == 0
+    assert poll(lambda: endpoint.holding == 1, timeout=20)
+    pid = int((sending.state_dir / "uploader.pid").read_text())
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    assert int(fields[16]) == 19  # the niceness: field 19 of stat(5), 17th after the name
+    endpoint.release.set()
+
+
 def test_a_hundred_concurrent_commands_with_a_flaky_server_lose_and_duplicate_nothing(
     sending: Tool, endpoint: Endpoint
 ) -> None:

@@ -83,7 +83,8 @@ def test_windows_popen_flags(fp: FakeProcess) -> None:
     assert seen["close_fds"] is True
     assert seen["env"] == {"A": "1"}
     flags = seen["creationflags"]
-    assert flags == 0x08000000 | 0x00000008 | 0x00000200  # NO_WINDOW|DETACHED|NEW_GROUP
+    assert flags == 0x08000000 | 0x00000008 | 0x00000200 | 0x00004000  # NO_WINDOW|DETACHED|
+    # NEW_GROUP|BELOW_NORMAL_PRIORITY (see `_spawn.lower_priority`)
 
 
 @pytest.mark.usefixtures("as_a_user")
@@ -365,9 +366,15 @@ def test_the_stamp_is_set_by_name_where_utime_takes_no_descriptor(
 
 
 @pytest.fixture
-def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
-    """This process as a frozen app: PyInstaller sets sys.frozen."""
+def frozen(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """This process as a frozen app: PyInstaller sets sys.frozen. A run that turns into
+    the uploader lowers its priority: here it is noted in the list returned, and not done
+    (it would slow the rest of the test session; the e2e test in test_delivery_e2e.py reads
+    a real uploader's)."""
     monkeypatch.setattr(sys, "frozen", True, raising=False)
+    lowered: list[str] = []
+    monkeypatch.setattr(_spawn, "lower_priority", lambda: lowered.append("lowered"))
+    return lowered
 
 
 @pytest.mark.usefixtures("frozen")
@@ -432,7 +439,7 @@ def uploader_marks(monkeypatch: pytest.MonkeyPatch, argv: list[str], options: st
 
 
 def test_a_frozen_app_started_as_its_uploader_runs_it_and_exits_with_its_code(
-    monkeypatch: pytest.MonkeyPatch, frozen: None
+    monkeypatch: pytest.MonkeyPatch, frozen: list[str]
 ) -> None:
     from cli_telemetry import _uploader
 
@@ -441,6 +448,7 @@ def test_a_frozen_app_started_as_its_uploader_runs_it_and_exits_with_its_code(
     with pytest.raises(SystemExit) as exit_:
         _spawn.run_if_frozen_uploader()
     assert exit_.value.code == 3
+    assert frozen == ["lowered"]  # first: before the uploader's imports
 
     def broken() -> int:
         raise ValueError("the options are not JSON")
@@ -473,7 +481,7 @@ def test_without_both_marks_in_a_frozen_app_the_command_runs(
 
 @pytest.mark.usefixtures("as_a_user")
 def test_an_instrumented_command_in_a_frozen_uploader_never_runs(
-    monkeypatch: pytest.MonkeyPatch, frozen: None, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, frozen: list[str], tmp_path: Path
 ) -> None:
     """The hook is the instrumented command's ``main``: the author adds nothing. The
     uploader's run neither runs the command nor records it; the user's next run does both."""
