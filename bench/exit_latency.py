@@ -19,7 +19,9 @@ The uploaders are waited for, not slept for: this process makes itself the child
 subreaper (Linux), so a detached uploader, orphaned when its command exits, becomes its
 child, and ``os.wait4`` returns when it ends. ``--before REV`` measures the library as it
 was at REV too (``git archive``, first on the tool's PYTHONPATH, which its uploader
-inherits), same machine, same minutes.
+inherits), same machine, same minutes. The side without telemetry has the stand-in first
+on PYTHONPATH (``bench/baseline``), and this checkout an empty directory there, so that
+every side searches as many directories for each import (see bench/overhead.py).
 """
 
 from __future__ import annotations
@@ -178,6 +180,8 @@ def main() -> None:
     hole_url, hole = blackhole()
     endpoints = {"healthy": ok_url, "refusing": refusing(), "blackholed": hole_url}
     work = Path(tempfile.mkdtemp(prefix="cli-telemetry-exit-"))
+    empty = work / "empty"
+    empty.mkdir()
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "CLI_APP_"))}
     for name in ("DO_NOT_TRACK", "CLI_TELEMETRY_UPLOAD_AT_ONCE", "PYTHONPATH"):
         base_env.pop(name, None)
@@ -201,8 +205,9 @@ def main() -> None:
                         homes.append(home)
                         env = {**base_env, "HOME": str(home),
                                "CLI_APP_TELEMETRY_ENDPOINT": url}  # fmt: skip
-                        if path is not None:
-                            env["PYTHONPATH"] = path
+                        # As many directories searched for each import as the stand-in's
+                        # side (see bench/overhead.py): an empty one for this checkout.
+                        env["PYTHONPATH"] = path if path is not None else str(empty)
                         subprocess.run([script, "telemetry", "enable"], env=env, cwd=home,
                                        check=True, capture_output=True)  # fmt: skip
                         ratio = measure(scenario, shape, [script, "hello"], env, str(home), args)
