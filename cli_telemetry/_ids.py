@@ -100,6 +100,7 @@ def load_or_create_ids(path: str) -> Ids:
 
             write_private(path, ids.to_text())
         return ids
+    from ._append import write_all
     from ._paths import CREATE_FLAGS, make_private_dir
 
     make_private_dir(os.path.dirname(path))
@@ -107,8 +108,10 @@ def load_or_create_ids(path: str) -> Ids:
     tmp = f"{path}.{uuid.uuid4().hex}.tmp"
     fd = os.open(tmp, CREATE_FLAGS, 0o600)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(fresh.to_text())
+        try:
+            write_all(fd, fresh.to_text().encode())
+        finally:
+            os.close(fd)
         try:
             os.link(tmp, path)
         except FileExistsError:
