@@ -8,9 +8,10 @@ and interleaved (ABBA, so drift hits both sides alike), and prints the median of
 per-pair ratios. Three more scenarios run with DO_NOT_TRACK=1, with a nearly full spool
 (990 of 1,000 events waiting, as when the network has been down for a while), and as the
 first recorded run after ``telemetry enable`` (no ids, no spool yet: it creates them; one
-event is not worth an uploader yet, by the upload policy). The last line of each tool is the enabled scenario with an empty
-spool, the usual state once an uploader drains it: ``overhead ratio: X.XX``. Each run is
-a fresh process, so the figure includes import time, which is most of the cost.
+event is not worth an uploader yet, by the upload policy). The last line of each tool is
+the enabled scenario with an empty spool, the usual state once an uploader drains it:
+``overhead ratio: X.XX``. Each run is a fresh process, so the figure includes import
+time, which is most of the cost.
 
 Both examples run: the click tool (``cli-app``) and its Typer twin (``typer-app``, on the
 Typer of this Python: in ``.venv``, a Typer that never imports click), or the one named by

@@ -19,6 +19,7 @@ rule as a regular expression for JSON Schema; ``tests/test_events.py`` holds the
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -405,11 +406,15 @@ def fit_error_type(name: str) -> str:
     return name if _error_type(name) else PLACEHOLDER
 
 
-_JSON_ESCAPES: Final = (
-    {i: f"\\u{i:04x}" for i in range(0x20)}
-    | {0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f", 0x0D: "\\r"}
-    | {0x22: '\\"', 0x5C: "\\\\"}
-)
+@functools.cache
+def _json_escapes() -> dict[int, str]:
+    """What JSON escapes in a string, for ``str.translate``: built when a string first
+    needs it (most events have none), not at import on every run."""
+    return (
+        {i: f"\\u{i:04x}" for i in range(0x20)}
+        | {0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f", 0x0D: "\\r"}
+        | {0x22: '\\"', 0x5C: "\\\\"}
+    )
 
 
 def encode(value: object) -> str:
@@ -429,7 +434,9 @@ def encode(value: object) -> str:
         return "false"
     if isinstance(value, str):
         value.encode("utf-8")  # a lone surrogate cannot be written: raise here
-        return '"' + value.translate(_JSON_ESCAPES) + '"'
+        if value.isprintable() and '"' not in value and "\\" not in value:
+            return '"' + value + '"'  # nothing to escape: no control character either
+        return '"' + value.translate(_json_escapes()) + '"'
     if isinstance(value, int):
         return int.__repr__(value)
     if isinstance(value, float):

@@ -288,6 +288,13 @@ def test_encode_round_trips_every_string_of_single_code_points() -> None:
     assert encode(text) == json.dumps(text, ensure_ascii=False)
 
 
+def test_encode_escapes_each_code_point_alone_as_json_does() -> None:
+    """Each on its own, so that the path a string takes (nothing to escape, or the escape
+    table) is decided by that one character."""
+    for c in [*range(0x2FF), 0x2028, 0x2029, 0xFEFF, 0xE000]:
+        assert encode(f"a{chr(c)}") == json.dumps(f"a{chr(c)}", ensure_ascii=False), hex(c)
+
+
 def test_encode_writes_tuples_as_lists_and_bool_subclass_checks_first() -> None:
     assert encode((1, 2)) == "[1,2]"
     assert encode([True, 1]) == "[true,1]"
