@@ -137,23 +137,36 @@ def measure(
     return statistics.median(ratios)
 
 
-def render(results: dict[str, Any]) -> list[str]:
+def render(results: dict[str, Any], part: str | None = None) -> list[str]:
     """The lines printed for the results (as in the ``--json`` file): the docs' tables are
-    these lines, rendered from the committed results (scripts/docs_outputs.py)."""
+    these lines, rendered from the committed results (scripts/docs_outputs.py). ``part=
+    "summary"``: only the worst cell of each scenario, beside its target (the README's)."""
     endpoints = results["endpoints"]
-    lines = [
-        f"median ratio (with / without telemetry): spaced and forced over {results['pairs']}"
-        f" pairs, script over {results['loops']} pairs of {results['loop']}-run loops",
-    ]
-    worst = []
-    for library, scenarios in results["libraries"].items():
-        for scenario, shapes in scenarios.items():
-            lines.append(f"{library}, {scenario:<14}" + "".join(f"{n:>12}" for n in endpoints))
-            for shape, cells in shapes.items():
-                lines.append(f"  {shape:<20}" + "".join(f"{cells[n]:>12.3f}" for n in endpoints))
-            top = max(c for cells in shapes.values() for c in cells.values())
-            worst.append(f"{library}, {scenario}: {top:.2f} (target {TARGETS[scenario]:.2f})")
-    lines.append("worst median ratio: " + "; ".join(worst))
+    libraries = results["libraries"]
+    lines = []
+    if part != "summary":
+        lines.append(
+            f"median ratio (with / without telemetry): spaced and forced over"
+            f" {results['pairs']} pairs, script over {results['loops']} pairs of"
+            f" {results['loop']}-run loops"
+        )
+        for library, scenarios in libraries.items():
+            for scenario, shapes in scenarios.items():
+                lines.append(f"{library}, {scenario:<14}" + "".join(f"{n:>12}" for n in endpoints))
+                for shape, cells in shapes.items():
+                    lines.append(
+                        f"  {shape:<20}" + "".join(f"{cells[n]:>12.3f}" for n in endpoints)
+                    )
+    width = max(len(library) for library in libraries) + 2
+    lines.append("the worst cell of each scenario (3 shapes x 3 endpoints)")
+    lines.append(f"{'':<10}" + "".join(f"{library:>{width}}" for library in libraries) + "  target")
+    for scenario in next(iter(libraries.values())):
+        worst = [
+            max(c for cells in libraries[library][scenario].values() for c in cells.values())
+            for library in libraries
+        ]
+        row = "".join(f"{w:>{width}.2f}" for w in worst)
+        lines.append(f"{scenario:<10}{row}{TARGETS[scenario]:>8.2f}")
     return lines
 
 

@@ -89,12 +89,15 @@ def bytecode_kb(module: str) -> float:
     return os.path.getsize(importlib.util.cache_from_source(spec.origin)) / 1000
 
 
-def render(results: dict[str, Any]) -> list[str]:
-    """The lines printed for the results (as in the ``--json`` file)."""
+def render(results: dict[str, Any], part: str | None = None) -> list[str]:
+    """The lines printed for the results (as in the ``--json`` file); ``part="runs"``: the
+    first table only (the README's)."""
     without = results["runs"]["without telemetry"]
     lines = [f"{'run of `cli-app hello`':<28}{'instructions':>14}{'ratio':>8}"]
     for name, count in results["runs"].items():
         lines.append(f"{name:<28}{count / 1e6:>13.1f}M{count / without:>8.3f}")
+    if part == "runs":
+        return lines
     lines += ["", f"{'a recorded run imports':<28}{'bytecode':>10}{'instructions':>14}"]
     for row in results["imports"]:
         lines.append(f"{row['module']:<28}{row['kb']:>8.1f}kB{row['instructions'] / 1e3:>13.0f}K")
