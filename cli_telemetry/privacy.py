@@ -399,7 +399,10 @@ def _who(
         ]
     if forwarded_to:
         lines += ["From there, they are passed on to:", "", *_items(list(forwarded_to)), ""]
-    lines.append("They go nowhere else. Until they are sent, they wait in a file on your computer.")
+    lines.append(
+        "They go nowhere else. Until they are sent, they wait in a file on your computer:"
+        f" `{tool} telemetry status` says how many wait, and when they will be sent."
+    )
     if all(place.local for place in places):
         return lines
     lines += [
