@@ -94,7 +94,7 @@ class Status(Record):
     permitting); when it does not yet, ``upload_due_at`` is when the oldest waiting event
     will have waited ``upload_after_seconds`` (UTC, ISO 8601; the policy is also due
     earlier, once ``upload_after_events`` wait). Both are false and None when no event
-    waits: without them, a user who sees three events waiting could not tell why nothing
+    waits or telemetry is off (nothing is sent then): without them, a user who sees three events waiting could not tell why nothing
     is sent.
     """
 
@@ -181,7 +181,7 @@ def read_status(config: ToolConfig) -> Status:
         for p in deletion.read(paths.deletion_file, env.report)
         if p.waiting_for() and not p.expired(now)
     ]
-    names = _append.waiting(paths.spool_dir)
+    names = _append.waiting(paths.spool_dir) if decision.enabled else None
     due, due_at = False, None
     if names:
         max_events = config.max_events or _append.DEFAULT_MAX_EVENTS

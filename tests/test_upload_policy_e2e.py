@@ -195,3 +195,5 @@ def test_status_names_no_upload_when_nothing_waits_or_telemetry_is_off(
     assert tool.run("hello").returncode == 0
     off = tool.run("telemetry", "status", env={"DO_NOT_TRACK": "1"}).stdout.splitlines()
     assert "Waiting:     1 event(s)" in off  # nothing goes while it is off
+    status = json.loads(tool.run("telemetry", "status", "--json", env={"DO_NOT_TRACK": "1"}).stdout)
+    assert (status["pending"], status["upload_due"], status["upload_due_at"]) == (1, False, None)
