@@ -94,8 +94,8 @@ class Status(Record):
     permitting); when it does not yet, ``upload_due_at`` is when the oldest waiting event
     will have waited ``upload_after_seconds`` (UTC, ISO 8601; the policy is also due
     earlier, once ``upload_after_events`` wait). Both are false and None when no event
-    waits or telemetry is off (nothing is sent then): without them, a user who sees three events waiting could not tell why nothing
-    is sent.
+    waits or telemetry is off (nothing is sent then): without them, a user who sees three
+    events waiting could not tell why nothing is sent.
     """
 
     __slots__ = (
