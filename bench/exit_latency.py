@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import measured  # bench/measured.py, beside this script
-from processes import library_at, subreaper
+from processes import compile_sources, library_at, subreaper
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = str(ROOT / "bench" / "baseline")
@@ -184,11 +184,7 @@ def main() -> None:
     script = shutil.which("cli-app", path=os.path.dirname(sys.executable))
     if script is None:
         raise SystemExit("cli-app is not installed next to this Python; run `python3 dev.py test`")
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(ROOT / "cli_telemetry"),
-         str(ROOT / "examples" / "cli_app"), BASELINE],
-        check=True,
-    )  # fmt: skip
+    compile_sources()
     ok_url, server = healthy()
     hole_url, hole = blackhole()
     endpoints = {"healthy": ok_url, "refusing": refusing(), "blackholed": hole_url}

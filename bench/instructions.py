@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import measured  # bench/measured.py, beside this script
+from processes import compile_sources
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = str(ROOT / "bench" / "baseline")
@@ -119,11 +120,7 @@ def main() -> None:
     if tool is None:
         raise SystemExit("cli-app is not installed next to this Python; run `python3 dev.py test`")
     run = measured.context(sys.argv)
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(ROOT / "cli_telemetry"),
-         str(ROOT / "examples"), BASELINE],
-        check=True,
-    )  # fmt: skip
+    compile_sources()
     home = tempfile.mkdtemp(prefix="cli-telemetry-instructions-")
     empty = os.path.join(home, "empty")
     os.mkdir(empty)

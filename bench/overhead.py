@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import measured  # bench/measured.py, beside this script
+from processes import compile_sources
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = str(ROOT / "bench" / "baseline")
@@ -144,11 +145,7 @@ def main() -> None:
     parser.add_argument("--json", metavar="PATH", help="also write the results there")
     args = parser.parse_args()
     run = measured.context(sys.argv)
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(ROOT / "cli_telemetry"),
-         str(ROOT / "examples"), BASELINE],
-        check=True,
-    )  # fmt: skip
+    compile_sources()
     results = []
     for name in args.tool or TOOLS:
         results.append(bench(name, args.pairs))

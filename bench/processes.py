@@ -1,5 +1,6 @@
-"""What the benches that follow the detached uploaders share: becoming their reaper, and a
-copy of the library as it was at another commit (for before/after tables)."""
+"""What the benches that run the example tool share: its sources compiled first, becoming
+the reaper of the detached uploaders, and a copy of the library as it was at another commit
+(for before/after tables)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PR_SET_CHILD_SUBREAPER = 36
+
+
+def compile_sources() -> None:
+    """Compile the library, the examples and the stand-in, so that every side imports from
+    bytecode, as an installed tool does: with PYTHONDONTWRITEBYTECODE set (as on the CI
+    machines), an editable install would otherwise recompile every module on every run,
+    and a bench would measure the compiler."""
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(ROOT / "cli_telemetry"),
+         str(ROOT / "examples"), str(ROOT / "bench" / "baseline")],
+        check=True,
+    )  # fmt: skip
 
 
 def subreaper() -> None:

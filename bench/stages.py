@@ -28,6 +28,8 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+from processes import compile_sources  # bench/processes.py, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 
 DRIVER = textwrap.dedent(
@@ -168,11 +170,7 @@ def main() -> None:
     )
     parser.add_argument("--json", metavar="PATH", help="also write the medians there (µs)")
     args = parser.parse_args()
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(ROOT / "cli_telemetry"),
-         str(ROOT / "examples")],
-        check=True,
-    )  # fmt: skip
+    compile_sources()
     code = driver(IMPORTS + LATER_IMPORTS[args.layout], WRAPPED[args.layout])
     home = tempfile.mkdtemp(prefix="cli-telemetry-stages-")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "CLI_APP_"))}

@@ -38,7 +38,7 @@ from typing import Any
 
 import measured  # bench/measured.py, beside this script
 from exit_latency import healthy
-from processes import library_at, subreaper
+from processes import compile_sources, library_at, subreaper
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ".local/state/cli-app/telemetry"
@@ -154,8 +154,7 @@ def main() -> None:
     script = shutil.which("cli-app", path=os.path.dirname(sys.executable))
     if script is None:
         raise SystemExit("cli-app is not installed next to this Python; run `python3 dev.py test`")
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "cli_telemetry")],
-                   check=True)  # fmt: skip
+    compile_sources()
     rng = random.Random(args.seed)
     gaps = [rng.expovariate(1 / args.mean_gap) for _ in range(args.commands)]
     url, server = healthy()
