@@ -9,6 +9,7 @@ earlier release gets its custom events' rollup filled once."""
 from __future__ import annotations
 
 import random
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -220,6 +221,33 @@ def test_the_rollups_agree_with_the_events(engine: Engine) -> None:
         for table in ("daily_usage", "daily_flags", "daily_custom"):
             counts = connection.execute(text(f"select * from {table}")).all()  # noqa: S608
             assert all(row[-1] > 0 for row in counts), table
+
+
+def test_two_engines_storing_the_same_events_at_once_store_each_once(engine: Engine) -> None:
+    """As two collector processes would (one of them a resend through another): each
+    event is new for exactly one of them, and counted once."""
+    rng = random.Random(9)
+    batch = [varied(rng, rng.random() * 86400) for _ in range(280)]
+    batch += [varied_custom(rng, rng.random() * 86400) for _ in range(20)]
+    other = storage.connect(str(engine.url.render_as_string(hide_password=False)))
+    counts: list[int] = []
+    start = threading.Barrier(4)
+
+    def send(target: Engine) -> None:
+        start.wait()
+        counts.extend(storage.store(target, [list(batch)]))
+
+    threads = [threading.Thread(target=send, args=(e,)) for e in (engine, other) * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    other.dispose()
+    assert sorted(counts) == [0, 0, 0, 300]
+    assert storage.count(engine) == 300
+    assert_rollups_agree(engine)
+    with engine.connect() as connection:
+        assert rollups.of_tables(connection, since_day="") == rollups.of_events(batch)
 
 
 def test_an_earlier_database_gets_the_daily_installs_counts(engine: Engine) -> None:

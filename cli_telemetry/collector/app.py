@@ -27,8 +27,9 @@ costs a thread a bounded time and never stalls ``/healthz`` or the other request
 
 One writer per process stores: batches that arrive while a transaction runs wait and go
 together into the next one (group commit), so concurrent senders share a commit instead of
-queueing for one each. Each request is answered only once its events are committed; if that
-transaction fails, every request in it gets 503 and may be resent.
+queueing for one each; and a transaction about to start waits briefly for the batches
+still being checked (`GATHER`). Each request is answered only once its events are
+committed; if that transaction fails, every request in it gets 503 and may be resent.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import anyio
@@ -75,9 +76,24 @@ MAX_GROUP_EVENTS: Final = 20_000
 """A transaction takes waiting batches until it holds this many events (a larger batch
 still goes whole, alone)."""
 
+GATHER: Final = 0.02
+"""Seconds a transaction waits, at most, for the batches that are being read and checked
+when it is about to start (none when no other request is that far). What a commit costs
+is mostly the pages it writes, and each event dirties a page of each index wherever its
+key lands (and of ``daily_installs``): a page that several batches' events share is
+written once for all of them. In `bench/collector.py` (4 clients), SQLite's transactions
+held 2 batches where they now hold 4, and the server spent 96 µs of CPU per event instead
+of 110 (5 alternating runs each, load average 5 to 10, here); the events stored a second
+hardly changed (9,200 against 8,900), as the writer now also waits. Checking a batch of
+100 events takes milliseconds; a large batch's check may outlast the wait, which then
+ends."""
+
 
 class Writer:
-    """The process's one writer: `store` queues a batch, `run` commits what is queued."""
+    """The process's one writer: `store` queues a batch, `run` commits what is queued.
+    `checking` wraps the reading and checking of a body, so that `run` knows which batches
+    are on their way (see `GATHER`); between its end and `store` queueing the batch
+    nothing may be awaited, so a batch is always either counted there or queued."""
 
     def __init__(
         self, engine: Engine, forward_to: Sequence[str] = (), erase_at: Sequence[str] = ()
@@ -87,20 +103,43 @@ class Writer:
         self.erase_at = list(erase_at)
         self.queue: asyncio.Queue[tuple[list[dict[str, Any]], asyncio.Future[int]]]
         self.queue = asyncio.Queue()
+        self.being_checked = 0
+        self.changed = asyncio.Event()
+        """Set when a batch is queued or a check ends: what `run` waits for."""
+
+    @contextlib.contextmanager
+    def checking(self) -> Iterator[None]:
+        """Around a request's reading and checking."""
+        self.being_checked += 1
+        try:
+            yield
+        finally:
+            self.being_checked -= 1
+            self.changed.set()
 
     async def store(self, batch: list[dict[str, Any]]) -> int:
         """How many events of ``batch`` were new, once they are committed."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         await self.queue.put((batch, future))
+        self.changed.set()
         return await future
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             group = [await self.queue.get()]
             size = len(group[0][0])
-            while size < MAX_GROUP_EVENTS and not self.queue.empty():
-                group.append(self.queue.get_nowait())
-                size += len(group[-1][0])
+            deadline = loop.time() + GATHER
+            while True:
+                while size < MAX_GROUP_EVENTS and not self.queue.empty():
+                    group.append(self.queue.get_nowait())
+                    size += len(group[-1][0])
+                if size >= MAX_GROUP_EVENTS or not self.being_checked or loop.time() >= deadline:
+                    break
+                self.changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout_at(deadline):
+                        await self.changed.wait()
             try:
                 stored = await run_in_threadpool(
                     _store,
@@ -294,9 +333,10 @@ def create_app(
             )
         if not parsers:
             parsers.append(anyio.CapacityLimiter(PARSERS))
-        judged = await anyio.to_thread.run_sync(
-            judge, bytes(raw), encoding == "gzip", tools, limiter=parsers[0]
-        )
+        with writer.checking():  # ends before anything else is awaited: see `Writer`
+            judged = await anyio.to_thread.run_sync(
+                judge, bytes(raw), encoding == "gzip", tools, limiter=parsers[0]
+            )
         if isinstance(judged, Response):
             return judged
         batch, rejected = judged
