@@ -6,7 +6,10 @@ endpoint healthy (a loopback server answering 200 at once), refusing (a port whe
 listens) and blackholed (accepts TCP, never reads or answers); every run is capped at
 ``--cap`` seconds (60) and killed there. Each SDK app sends one event and then flushes or
 shuts down the way that SDK's documentation tells a program that is about to exit; this
-library's app takes its normal path (the event spooled, a detached uploader started).
+library's app takes its normal path (the event spooled, a detached uploader started), with
+an uploader started for every run (``CLI_TELEMETRY_UPLOAD_AT_ONCE``, and the throttle's
+stamp reset), as each SDK sends from every run: by default the upload policy would leave
+the event waiting, and the comparison would be of a run that sends nothing.
 
 The SDKs are never dependencies of this project: they are installed, at the exact versions
 in `PINS`, into a venv of their own under ``build/peers/<hash of the pins>/`` (made once,
@@ -303,6 +306,9 @@ def cell(
         if tool == "cli-telemetry":  # as its user would have: `tool telemetry enable`
             enable = [str(python), str(scripts[tool]), "telemetry", "enable"]
             subprocess.run(enable, env=env, check=True, capture_output=True)
+            # Every SDK here sends its event from the run that made it: so does this
+            # library, past its upload policy (which would leave one event waiting).
+            env["CLI_TELEMETRY_UPLOAD_AT_ONCE"] = "1"
         pairs = []
         for i in range(warmup + runs):
             if tool == "cli-telemetry" and stamp.exists():

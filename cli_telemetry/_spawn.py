@@ -350,10 +350,11 @@ def lower_priority() -> None:
     An uploader run costs 100-250 ms of CPU (an interpreter, urllib3, a connection), most
     of it while the user may already run their next command: at niceness 19 it gets what
     the commands leave (Linux's scheduler weighs it at about 1.5% of a normal process's
-    share of a busy core), and Linux's default I/O scheduling follows the CPU priority. It
-    still runs, so its deadline holds on a busy machine. posix_spawn has no attribute for
-    it, so the uploader sets its own; on Windows `_spawn_windows` starts it below normal
-    priority instead. A failure (a sandbox that refuses it) changes nothing else.
+    share of a busy core), and Linux's I/O schedulers that have priorities (BFQ) derive
+    its I/O priority from it. It still runs, so its deadline holds on a busy machine.
+    posix_spawn has no attribute for it, so the uploader sets its own; on Windows
+    `_spawn_windows` starts it below normal priority instead. A failure (a sandbox that
+    refuses it) changes nothing else.
     """
     if not hasattr(os, "nice"):
         return
