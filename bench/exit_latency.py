@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import measured  # bench/measured.py, beside this script
-from processes import compile_sources, library_at, subreaper
+from processes import compile_sources, example_tool, library_at, subreaper, user_environ
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = str(ROOT / "bench" / "baseline")
@@ -181,9 +181,7 @@ def main() -> None:
     args = parser.parse_args()
     run = measured.context(sys.argv)
     subreaper()
-    script = shutil.which("cli-app", path=os.path.dirname(sys.executable))
-    if script is None:
-        raise SystemExit("cli-app is not installed next to this Python; run `python3 dev.py test`")
+    script = example_tool()
     compile_sources()
     ok_url, server = healthy()
     hole_url, hole = blackhole()
@@ -191,9 +189,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="cli-telemetry-exit-"))
     empty = work / "empty"
     empty.mkdir()
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "CLI_APP_"))}
-    for name in ("DO_NOT_TRACK", "CLI_TELEMETRY_UPLOAD_AT_ONCE", "PYTHONPATH"):
-        base_env.pop(name, None)
+    base_env = user_environ()
     libraries: list[tuple[str, str | None]] = []
     if args.before:
         libraries.append((f"before {args.before}", str(library_at(args.before, work / "lib"))))

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import measured  # bench/measured.py, beside this script
-from processes import compile_sources
+from processes import compile_sources, example_tool, user_environ
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = str(ROOT / "bench" / "baseline")
@@ -116,17 +116,13 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
-    tool = shutil.which("cli-app", path=os.path.dirname(sys.executable))
-    if tool is None:
-        raise SystemExit("cli-app is not installed next to this Python; run `python3 dev.py test`")
+    tool = example_tool()
     run = measured.context(sys.argv)
     compile_sources()
     home = tempfile.mkdtemp(prefix="cli-telemetry-instructions-")
     empty = os.path.join(home, "empty")
     os.mkdir(empty)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "CLI_APP_"))}
-    for name in ("DO_NOT_TRACK", "CLI_TELEMETRY_UPLOAD_AT_ONCE"):
-        env.pop(name, None)
+    env = user_environ()
     env.update(HOME=home, PYTHONHASHSEED="0", PYTHONPATH=empty)
     env["CLI_APP_ENDPOINT"] = "http://127.0.0.1:9/v1/events"  # unreachable: no uploader
     spool = Path(home, ".local/state/cli-app/telemetry/spool/new")

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import measured  # bench/measured.py, beside this script
-from processes import compile_sources
+from processes import compile_sources, example_tool, user_environ
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = str(ROOT / "bench" / "baseline")
@@ -155,17 +155,11 @@ def main() -> None:
 
 
 def bench(name: str, pairs: int) -> dict[str, Any]:
-    script = shutil.which(name, path=os.path.dirname(sys.executable))
-    if script is None:
-        raise SystemExit(
-            f"{name} is not installed next to this Python; run `python3 dev.py test` once"
-        )
+    script = example_tool(name)
     tool = [script, "hello"]
     home = tempfile.mkdtemp(prefix="cli-telemetry-bench-")
     try:
-        prefixes = ("XDG_", "CLI_APP_", "TYPER_APP_")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-        env.pop("DO_NOT_TRACK", None)
+        env = user_environ()
         env["HOME"] = home
         subprocess.run(
             [script, "telemetry", "enable"], env=env, cwd=home, check=True, capture_output=True

@@ -1,16 +1,41 @@
-"""What the benches that run the example tool share: its sources compiled first, becoming
-the reaper of the detached uploaders, and a copy of the library as it was at another commit
-(for before/after tables)."""
+"""What the benches that run the example tools share: the tool's script and a user's
+environment for it, the sources compiled first, becoming the reaper of the detached
+uploaders, and a copy of the library as it was at another commit (for before/after
+tables)."""
 
 from __future__ import annotations
 
 import ctypes
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PR_SET_CHILD_SUBREAPER = 36
+
+
+def example_tool(name: str = "cli-app") -> str:
+    """The console script of an example tool (``cli-app``, ``typer-app``) beside this
+    Python."""
+    script = shutil.which(name, path=os.path.dirname(sys.executable))
+    if script is None:
+        raise SystemExit(f"{name} is not installed next to this Python; run `python3 dev.py test`")
+    return script
+
+
+USER_UNSET = ("DO_NOT_TRACK", "CLI_TELEMETRY_UPLOAD_AT_ONCE", "PYTHONPATH")
+"""What a bench's runs never inherit from the shell that starts it: whether telemetry
+records, when it uploads, and where Python imports from (each bench sets its own)."""
+
+
+def user_environ() -> dict[str, str]:
+    """This process's environment as a user's run of the example tools has it: without the
+    XDG directories (each run gets a HOME of its own), the tools' own variables
+    (``CLI_APP_``, ``TYPER_APP_``) and `USER_UNSET`."""
+    own = ("XDG_", "CLI_APP_", "TYPER_APP_")
+    return {k: v for k, v in os.environ.items() if not k.startswith(own) and k not in USER_UNSET}
 
 
 def compile_sources() -> None:

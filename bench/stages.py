@@ -28,7 +28,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from processes import compile_sources  # bench/processes.py, beside this script
+from processes import compile_sources, example_tool, user_environ  # bench/processes.py
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -173,15 +173,13 @@ def main() -> None:
     compile_sources()
     code = driver(IMPORTS + LATER_IMPORTS[args.layout], WRAPPED[args.layout])
     home = tempfile.mkdtemp(prefix="cli-telemetry-stages-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "CLI_APP_"))}
-    env.pop("DO_NOT_TRACK", None)
+    env = user_environ()
     env["HOME"] = home
     env["CLI_APP_ENDPOINT"] = "http://127.0.0.1:9/v1/events"  # unreachable: backs off
     state = Path(home, ".local/state/cli-app")
     runs: list[dict[str, int]] = []
     try:
-        tool = shutil.which("cli-app", path=os.path.dirname(sys.executable))
-        assert tool is not None, "cli-app is not installed next to this Python"
+        tool = example_tool()
         subprocess.run([tool, "telemetry", "enable"], env=env, cwd=home, check=True,
                        capture_output=True)  # fmt: skip
         for i in range(args.runs + 2):  # the first two warm the caches, and are dropped

@@ -38,7 +38,7 @@ from typing import Any
 
 import measured  # bench/measured.py, beside this script
 from exit_latency import healthy
-from processes import compile_sources, library_at, subreaper
+from processes import compile_sources, example_tool, library_at, subreaper, user_environ
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ".local/state/cli-app/telemetry"
@@ -151,17 +151,13 @@ def main() -> None:
     args = parser.parse_args()
     run = measured.context(sys.argv)
     subreaper()
-    script = shutil.which("cli-app", path=os.path.dirname(sys.executable))
-    if script is None:
-        raise SystemExit("cli-app is not installed next to this Python; run `python3 dev.py test`")
+    script = example_tool()
     compile_sources()
     rng = random.Random(args.seed)
     gaps = [rng.expovariate(1 / args.mean_gap) for _ in range(args.commands)]
     url, server = healthy()
     work = Path(tempfile.mkdtemp(prefix="cli-telemetry-upload-cost-"))
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "CLI_APP_"))}
-    for name in ("DO_NOT_TRACK", "CLI_TELEMETRY_UPLOAD_AT_ONCE", "PYTHONPATH"):
-        base.pop(name, None)
+    base = user_environ()
     libraries: list[tuple[str, str | None]] = []
     if args.before:
         libraries.append((f"before ({args.before})", str(library_at(args.before, work / "lib"))))
