@@ -90,22 +90,23 @@ def start_uploader(
     """Start a detached uploader for ``sinks``, unless one runs, started recently or is
     backing off. ``uploaders`` holds the pids this process started (a long-lived host
     reaps them here)."""
-    from ._append import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS
     from ._values import encode
+    from .recording import spool_bounds
 
     uploaders[:] = reap(uploaders)
     if running_uploader(paths.uploader_pid) is not None:
         return  # it picks up the new events itself
     if not should_spawn(paths.uploader_stamp, time.time()):
         return
+    max_events, max_bytes = spool_bounds(config)
     options: UploaderOptions = {
         "tool": config.tool,
         "env_prefix": config.env_prefix,
         "consent": config.consent,
         "policy_version": config.policy_version,
         "sinks": sinks,
-        "max_events": config.max_events or DEFAULT_MAX_EVENTS,
-        "max_bytes": config.max_bytes or DEFAULT_MAX_BYTES,
+        "max_events": max_events,
+        "max_bytes": max_bytes,
     }
     pid = spawn(uploader_argv(), encode(options))
     if pid is not None:

@@ -168,9 +168,9 @@ def _when_sent(state: Status, config: ToolConfig) -> str:
         if all(resting):  # every destination backs off: the uploader would start for none
             return f", sent with the first command after {min(filter(None, resting))}"
         return ", sent with the next command"
-    from ._append import DEFAULT_MAX_EVENTS
+    from .recording import enough_events, spool_bounds
 
-    enough = min(config.upload_after_events, config.max_events or DEFAULT_MAX_EVENTS)
+    enough = enough_events(config, spool_bounds(config)[0])
     return f", sent once {enough} wait or with the first command after {state.upload_due_at}"
 
 

@@ -178,14 +178,22 @@ def decide(config: ToolConfig, env: EnvSettings, paths: Paths) -> Decision:
     )
 
 
+def spool_bounds(config: ToolConfig) -> tuple[int, int]:
+    """The spool's bounds, ``(max_events, max_bytes)``: the author's, or the defaults."""
+    from ._append import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS
+
+    return config.max_events or DEFAULT_MAX_EVENTS, config.max_bytes or DEFAULT_MAX_BYTES
+
+
 def open_spool(config: ToolConfig, paths: Paths, env: EnvSettings | None = None) -> Spool:
     """The tool's spool, with its bounds, reporting to the debug output."""
-    from .spool import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Spool
+    from .spool import Spool
 
+    max_events, max_bytes = spool_bounds(config)
     return Spool(
         paths.spool_dir,
-        max_events=config.max_events or DEFAULT_MAX_EVENTS,
-        max_bytes=config.max_bytes or DEFAULT_MAX_BYTES,
+        max_events=max_events,
+        max_bytes=max_bytes,
         report=env.report if env is not None else lambda message: None,
     )
 
@@ -270,8 +278,7 @@ def _store(
     from . import _append
 
     appended = _append.append(paths.spool_dir, encoded)
-    max_events = config.max_events or _append.DEFAULT_MAX_EVENTS
-    max_bytes = config.max_bytes or _append.DEFAULT_MAX_BYTES
+    max_events, max_bytes = spool_bounds(config)
     waiting = _append.waiting(paths.spool_dir)
     if _append.over_bounds(paths.spool_dir, max_events, max_bytes, waiting):
         open_spool(config, paths, env).trim(wait=False)
@@ -326,7 +333,7 @@ def upload_due(
 
     if waiting is None:
         return True
-    if len(waiting) >= min(config.upload_after_events, max_events):
+    if len(waiting) >= enough_events(config, max_events):
         return True
     oldest = oldest_ns(waiting)
     if oldest is None:
@@ -339,6 +346,12 @@ def upload_due(
     if env_flag(os.environ.get(UPLOAD_AT_ONCE_VARIABLE)):
         return True
     return os.path.exists(paths.deletion_file)
+
+
+def enough_events(config: ToolConfig, max_events: int) -> int:
+    """How many waiting events make an upload due: ``upload_after_events``, but never more
+    than the spool holds (the policy alone must not make the spool drop events)."""
+    return min(config.upload_after_events, max_events)
 
 
 def _show(env: EnvSettings, paths: Paths, decision: Decision, events: list[Event]) -> None:

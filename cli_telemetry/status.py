@@ -166,7 +166,7 @@ def read_status(config: ToolConfig) -> Status:
     from ._ids import read_ids
     from ._settings import EnvSettings
     from .delivery import UploadState, iso_seconds
-    from .recording import decide, open_spool, upload_due
+    from .recording import decide, open_spool, spool_bounds, upload_due
 
     env = EnvSettings.read(config.env_prefix)
     paths = _paths.resolve(config.tool)
@@ -184,8 +184,7 @@ def read_status(config: ToolConfig) -> Status:
     names = _append.waiting(paths.spool_dir) if decision.enabled else None
     due, due_at = False, None
     if names:
-        max_events = config.max_events or _append.DEFAULT_MAX_EVENTS
-        max_bytes = config.max_bytes or _append.DEFAULT_MAX_BYTES
+        max_events, max_bytes = spool_bounds(config)
         due = upload_due(config, paths, names, max_events, max_bytes, now)
         oldest = _append.oldest_ns(names)
         if not due and oldest is not None:
