@@ -619,3 +619,21 @@ def test_an_upload_policy_that_makes_no_sense_is_the_authors_error(
         Telemetry("acme", version="1", **options)
     policy = Telemetry("acme", version="1", upload_after_events=5, upload_after_seconds=0)
     assert (policy.config.upload_after_events, policy.config.upload_after_seconds) == (5, 0.0)
+
+
+def test_lowering_the_priority_where_it_is_refused_or_missing_changes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+
+    def refused(increment: int) -> int:
+        calls.append(increment)
+        if increment:
+            raise PermissionError("a sandbox that refuses it")
+        return 0
+
+    monkeypatch.setattr(os, "nice", refused)
+    _spawn.lower_priority()  # no exception reaches the uploader
+    assert calls == [0, _spawn.UPLOADER_NICENESS]
+    monkeypatch.delattr(os, "nice")  # Windows: the priority class is set at creation
+    _spawn.lower_priority()
